@@ -1,0 +1,56 @@
+#pragma once
+/// \file The log store policy: where a node keeps its log and its hard state.
+///
+/// Durability is asynchronous: `append` returns at once and `durable_index()` later
+/// rises to cover what has reached stable storage. A node acknowledges and counts
+/// toward a quorum only entries at or below `durable_index()` (Raft thesis §10.2.1).
+/// `save_hard_state` is synchronous: term and vote are durable when it returns, so a
+/// node can grant a vote or speak in a new term right after.
+///
+/// Optional capabilities, detected when present:
+///  - `void poll(time_point now)`: completes writes whose simulated latency has passed.
+///  - `std::error_code error() const`: a fatal storage failure (the node stops).
+
+#include <concepts>
+#include <span>
+#include <system_error>
+
+#include "raftkit/types.hpp"
+
+namespace raftkit {
+
+/// What a log store must provide. Indexes are contiguous from `first_index()` to
+/// `last_index()`; an empty log has `last_index() == first_index() - 1`.
+template <class L>
+concept log_store = requires(L& s, const L& cs, index_t i, std::span<const entry> es,
+                             const hard_state& hs) {
+  /// First index held (1 until a prefix is compacted away).
+  { cs.first_index() } -> std::same_as<index_t>;
+  /// Last index held; 0 for an empty log.
+  { cs.last_index() } -> std::same_as<index_t>;
+  /// Term of entry `i`; 0 when `i` is 0 or not held.
+  { cs.term_at(i) } -> std::same_as<term_t>;
+  /// Entry `i`; precondition first_index() <= i <= last_index().
+  { cs.at(i) } -> std::convertible_to<entry>;
+  /// Highest index known to be on stable storage (never above last_index()).
+  { cs.durable_index() } -> std::same_as<index_t>;
+  /// Appends entries that start at last_index() + 1. Durability follows later.
+  { s.append(es) } -> std::same_as<void>;
+  /// Removes every entry after `i` (a conflicting suffix, §5.3). Never below commit.
+  { s.truncate_after(i) } -> std::same_as<void>;
+  /// The persisted term and vote (zeros on a fresh store).
+  { cs.load_hard_state() } -> std::same_as<hard_state>;
+  /// Persists term and vote; durable when it returns.
+  { s.save_hard_state(hs) } -> std::same_as<void>;
+};
+
+namespace detail {
+template <class L>
+concept pollable_store = requires(L& s, time_point t) { s.poll(t); };
+template <class L>
+concept failable_store = requires(const L& s) {
+  { s.error() } -> std::convertible_to<std::error_code>;
+};
+}  // namespace detail
+
+}  // namespace raftkit

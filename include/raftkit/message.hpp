@@ -1,0 +1,78 @@
+#pragma once
+/// \file The messages nodes exchange. One flat struct serves every type (as in etcd
+/// raft): a transport moves and serialises one shape, and each field's meaning per
+/// type is documented below. Types 5-7 are reserved for snapshots and leadership
+/// transfer so the wire numbering never changes.
+
+#include <cstdint>
+
+#include "raftkit/types.hpp"
+
+namespace raftkit {
+
+/// Message types. Values are the wire encoding: never renumber.
+enum class message_type : std::uint8_t {
+  request_vote = 1,          ///< §5.2: candidate asks for a vote (or a pre-vote, flag)
+  request_vote_reply = 2,    ///< §5.2: vote granted or not
+  append_entries = 3,        ///< §5.3: entries after (log_index, log_term); also heartbeat
+  append_entries_reply = 4,  ///< §5.3: success with match index, or rejection with hint
+  install_snapshot = 5,      ///< reserved: §7 chunked snapshot transfer
+  install_snapshot_reply = 6,///< reserved
+  timeout_now = 7,           ///< reserved: leadership transfer (thesis §3.10)
+  forward_proposal = 8,      ///< a follower forwards a client proposal to the leader
+  forward_reply = 9,         ///< the leader says where the forwarded proposal went
+};
+
+inline constexpr std::uint8_t max_message_type = 9;
+
+/// Flags carried in `message::flags`.
+namespace message_flags {
+inline constexpr std::uint32_t pre_vote = 1u << 0;  ///< reserved: pre-vote (thesis §9.6)
+inline constexpr std::uint32_t transfer = 1u << 1;  ///< reserved: vote for a leadership transfer
+}  // namespace message_flags
+
+/// One Raft message.
+///
+/// | type                 | log_index          | log_term        | commit        | reject | hint_index / hint_term            |
+/// |----------------------|--------------------|-----------------|---------------|--------|-----------------------------------|
+/// | request_vote         | last log index     | last log term   |               |        |                                   |
+/// | request_vote_reply   |                    |                 |               | !grant |                                   |
+/// | append_entries       | prev log index     | prev log term   | leader commit |        |                                   |
+/// | append_entries_reply | match / rejected   |                 |               | reject | conflict index / conflict term    |
+/// | forward_proposal     |                    |                 |               |        | (request_id, entries[0] payload)  |
+/// | forward_reply        | index it went to   | its term        |               | failed | hint_index = errc if failed       |
+struct message {
+  message_type type = message_type::append_entries;
+  node_id from = no_node;
+  node_id to = no_node;
+  term_t term = 0;
+  index_t log_index = 0;
+  term_t log_term = 0;
+  index_t commit = 0;
+  bool reject = false;
+  std::uint32_t flags = 0;
+  index_t hint_index = 0;
+  term_t hint_term = 0;
+  std::uint64_t request_id = 0;
+  entry_batch entries;
+
+  friend bool operator==(const message&, const message&) = default;
+};
+
+/// A short name for a message type, for traces and errors.
+constexpr const char* to_string(message_type t) noexcept {
+  switch (t) {
+    case message_type::request_vote: return "request_vote";
+    case message_type::request_vote_reply: return "request_vote_reply";
+    case message_type::append_entries: return "append_entries";
+    case message_type::append_entries_reply: return "append_entries_reply";
+    case message_type::install_snapshot: return "install_snapshot";
+    case message_type::install_snapshot_reply: return "install_snapshot_reply";
+    case message_type::timeout_now: return "timeout_now";
+    case message_type::forward_proposal: return "forward_proposal";
+    case message_type::forward_reply: return "forward_reply";
+  }
+  return "unknown";
+}
+
+}  // namespace raftkit
