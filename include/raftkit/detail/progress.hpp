@@ -1,0 +1,97 @@
+#pragma once
+/// \file A leader's replication progress for one follower (Raft thesis §3.5, and the
+/// probe/replicate states of etcd raft).
+///
+/// Probing: the match point is unknown; one AppendEntries at a time walks `next` back
+/// using the follower's conflict hints. Replicating: the match point is known; several
+/// AppendEntries are in flight, bounded in messages and bytes.
+
+#include <algorithm>
+#include <cstddef>
+
+#include "raftkit/detail/ring.hpp"
+#include "raftkit/types.hpp"
+
+namespace raftkit::detail {
+
+struct progress {
+  struct flight {
+    index_t last = 0;
+    std::size_t bytes = 0;
+  };
+
+  progress(node_id peer, std::size_t window) : id(peer) { inflight.reserve(window); }
+
+  node_id id;
+  index_t match = 0;
+  index_t next = 1;
+  bool probing = true;
+  bool probe_sent = false;
+  index_t probe_prev = 0;  // prev index of the outstanding probe
+  bool recent_active = false;
+  ring<flight> inflight;
+  std::size_t inflight_bytes = 0;
+  unsigned idle_heartbeats = 0;  // heartbeats with messages in flight and no progress
+  index_t match_at_heartbeat = 0;
+
+  /// A new leader knows nothing of the follower: probe from the end of its own log.
+  void reset(index_t next_index) {
+    match = 0;
+    to_probe(next_index);
+    recent_active = false;
+  }
+  void to_probe(index_t next_index) {
+    probing = true;
+    probe_sent = false;
+    next = next_index;
+    inflight.clear();
+    inflight_bytes = 0;
+    idle_heartbeats = 0;
+  }
+  bool can_send(std::size_t max_msgs, std::size_t max_bytes) const noexcept {
+    if (probing) return !probe_sent;
+    return inflight.size() < max_msgs && inflight_bytes < max_bytes;
+  }
+  /// Records an AppendEntries covering (next-1, last].
+  void sent(index_t last, std::size_t bytes) {
+    if (probing) {
+      probe_sent = true;
+      probe_prev = next - 1;
+    }
+    inflight.push_back({last, bytes});
+    inflight_bytes += bytes;
+    next = last + 1;
+  }
+  /// A successful reply: the follower holds, durably, a log matching ours up to `m`.
+  void acknowledge(index_t m) {
+    if (m > match) {
+      match = m;
+      idle_heartbeats = 0;
+    }
+    // The probe succeeded once the follower holds everything up to the probed prev;
+    // an older success (or one limited by the follower's disk) proves less.
+    if (probing && probe_sent && m >= probe_prev) {
+      probing = false;
+      probe_sent = false;
+    }
+    if (!probing) next = std::max(next, match + 1);
+    while (!inflight.empty() && inflight.front().last <= match) {
+      inflight_bytes -= inflight.front().bytes;
+      inflight.pop_front();
+    }
+  }
+  /// A rejection matters only if it answers what we are waiting for; a reordered
+  /// rejection of something since acknowledged must not move `next` back.
+  bool is_current_rejection(index_t rejected_prev) const noexcept {
+    if (probing) return probe_sent && rejected_prev == probe_prev;
+    return rejected_prev >= match && rejected_prev < next;
+  }
+  /// Messages are in flight yet two heartbeats passed with no progress: they were lost.
+  bool stalled() const noexcept { return !probing && !inflight.empty() && idle_heartbeats >= 2; }
+  void mark_heartbeat() {
+    if (match == match_at_heartbeat && !inflight.empty()) ++idle_heartbeats;
+    match_at_heartbeat = match;
+  }
+};
+
+}  // namespace raftkit::detail

@@ -1,0 +1,700 @@
+#pragma once
+/// \file basic_node: the Raft engine, composed from four policies.
+///
+/// A node is single-threaded and never blocks. Its inputs are `receive` (a message),
+/// `tick` (the clock moved), `propose` (a client command) and `notify_durable` (the log
+/// store made progress). Its outputs go through the policies: messages to the transport,
+/// entries to the log store, committed commands to the state machine, results to the
+/// proposal's completion. Given the same inputs in the same order it does the same
+/// thing: no wall clock, no unseeded randomness.
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "raftkit/assert.hpp"
+#include "raftkit/clock.hpp"
+#include "raftkit/config.hpp"
+#include "raftkit/detail/progress.hpp"
+#include "raftkit/detail/random.hpp"
+#include "raftkit/detail/ring.hpp"
+#include "raftkit/detail/unique_function.hpp"
+#include "raftkit/errc.hpp"
+#include "raftkit/log_store.hpp"
+#include "raftkit/message.hpp"
+#include "raftkit/state_machine.hpp"
+#include "raftkit/status.hpp"
+#include "raftkit/transport.hpp"
+#include "raftkit/types.hpp"
+
+namespace raftkit {
+
+/// The Raft engine over Transport, LogStore, StateMachine and Clock policies.
+template <transport Transport, log_store LogStore, state_machine StateMachine, clock Clock>
+class basic_node {
+ public:
+  using transport_type = Transport;
+  using log_store_type = LogStore;
+  using state_machine_type = StateMachine;
+  using clock_type = Clock;
+  /// What a proposal's completion receives besides the error code.
+  using result_type = apply_result_t<StateMachine>;
+  /// A proposal's completion: `(error_code, result)`; result is default on error.
+  using completion = detail::unique_function<void(std::error_code, result_type)>;
+
+  /// Builds a node and restores term and vote from the log store (a restart is a new
+  /// incarnation: commit and applied start at 0 and the state machine replays the log).
+  basic_node(node_config cfg, Transport t, LogStore l, StateMachine s, Clock c)
+      : cfg_(std::move(cfg)),
+        transport_(std::move(t)),
+        log_(std::move(l)),
+        sm_(std::move(s)),
+        clock_(std::move(c)),
+        rng_(cfg_.seed ^ (cfg_.id * 0x9E3779B97F4A7C15ull)) {
+    cfg_.validate();
+    const hard_state hs = log_.load_hard_state();
+    term_ = hs.term;
+    vote_ = hs.vote;
+    for (node_id m : cfg_.members) {
+      if (m != cfg_.id) peers_.emplace_back(m, cfg_.max_inflight_messages);
+    }
+    quorum_scratch_.reserve(cfg_.members.size());
+    reset_election_deadline();
+  }
+
+  basic_node(const basic_node&) = delete;
+  basic_node& operator=(const basic_node&) = delete;
+
+  // ---------------------------------------------------------------- inputs
+
+  /// Handles one message from a peer.
+  void receive(message&& m) {
+    if (stopped_) return;
+    ++counters_.messages_received;
+    step(std::move(m));
+    after_input();
+  }
+
+  /// Lets time-driven work happen: elections, heartbeats, forwarded-proposal timeouts,
+  /// delayed store completions. Call it at least at `next_deadline()`.
+  void tick() {
+    if (stopped_) return;
+    const time_point now = clock_.now();
+    if constexpr (detail::pollable_store<LogStore>) log_.poll(now);
+    if (role_ == role::leader) {
+      if (now >= heartbeat_deadline_) {
+        heartbeat_deadline_ = now + cfg_.heartbeat_interval;
+        for (auto& p : peers_) heartbeat(p);
+      }
+    } else if (now >= election_deadline_) {
+      start_election();
+    }
+    expire_forwards(now);
+    after_input();
+  }
+
+  /// Tells the node its log store made more entries durable.
+  void notify_durable() {
+    if (stopped_) return;
+    after_input();
+  }
+
+  /// Proposes `command`. On the leader, `done` receives the state machine's result once
+  /// the entry is applied here. On a follower the proposal is forwarded to the known
+  /// leader (if configured) or fails at once with not_leader (see `leader()`). Every
+  /// proposal completes exactly once; `done` may run before `propose` returns.
+  template <class Handler>
+  void propose(std::span<const std::byte> command, Handler&& done) {
+    completion c(std::forward<Handler>(done));
+    if (stopped_) return fail(c, stop_reason());
+    ++counters_.proposals;
+    if (role_ != role::leader) {
+      if (cfg_.forward_proposals && leader_ != no_node) return forward(command, std::move(c));
+      return fail(c, errc::not_leader);
+    }
+    if (pending_.size() >= cfg_.max_pending_proposals) return fail(c, errc::busy);
+    const index_t idx = append_local(entry_type::normal, shared_bytes::copy_of(command));
+    pending_.push_back(pending_proposal{idx, term_, std::move(c)});
+    for (auto& p : peers_) send_append(p);
+    after_input();
+  }
+
+  /// Stops the node: every pending proposal completes with shutting_down, later inputs
+  /// are ignored.
+  void stop() { halt(errc::shutting_down); }
+
+  // ---------------------------------------------------------------- observers
+
+  node_id id() const noexcept { return cfg_.id; }
+  raftkit::role role_now() const noexcept { return role_; }
+  bool is_leader() const noexcept { return role_ == role::leader; }
+  term_t term() const noexcept { return term_; }
+  /// The leader this node knows for its term (itself when leader), or no_node.
+  node_id leader() const noexcept { return leader_; }
+  index_t commit_index() const noexcept { return commit_; }
+  index_t applied_index() const noexcept { return applied_; }
+  /// Why the node stopped (shutting_down, io_error...), or empty while it runs.
+  std::error_code error() const noexcept { return stop_error_; }
+  const node_config& config() const noexcept { return cfg_; }
+  const node_counters& counters() const noexcept { return counters_; }
+
+  /// A snapshot of the node's state, with per-peer progress on the leader.
+  node_status status() const {
+    node_status s;
+    s.id = cfg_.id;
+    s.role = role_;
+    s.term = term_;
+    s.leader = leader_;
+    s.commit_index = commit_;
+    s.applied_index = applied_;
+    s.last_log_index = log_.last_index();
+    s.durable_index = log_.durable_index();
+    s.pending_proposals = pending_.size();
+    if (role_ == role::leader) {
+      for (const auto& p : peers_) {
+        s.peers.push_back(peer_status{p.id, p.match, p.next, p.inflight.size(), p.probing});
+      }
+    }
+    return s;
+  }
+
+  /// The earliest time at which `tick` has work to do.
+  time_point next_deadline() const noexcept {
+    time_point t = role_ == role::leader ? heartbeat_deadline_ : election_deadline_;
+    for (const auto& [id, f] : forwards_) t = std::min(t, f.deadline);
+    if (applied_ < commit_) t = std::min(t, clock_.now());
+    return t;
+  }
+
+  StateMachine& state_machine() noexcept { return sm_; }
+  const StateMachine& state_machine() const noexcept { return sm_; }
+  LogStore& log() noexcept { return log_; }
+  const LogStore& log() const noexcept { return log_; }
+  Transport& transport() noexcept { return transport_; }
+  Clock& clock() noexcept { return clock_; }
+
+ private:
+  using peer = detail::progress;
+
+  struct pending_proposal {
+    index_t index = 0;
+    term_t term = 0;
+    completion done;
+  };
+  struct forwarded {
+    completion done;
+    time_point deadline{0};
+    term_t term = 0;
+    index_t index = 0;  // 0 until the leader says where it went
+  };
+
+  // ---------------------------------------------------------------- dispatch
+
+  void step(message&& m) {
+    switch (m.type) {
+      case message_type::forward_proposal: return on_forward_proposal(m);
+      case message_type::forward_reply: return on_forward_reply(m);
+      default: break;
+    }
+    // §5.1: a message with a higher term makes this node a follower of that term,
+    // whatever its role. Only AppendEntries names the new leader.
+    if (m.term > term_) {
+      become_follower(m.term, m.type == message_type::append_entries ? m.from : no_node);
+    } else if (m.term < term_) {
+      // A stale sender learns the newer term from our reply (§5.1); replies are dropped.
+      if (m.type == message_type::request_vote) return reply_vote(m.from, false);
+      if (m.type == message_type::append_entries) return reply_append_reject(m.from, 0, 0, 0);
+      return;
+    }
+    switch (m.type) {
+      case message_type::request_vote: return on_request_vote(m);
+      case message_type::request_vote_reply: return on_vote_reply(m);
+      case message_type::append_entries: return on_append_entries(m);
+      case message_type::append_entries_reply: return on_append_reply(m);
+      default: ++counters_.messages_ignored; return;
+    }
+  }
+
+  // ---------------------------------------------------------------- elections (§5.2)
+
+  void start_election() {
+    if (!is_member()) return;
+    ++counters_.elections;
+    role_ = role::candidate;
+    leader_ = no_node;
+    set_hard_state(term_ + 1, cfg_.id);  // durable before any message of the new term
+    votes_.assign(1, cfg_.id);
+    reset_election_deadline();
+    if (has_quorum(votes_.size())) return become_leader();
+    for (auto& p : peers_) {
+      message m = make(message_type::request_vote, p.id);
+      m.log_index = log_.last_index();
+      m.log_term = log_.term_at(log_.last_index());
+      transport_send(std::move(m));
+    }
+  }
+
+  void on_request_vote(const message& m) {
+    const index_t my_last = log_.last_index();
+    const term_t my_last_term = log_.term_at(my_last);
+    // §5.4.1 election restriction: grant only to a candidate whose log is at least as
+    // up-to-date as ours, comparing the last entries' terms first, then the indexes.
+    const bool up_to_date =
+        m.log_term > my_last_term || (m.log_term == my_last_term && m.log_index >= my_last);
+    // §5.2: at most one vote per term, first come first served (persisted in vote_).
+    const bool can_vote = vote_ == no_node || vote_ == m.from;
+    const bool grant = can_vote && up_to_date && role_ == role::follower;
+    if (grant) {
+      set_hard_state(term_, m.from);  // durable before the reply leaves (§5.2, Fig. 2)
+      reset_election_deadline();
+    }
+    reply_vote(m.from, grant);
+  }
+
+  void reply_vote(node_id to, bool grant) {
+    message r = make(message_type::request_vote_reply, to);
+    r.reject = !grant;
+    transport_send(std::move(r));
+  }
+
+  void on_vote_reply(const message& m) {
+    // Only replies of the current term count (stale ones were dropped in step()).
+    if (role_ != role::candidate || m.reject) return;
+    if (std::find(votes_.begin(), votes_.end(), m.from) != votes_.end()) return;
+    if (!is_member(m.from)) return;
+    votes_.push_back(m.from);
+    if (has_quorum(votes_.size())) become_leader();
+  }
+
+  void become_leader() {
+    RAFTKIT_ASSERT(role_ == role::candidate, "only a candidate becomes leader");
+    role_ = role::leader;
+    leader_ = cfg_.id;
+    const index_t last = log_.last_index();
+    for (auto& p : peers_) p.reset(last + 1);
+    // §5.4.2 and §8: a leader commits entries of earlier terms only through an entry of
+    // its own term, so it appends a no-op at once.
+    append_local(entry_type::noop, shared_bytes{});
+    heartbeat_deadline_ = clock_.now() + cfg_.heartbeat_interval;
+    for (auto& p : peers_) send_append(p);
+  }
+
+  void become_follower(term_t term, node_id leader) {
+    const bool was_leader = role_ == role::leader;
+    if (term > term_) {
+      set_hard_state(term, no_node);
+      fail_forwards(errc::leadership_lost);
+    }
+    role_ = role::follower;
+    if (leader_ != leader) verified_ = acked_ = 0;
+    leader_ = leader;
+    if (was_leader) fail_pending(errc::leadership_lost);
+    reset_election_deadline();
+  }
+
+  // ---------------------------------------------------------------- replication (§5.3)
+
+  void on_append_entries(message& m) {
+    RAFTKIT_ASSERT(role_ != role::leader, "two leaders in one term");
+    if (role_ == role::candidate || leader_ != m.from) become_follower(term_, m.from);
+    reset_election_deadline();
+
+    const index_t prev = m.log_index;
+    const index_t last = log_.last_index();
+    if (prev > last) return reply_append_reject(m.from, prev, last + 1, 0);
+    // Entries at or below commit are known to match the leader (leader completeness,
+    // §5.4.3); they may be compacted here, so they are not compared.
+    if (prev > commit_ && log_.term_at(prev) != m.log_term) {
+      // §5.3 log matching fails at prev: hint the first index of the conflicting term
+      // so the leader skips the whole term in one round trip.
+      const term_t t = log_.term_at(prev);
+      index_t first = prev;
+      while (first - 1 > commit_ && first - 1 >= log_.first_index() && log_.term_at(first - 1) == t)
+        --first;
+      return reply_append_reject(m.from, prev, first, t);
+    }
+
+    // Append what is new; truncate only a suffix that really conflicts (§5.3). A stale
+    // or duplicated message finds every entry matching and changes nothing.
+    auto& es = m.entries.items();
+    std::size_t k = 0;
+    for (; k < es.size(); ++k) {
+      const entry& e = es[k];
+      if (e.index <= commit_ || e.index < log_.first_index()) continue;
+      if (e.index > log_.last_index()) break;
+      if (log_.term_at(e.index) == e.term) continue;
+      RAFTKIT_ASSERT(e.index > commit_, "conflict below the commit index");
+      log_.truncate_after(e.index - 1);
+      break;
+    }
+    if (k < es.size()) {
+      log_.append(std::span<const entry>(es.data() + k, es.size() - k));
+      ++counters_.log_appends;
+    }
+
+    const index_t last_new = prev + es.size();
+    verified_ = std::max(verified_, last_new);
+    // Follower commit: min(leader commit, index of last new entry) (Fig. 2).
+    const index_t c = std::min(m.commit, last_new);
+    if (c > commit_) commit_ = c;
+    ack_durable(true);
+  }
+
+  /// Acknowledges to the leader what is both verified against its log and durable
+  /// here; a follower never acknowledges an entry it could lose in a crash.
+  void ack_durable(bool always) {
+    if (role_ != role::follower || leader_ == no_node) return;
+    const index_t match = std::min(verified_, log_.durable_index());
+    if (!always && match <= acked_) return;
+    acked_ = match;
+    message r = make(message_type::append_entries_reply, leader_);
+    r.log_index = match;
+    transport_send(std::move(r));
+  }
+
+  void reply_append_reject(node_id to, index_t rejected, index_t hint_index, term_t hint_term) {
+    message r = make(message_type::append_entries_reply, to);
+    r.reject = true;
+    r.log_index = rejected;
+    r.hint_index = hint_index;
+    r.hint_term = hint_term;
+    transport_send(std::move(r));
+  }
+
+  void on_append_reply(const message& m) {
+    if (role_ != role::leader) return;
+    peer* p = find_peer(m.from);
+    if (!p) return;
+    p->recent_active = true;
+    if (m.reject) {
+      if (!p->is_current_rejection(m.log_index)) return;  // stale or reordered
+      p->to_probe(next_after_rejection(*p, m));
+      ++counters_.rejections;
+    } else {
+      // A reordered old reply cannot move match backwards.
+      p->acknowledge(std::min(m.log_index, log_.last_index()));
+    }
+    maybe_commit();
+    send_append(*p);
+  }
+
+  /// Where to resume after a rejection, from the follower's conflict hint.
+  index_t next_after_rejection(const peer& p, const message& m) const {
+    index_t next = m.hint_index;
+    if (m.hint_term != 0) {
+      // Find the last entry of hint_term in our log at or below the rejected index; if
+      // we have that term, the follower matches up to it (terms rise along a log, so
+      // a binary search finds it).
+      index_t lo = std::max(p.match, log_.first_index() - 1);
+      index_t hi = std::min(m.log_index, log_.last_index());
+      while (lo < hi) {  // last index in [lo, hi] with term <= hint_term
+        const index_t mid = lo + (hi - lo + 1) / 2;
+        if (log_.term_at(mid) <= m.hint_term) lo = mid; else hi = mid - 1;
+      }
+      if (lo > p.match && log_.term_at(lo) == m.hint_term) next = lo + 1;
+    }
+    return std::clamp(next, p.match + 1, log_.last_index() + 1);
+  }
+
+  /// Sends entries to `p` within its window: many messages in flight when replicating,
+  /// one at a time when probing for the match point.
+  void send_append(peer& p) {
+    if (role_ != role::leader) return;
+    const index_t last = log_.last_index();
+    while (p.can_send(cfg_.max_inflight_messages, cfg_.max_inflight_bytes)) {
+      if (!p.probing && p.next > last) return;
+      const index_t prev = p.next - 1;
+      if (prev + 1 < log_.first_index()) return;  // would need a snapshot (not yet supported)
+      message m = make(message_type::append_entries, p.id);
+      m.log_index = prev;
+      m.log_term = log_.term_at(prev);
+      m.commit = commit_;
+      std::size_t bytes = 0;
+      auto& es = m.entries.items();
+      for (index_t i = p.next; i <= last && es.size() < cfg_.max_entries_per_message; ++i) {
+        const entry& e = log_.at(i);
+        if (!es.empty() && bytes + e.wire_size() > cfg_.max_bytes_per_message) break;
+        bytes += e.wire_size();
+        es.push_back(e);
+      }
+      const index_t sent_last = prev + es.size();
+      p.sent(sent_last, bytes);
+      ++counters_.appends_sent;
+      transport_send(std::move(m));
+      if (p.probing) return;
+    }
+  }
+
+  /// A heartbeat asserts leadership and carries the commit index (§5.2). To a probing
+  /// peer it re-sends the probe; it also recovers a window whose messages were lost.
+  void heartbeat(peer& p) {
+    if (p.stalled()) p.to_probe(p.match + 1);
+    if (p.probing) {
+      p.probe_sent = false;
+      return send_append(p);
+    }
+    message m = make(message_type::append_entries, p.id);
+    m.log_index = p.match;
+    m.log_term = log_.term_at(p.match);
+    m.commit = std::min(commit_, p.match);
+    p.mark_heartbeat();
+    transport_send(std::move(m));
+    send_append(p);
+  }
+
+  /// §5.4.2: advance commit to the highest index durable on a majority, but only by
+  /// counting replicas of an entry from the current term.
+  void maybe_commit() {
+    if (role_ != role::leader) return;
+    quorum_scratch_.clear();
+    quorum_scratch_.push_back(std::min(log_.durable_index(), log_.last_index()));
+    for (const auto& p : peers_) quorum_scratch_.push_back(p.match);
+    const std::size_t q = quorum_size();
+    std::nth_element(quorum_scratch_.begin(), quorum_scratch_.begin() + (q - 1),
+                     quorum_scratch_.end(), std::greater<>());
+    const index_t n = quorum_scratch_[q - 1];
+    if (n > commit_ && commit_rule_allows(n)) commit_ = n;
+  }
+
+  bool commit_rule_allows(index_t n) const {
+#ifdef RAFTKIT_TEST_BREAK_COMMIT_RULE
+    (void)n;
+    return true;
+#else
+    return log_.term_at(n) == term_;
+#endif
+  }
+
+  // ---------------------------------------------------------------- proposals
+
+  index_t append_local(entry_type type, shared_bytes payload) {
+    entry e{term_, log_.last_index() + 1, type, std::move(payload)};
+    log_.append(std::span<const entry>(&e, 1));
+    ++counters_.log_appends;
+    return e.index;
+  }
+
+  void forward(std::span<const std::byte> command, completion c) {
+    const std::uint64_t rid = ++next_request_id_;
+    message m = make(message_type::forward_proposal, leader_);
+    m.request_id = rid;
+    m.entries.push_back(entry{0, 0, entry_type::normal, shared_bytes::copy_of(command)});
+    forwards_.emplace(rid, forwarded{std::move(c), clock_.now() + cfg_.forward_timeout, term_, 0});
+    ++counters_.forwarded;
+    transport_send(std::move(m));
+  }
+
+  void on_forward_proposal(message& m) {
+    message r = make(message_type::forward_reply, m.from);
+    r.request_id = m.request_id;
+    if (role_ != role::leader || m.entries.size() != 1) {
+      r.reject = true;
+      r.hint_index = static_cast<index_t>(errc::not_leader);
+    } else if (pending_.size() >= cfg_.max_pending_proposals) {
+      r.reject = true;
+      r.hint_index = static_cast<index_t>(errc::busy);
+    } else {
+      r.log_index = append_local(entry_type::normal, std::move(m.entries.items()[0].payload));
+      r.log_term = term_;
+      for (auto& p : peers_) send_append(p);
+    }
+    transport_send(std::move(r));
+  }
+
+  void on_forward_reply(const message& m) {
+    auto it = forwards_.find(m.request_id);
+    if (it == forwards_.end()) return;
+    if (m.reject) {
+      const auto code = static_cast<errc>(m.hint_index);
+      completion c = std::move(it->second.done);
+      forwards_.erase(it);
+      return fail(c, code == errc::busy ? errc::busy : errc::not_leader);
+    }
+    if (m.log_index <= applied_) {
+      // Applied here before the leader's answer arrived: we cannot tell this result
+      // from another, so the outcome is reported unknown rather than guessed.
+      completion c = std::move(it->second.done);
+      forwards_.erase(it);
+      return fail(c, errc::timeout);
+    }
+    it->second.index = m.log_index;
+    it->second.term = m.log_term;
+    it->second.deadline = time_point::max();  // now waits for apply, not for the leader
+  }
+
+  void expire_forwards(time_point now) {
+    for (auto it = forwards_.begin(); it != forwards_.end();) {
+      if (it->second.index == 0 && it->second.deadline <= now) {
+        completion c = std::move(it->second.done);
+        it = forwards_.erase(it);
+        fail(c, errc::timeout);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- applying
+
+  /// Applies committed entries in index order, each once per incarnation, and hands
+  /// each result to whoever proposed it.
+  void apply_committed() {
+    std::size_t n = 0;
+    while (applied_ < commit_ && n < cfg_.max_apply_batch && !stopped_) {
+      const index_t idx = applied_ + 1;
+      const entry e = log_.at(idx);
+      result_type result{};
+      if (e.type == entry_type::normal) {
+        if constexpr (std::is_void_v<decltype(sm_.apply(idx, e.payload.bytes()))>) {
+          sm_.apply(idx, e.payload.bytes());
+        } else {
+          result = sm_.apply(idx, e.payload.bytes());
+        }
+      }
+      applied_ = idx;
+      ++n;
+      complete_at(e, std::move(result));
+    }
+    counters_.applied += n;
+  }
+
+  void complete_at(const entry& e, result_type&& result) {
+    while (!pending_.empty() && pending_.front().index <= e.index) {
+      pending_proposal p = pending_.pop_front();
+      if (p.index == e.index && p.term == e.term) {
+        p.done(std::error_code{}, std::move(result));
+      } else {
+        fail(p.done, errc::leadership_lost);
+      }
+    }
+    for (auto it = forwards_.begin(); it != forwards_.end();) {
+      if (it->second.index == e.index) {
+        completion c = std::move(it->second.done);
+        const bool same = it->second.term == e.term;
+        it = forwards_.erase(it);
+        if (same) c(std::error_code{}, result_type{result});
+        else fail(c, errc::leadership_lost);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- after every input
+
+  void after_input() {
+    if constexpr (detail::failable_store<LogStore>) {
+      if (const std::error_code ec = log_.error()) return halt(ec);
+    }
+    if (role_ == role::leader) {
+      maybe_commit();
+    } else {
+      ack_durable(false);
+    }
+    apply_committed();
+  }
+
+  void halt(std::error_code ec) {
+    if (stopped_) return;
+    stopped_ = true;
+    stop_error_ = ec;
+    fail_pending(ec);
+    fail_forwards(ec);
+  }
+  std::error_code stop_reason() const { return stop_error_; }
+
+  void fail_pending(std::error_code ec) {
+    while (!pending_.empty()) {
+      pending_proposal p = pending_.pop_front();
+      fail(p.done, ec);
+    }
+  }
+  void fail_forwards(std::error_code ec) {
+    while (!forwards_.empty()) {
+      completion c = std::move(forwards_.begin()->second.done);
+      forwards_.erase(forwards_.begin());
+      fail(c, ec);
+    }
+  }
+  static void fail(completion& c, std::error_code ec) { c(ec, result_type{}); }
+
+  // ---------------------------------------------------------------- helpers
+
+  message make(message_type type, node_id to) const {
+    message m;
+    m.type = type;
+    m.from = cfg_.id;
+    m.to = to;
+    m.term = term_;
+    return m;
+  }
+  void transport_send(message&& m) {
+    ++counters_.messages_sent;
+    transport_.send(std::move(m));
+  }
+
+  void set_hard_state(term_t term, node_id vote) {
+#ifdef RAFTKIT_TEST_BREAK_DURABLE_VOTE
+    // Test-only broken variant: the vote is not persisted, so a restart forgets it.
+    if (term == term_ && vote != no_node) {
+      vote_ = vote;
+      return;
+    }
+#endif
+    term_ = term;
+    vote_ = vote;
+    log_.save_hard_state(hard_state{term_, vote_});
+  }
+
+  void reset_election_deadline() {
+    const auto t = cfg_.election_timeout.count();
+    election_deadline_ = clock_.now() + duration(t + static_cast<std::int64_t>(rng_.below(static_cast<std::uint64_t>(t))));
+  }
+
+  bool is_member(node_id id) const {
+    return std::find(cfg_.members.begin(), cfg_.members.end(), id) != cfg_.members.end();
+  }
+  bool is_member() const { return is_member(cfg_.id); }
+  std::size_t quorum_size() const noexcept { return cfg_.members.size() / 2 + 1; }
+  bool has_quorum(std::size_t n) const noexcept { return n >= quorum_size(); }
+  peer* find_peer(node_id id) {
+    for (auto& p : peers_)
+      if (p.id == id) return &p;
+    return nullptr;
+  }
+
+  node_config cfg_;
+  Transport transport_;
+  LogStore log_;
+  StateMachine sm_;
+  Clock clock_;
+  detail::splitmix64 rng_;
+
+  raftkit::role role_ = role::follower;
+  term_t term_ = 0;
+  node_id vote_ = no_node;
+  node_id leader_ = no_node;
+  index_t commit_ = 0;
+  index_t applied_ = 0;
+  index_t verified_ = 0;  // highest index known to match the current leader's log
+  index_t acked_ = 0;     // highest match index acknowledged to the current leader
+  time_point election_deadline_{0};
+  time_point heartbeat_deadline_{0};
+  std::vector<node_id> votes_;
+  std::vector<peer> peers_;
+  std::vector<index_t> quorum_scratch_;
+  detail::ring<pending_proposal> pending_;
+  std::map<std::uint64_t, forwarded> forwards_;
+  std::uint64_t next_request_id_ = 0;
+  bool stopped_ = false;
+  std::error_code stop_error_;
+  node_counters counters_;
+};
+
+}  // namespace raftkit

@@ -1,0 +1,310 @@
+#pragma once
+/// \file sim::cluster: a whole Raft cluster in one thread over the in-memory policies.
+///
+/// Virtual time moves from event to event (a message due, a node's deadline, a write
+/// completing), so a simulated minute takes milliseconds. Every node has its own
+/// manual_clock, which lets a test fire one node's election timer on purpose and lets
+/// the fault model run clocks at different rates. Faults (partitions, crashes, pauses,
+/// loss, delay) are set from outside: by a test step by step, or by sim::runner from a
+/// seed.
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "raftkit/assert.hpp"
+#include "raftkit/config.hpp"
+#include "raftkit/detail/random.hpp"
+#include "raftkit/manual_clock.hpp"
+#include "raftkit/memory/log_store.hpp"
+#include "raftkit/memory/transport.hpp"
+#include "raftkit/node.hpp"
+
+namespace raftkit::sim {
+
+/// How a simulated cluster is set up.
+struct cluster_options {
+  std::size_t nodes = 3;
+  std::uint64_t seed = 1;
+  duration latency = std::chrono::microseconds(100);  ///< base one-way latency
+  memory::log_store_options store;
+  node_config node;  ///< template: id, members and seed are filled per node
+};
+
+/// A simulated cluster of `basic_node`s running StateMachine.
+template <class StateMachine>
+class cluster {
+ public:
+  using node_type =
+      basic_node<memory::transport, memory::log_store, StateMachine, manual_clock>;
+
+  explicit cluster(cluster_options opts)
+      : opts_(std::move(opts)),
+        net_(std::make_shared<memory::network>(opts_.latency)),
+        rng_(opts_.seed) {
+    RAFTKIT_ASSERT(opts_.nodes >= 1, "a cluster needs a node");
+    for (std::size_t i = 1; i <= opts_.nodes; ++i) ids_.push_back(i);
+    for (std::size_t i = 0; i < opts_.nodes; ++i) slots_.push_back(std::make_unique<slot>());
+    for (node_id id : ids_) {
+      slot& s = at(id);
+      s.store = memory::log_store(opts_.store);
+      start(id);
+    }
+    net_->set_fault_hook([this](const message& m) { return route(m); });
+  }
+  cluster(const cluster&) = delete;
+  cluster& operator=(const cluster&) = delete;
+
+  // ------------------------------------------------------------ access
+
+  const std::vector<node_id>& ids() const noexcept { return ids_; }
+  bool is_up(node_id id) const { return at(id).node.has_value(); }
+  bool is_paused(node_id id) const { return at(id).paused; }
+  node_type& node(node_id id) {
+    RAFTKIT_ASSERT(is_up(id), "node is down");
+    return *at(id).node;
+  }
+  memory::log_store& store(node_id id) { return at(id).store; }
+  manual_clock& clock(node_id id) { return at(id).clock; }
+  memory::network& net() noexcept { return *net_; }
+  time_point now() const noexcept { return now_; }
+  /// How many times `id` has been started (1 for a node never restarted).
+  unsigned incarnation(node_id id) const { return at(id).incarnation; }
+
+  /// The leader of the highest term among running nodes, or no_node.
+  node_id leader() const {
+    node_id best = no_node;
+    term_t best_term = 0;
+    for (node_id id : ids_) {
+      const slot& s = at(id);
+      if (s.node && !s.paused && s.node->is_leader() && s.node->term() >= best_term) {
+        best = id;
+        best_term = s.node->term();
+      }
+    }
+    return best;
+  }
+
+  // ------------------------------------------------------------ faults
+
+  /// Cuts both directions between `a` and `b`.
+  void cut(node_id a, node_id b) { cut_one_way(a, b); cut_one_way(b, a); }
+  /// Drops messages from `a` to `b` only.
+  void cut_one_way(node_id a, node_id b) { blocked_.insert({a, b}); }
+  /// Cuts `id` off from every other node.
+  void isolate(node_id id) {
+    for (node_id o : ids_)
+      if (o != id) cut(id, o);
+  }
+  /// Splits the cluster: nodes in different groups cannot talk.
+  void partition(const std::vector<std::vector<node_id>>& groups) {
+    heal();
+    for (std::size_t g = 0; g < groups.size(); ++g)
+      for (std::size_t h = 0; h < groups.size(); ++h)
+        if (g != h)
+          for (node_id a : groups[g])
+            for (node_id b : groups[h]) cut_one_way(a, b);
+  }
+  /// Removes every cut.
+  void heal() { blocked_.clear(); }
+  bool blocked(node_id from, node_id to) const { return blocked_.count({from, to}) != 0; }
+
+  /// Extra per-message faults (loss, delay, duplication), applied after the cuts.
+  void set_fault_model(std::function<memory::delivery(const message&)> f) { faults_ = std::move(f); }
+
+  /// Crashes `id`: its process stops, its in-flight messages and unsynced writes are lost.
+  void crash(node_id id) {
+    slot& s = at(id);
+    if (!s.node) return;
+    s.node->stop();
+    s.node.reset();
+    s.paused = false;
+    s.store.crash();
+    net_->detach(id);
+    net_->drop_in_flight(id);
+  }
+  /// Starts `id` again from what its store made durable, with a fresh state machine.
+  void restart(node_id id) {
+    if (is_up(id)) return;
+    start(id);
+  }
+  /// Pauses `id` (a stopped process or a long GC): it neither runs timers nor receives;
+  /// messages to it wait in the network until it resumes.
+  void pause(node_id id) { at(id).paused = true; }
+  void resume(node_id id) {
+    slot& s = at(id);
+    if (!s.paused) return;
+    s.paused = false;
+    s.clock.advance(duration(static_cast<std::int64_t>(static_cast<double>(s.missed.count()) * s.rate)));
+    s.missed = duration{0};
+    for (auto& m : s.held) deliver_to(id, std::move(m));
+    s.held.clear();
+  }
+  /// Makes `id`'s clock run at `rate` times real speed (clock drift).
+  void set_clock_rate(node_id id, double rate) { at(id).rate = rate; }
+
+  /// Fires `id`'s election timer now (a test's way to pick who runs first).
+  void expire_election_timer(node_id id) {
+    slot& s = at(id);
+    s.clock.advance(std::chrono::hours(1));
+    s.node->tick();
+    settle();
+  }
+
+  // ------------------------------------------------------------ running
+
+  /// Processes everything due now: messages, ticks and store completions, until quiet.
+  void settle() {
+    for (int rounds = 0; rounds < 1'000'000; ++rounds) {
+      bool any = net_->deliver_one();
+      for (node_id id : ids_) {
+        slot& s = at(id);
+        if (!s.node || s.paused) continue;
+        if (s.node->next_deadline() <= s.clock.now()) {
+          s.node->tick();
+          any = true;
+        }
+      }
+      if (!any) return;
+    }
+    RAFTKIT_ASSERT(false, "cluster did not settle (livelock)");
+  }
+
+  /// Advances to the next event (or by at most `max_step`) and processes it.
+  void step(duration max_step = std::chrono::milliseconds(10)) {
+    time_point next = now_ + max_step;
+    time_point t;
+    if (net_->next_delivery(t)) next = std::min(next, std::max(t, now_));
+    for (node_id id : ids_) {
+      slot& s = at(id);
+      if (!s.node || s.paused) continue;
+      next = std::min(next, global_time_for(s, s.node->next_deadline()));
+      if (s.store.next_completion(t)) next = std::min(next, global_time_for(s, t));
+    }
+    advance_to(std::max(next, now_));
+    settle();
+  }
+
+  /// Runs for `d` of virtual time.
+  void run_for(duration d) {
+    const time_point end = now_ + d;
+    while (now_ < end) step(std::min<duration>(end - now_, std::chrono::milliseconds(10)));
+  }
+
+  /// Runs until `pred()` holds or `budget` of virtual time passed; returns pred().
+  template <class Pred>
+  bool run_until(Pred&& pred, duration budget) {
+    const time_point end = now_ + budget;
+    while (!pred()) {
+      if (now_ >= end) return false;
+      step(std::min<duration>(end - now_, std::chrono::milliseconds(10)));
+    }
+    return true;
+  }
+
+  /// Runs until some node is leader (and no other running node claims a higher term).
+  node_id elect(duration budget = std::chrono::seconds(10)) {
+    run_until([&] { return leader() != no_node; }, budget);
+    return leader();
+  }
+
+  /// Called with every message the network accepts, before faults; a test may inspect
+  /// or record it. Return false to drop it.
+  void set_observer(std::function<bool(const message&)> f) { observer_ = std::move(f); }
+
+  /// Delivers `m` to its addressee now, bypassing the network (for stale-message tests).
+  void inject(message m) {
+    const node_id to = m.to;
+    deliver_to(to, std::move(m));
+    settle();
+  }
+
+ private:
+  struct slot {
+    memory::log_store store;
+    manual_clock clock;
+    std::optional<node_type> node;
+    bool paused = false;
+    double rate = 1.0;
+    duration missed{0};  // virtual time that passed while paused
+    unsigned incarnation = 0;
+    std::vector<message> held;
+  };
+
+  slot& at(node_id id) {
+    RAFTKIT_ASSERT(id >= 1 && id <= slots_.size(), "unknown node id");
+    return *slots_[id - 1];
+  }
+  const slot& at(node_id id) const {
+    RAFTKIT_ASSERT(id >= 1 && id <= slots_.size(), "unknown node id");
+    return *slots_[id - 1];
+  }
+
+  void start(node_id id) {
+    slot& s = at(id);
+    node_config c = opts_.node;
+    c.id = id;
+    c.members = ids_;
+    c.seed = opts_.seed * 1000003u + s.incarnation;
+    ++s.incarnation;
+    s.node.emplace(std::move(c), memory::transport(net_, id), s.store, StateMachine{}, s.clock);
+    net_->attach(id, [this, id](message&& m) { deliver_to(id, std::move(m)); });
+  }
+
+  void deliver_to(node_id id, message&& m) {
+    slot& s = at(id);
+    if (!s.node) return;
+    if (s.paused) {
+      s.held.push_back(std::move(m));
+      return;
+    }
+    s.node->receive(std::move(m));
+  }
+
+  memory::delivery route(const message& m) {
+    if (observer_ && !observer_(m)) return {true};
+    if (blocked(m.from, m.to)) return {true};
+    return faults_ ? faults_(m) : memory::delivery{};
+  }
+
+  /// The global time at which a node's local clock reads `local`.
+  time_point global_time_for(const slot& s, time_point local) const {
+    const auto ahead = local - s.clock.now();
+    if (ahead.count() <= 0) return now_;
+    return now_ + duration(static_cast<std::int64_t>(static_cast<double>(ahead.count()) / s.rate) + 1);
+  }
+
+  void advance_to(time_point t) {
+    const duration d = t - now_;
+    now_ = t;
+    net_->advance_to(t);
+    for (node_id id : ids_) {
+      slot& s = at(id);
+      if (s.paused) {  // a paused process sees the jump in time when it resumes
+        s.missed += d;
+        continue;
+      }
+      s.clock.advance(duration(static_cast<std::int64_t>(static_cast<double>(d.count()) * s.rate)));
+      const index_t before = s.store.durable_index();
+      s.store.poll(s.clock.now());
+      if (s.node && s.store.durable_index() != before) s.node->notify_durable();
+    }
+  }
+
+  cluster_options opts_;
+  std::shared_ptr<memory::network> net_;
+  detail::splitmix64 rng_;
+  std::vector<node_id> ids_;
+  std::vector<std::unique_ptr<slot>> slots_;
+  std::set<std::pair<node_id, node_id>> blocked_;
+  std::function<memory::delivery(const message&)> faults_;
+  std::function<bool(const message&)> observer_;
+  time_point now_{0};
+};
+
+}  // namespace raftkit::sim

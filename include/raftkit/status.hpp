@@ -1,0 +1,61 @@
+#pragma once
+/// \file What a node reports about itself: role, status and counters.
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "raftkit/types.hpp"
+
+namespace raftkit {
+
+/// A node's role (§5.1).
+enum class role : std::uint8_t { follower = 0, candidate = 1, leader = 2 };
+
+constexpr const char* to_string(role r) noexcept {
+  switch (r) {
+    case role::follower: return "follower";
+    case role::candidate: return "candidate";
+    case role::leader: return "leader";
+  }
+  return "unknown";
+}
+
+/// A leader's view of one follower's replication progress.
+struct peer_status {
+  node_id id = no_node;
+  index_t match_index = 0;  ///< highest index known durable on the peer
+  index_t next_index = 0;   ///< next index to send
+  std::size_t in_flight = 0;  ///< AppendEntries sent and not yet acknowledged
+  bool probing = false;     ///< looking for the match point, one message at a time
+};
+
+/// A snapshot of a node's state.
+struct node_status {
+  node_id id = no_node;
+  raftkit::role role = role::follower;
+  term_t term = 0;
+  node_id leader = no_node;
+  index_t commit_index = 0;
+  index_t applied_index = 0;
+  index_t last_log_index = 0;
+  index_t durable_index = 0;
+  std::size_t pending_proposals = 0;
+  std::vector<peer_status> peers;  ///< on the leader only
+};
+
+/// Monotonic counters, for metrics.
+struct node_counters {
+  std::uint64_t elections = 0;          ///< elections this node started
+  std::uint64_t proposals = 0;          ///< propose() calls
+  std::uint64_t forwarded = 0;          ///< proposals forwarded to a leader
+  std::uint64_t applied = 0;            ///< entries applied
+  std::uint64_t messages_sent = 0;
+  std::uint64_t messages_received = 0;
+  std::uint64_t messages_ignored = 0;
+  std::uint64_t appends_sent = 0;       ///< AppendEntries carrying entries or probes
+  std::uint64_t rejections = 0;         ///< AppendEntries rejections acted on by a leader
+  std::uint64_t log_appends = 0;        ///< append calls on the log store
+};
+
+}  // namespace raftkit
