@@ -6,8 +6,20 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <thread>
+#include <map>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "raftkit/asio/tcp_transport.hpp"
 #include "raftkit/wire.hpp"
 
 namespace {
@@ -80,6 +92,98 @@ void replace_body(std::vector<std::byte>& f, std::span<const std::byte> body) {
   wire::detail::put_le<std::uint32_t>(f.data() + 20, wire::detail::crc32c(body));
   reseal_header(f);
 }
+
+// --- transport helpers ------------------------------------------------------------
+
+using namespace std::chrono_literals;
+using boost::asio::io_context;
+using boost::asio::ip::tcp;
+using raftkit::node_id;
+using raftkit::asio::cluster_map;
+using raftkit::asio::peer_address;
+using raftkit::asio::tcp_options;
+using raftkit::asio::tcp_transport;
+
+/// Fast backoff so reconnect tests take milliseconds; nothing asserts on time.
+tcp_options test_options() {
+  tcp_options o;
+  o.reconnect_min = 2ms;
+  o.reconnect_max = 20ms;
+  o.connect_timeout = 5s;
+  o.seed = 42;
+  return o;
+}
+
+/// Runs the io_context one handler at a time until `done` holds. The deadline only
+/// stops a broken test from hanging; no test asserts on how long anything took.
+template <class F>
+bool run_until(io_context& io, F done) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    if (io.stopped()) io.restart();
+    io.run_one_for(20ms);
+  }
+  return true;
+}
+
+/// A transport plus the messages it has received.
+struct test_node {
+  std::vector<message> inbox;
+  std::unique_ptr<tcp_transport> t;
+};
+
+std::unique_ptr<test_node> make_node(io_context& io, node_id id, std::uint64_t cluster, cluster_map map,
+                                     tcp_options opt = test_options()) {
+  auto n = std::make_unique<test_node>();
+  n->t = std::make_unique<tcp_transport>(io.get_executor(), id, cluster, std::move(map),
+                                         [n = n.get()](message&& m) { n->inbox.push_back(std::move(m)); },
+                                         opt);
+  return n;
+}
+
+/// Nodes `ids` of one cluster on 127.0.0.1, each on a port the kernel picked; every
+/// node learns every other's port after binding.
+std::vector<std::unique_ptr<test_node>> make_cluster(io_context& io, std::vector<node_id> ids,
+                                                     tcp_options opt = test_options()) {
+  cluster_map map;
+  for (node_id id : ids) map[id] = {"127.0.0.1", 0};
+  std::vector<std::unique_ptr<test_node>> nodes;
+  for (node_id id : ids) nodes.push_back(make_node(io, id, test_cluster, map, opt));
+  for (auto& a : nodes)
+    for (auto& b : nodes)
+      if (a != b) a->t->set_peer(b->t->self(), {"127.0.0.1", b->t->local_port()});
+  return nodes;
+}
+
+message numbered(node_id from, node_id to, std::uint64_t i, std::size_t payload = 16) {
+  message m = sample_message(message_type::append_entries);
+  m.from = from;
+  m.to = to;
+  m.request_id = i;
+  m.entries.clear();
+  m.entries.push_back({1, i, entry_type::normal, shared_bytes::copy_of(std::string(payload, static_cast<char>('a' + i % 26)))});
+  return m;
+}
+
+/// A port nothing listens on (until a test binds it).
+std::uint16_t unused_port(io_context& io) {
+  tcp::acceptor a(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  return a.local_endpoint().port();
+}
+
+/// A raw client that writes `bytes` to `port` and reads until the server closes.
+struct raw_client {
+  tcp::socket socket;
+  std::string sink;
+  bool closed = false;
+  raw_client(io_context& io, std::uint16_t port, std::vector<std::byte> bytes) : socket(io) {
+    socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+    boost::asio::write(socket, boost::asio::buffer(bytes));
+    boost::asio::async_read(socket, boost::asio::dynamic_buffer(sink),
+                            [this](boost::system::error_code, std::size_t) { closed = true; });
+  }
+};
 
 }  // namespace
 
@@ -317,6 +421,269 @@ TEST_CASE("wire: random bytes and random mutations never crash; what decodes re-
     }
   }
   CHECK(rejected > 5000);
+}
+
+TEST_CASE("tcp: three transports exchange messages in order with their payloads") {
+  io_context io;
+  auto nodes = make_cluster(io, {1, 2, 3});
+  constexpr std::uint64_t per_pair = 50;
+  for (std::uint64_t i = 0; i < per_pair; ++i)
+    for (auto& a : nodes)
+      for (auto& b : nodes)
+        if (a != b) a->t->send(numbered(a->t->self(), b->t->self(), i));
+  REQUIRE(run_until(io, [&] {
+    return std::all_of(nodes.begin(), nodes.end(), [](auto& n) { return n->inbox.size() == 2 * per_pair; });
+  }));
+  for (auto& n : nodes) {
+    CAPTURE(n->t->self());
+    std::map<node_id, std::uint64_t> next;
+    for (const message& m : n->inbox) {
+      CHECK(m.to == n->t->self());
+      CHECK(m.request_id == next[m.from]++);  // one connection per pair keeps order
+      CHECK(m == numbered(m.from, m.to, m.request_id));
+    }
+    const auto st = n->t->stats();
+    CHECK(st.messages_sent == 2 * per_pair);
+    CHECK(st.messages_received == 2 * per_pair);
+    CHECK(st.bytes_received > 0);
+    CHECK(st.connects == 2);
+    CHECK(st.accepted == 2);
+    CHECK(st.dropped == 0);
+    CHECK(st.bad_frames == 0);
+    CHECK(st.refused == 0);
+  }
+}
+
+TEST_CASE("tcp: a burst is coalesced into few writes") {
+  io_context io;
+  auto nodes = make_cluster(io, {1, 2});
+  // All 1000 are queued in one strand turn while the connection is being set up, so
+  // they leave in the first write after the handshake.
+  for (std::uint64_t i = 0; i < 1000; ++i) nodes[0]->t->send(numbered(1, 2, i));
+  REQUIRE(run_until(io, [&] { return nodes[1]->inbox.size() == 1000; }));
+  const auto st = nodes[0]->t->stats();
+  CHECK(st.messages_sent == 1000);
+  CHECK(st.writes >= 1);
+  CHECK(st.writes <= 2);
+  CHECK(st.bytes_sent == nodes[1]->t->stats().bytes_received);
+}
+
+TEST_CASE("tcp: send from another thread is posted to the strand") {
+  io_context io;
+  auto nodes = make_cluster(io, {1, 2});
+  std::thread sender([&] {
+    for (std::uint64_t i = 0; i < 100; ++i) nodes[0]->t->send(numbered(1, 2, i));
+  });
+  REQUIRE(run_until(io, [&] { return nodes[1]->inbox.size() == 100; }));
+  sender.join();
+  for (std::uint64_t i = 0; i < 100; ++i) CHECK(nodes[1]->inbox[i].request_id == i);
+}
+
+TEST_CASE("tcp: a peer that starts late is reached after reconnecting with backoff") {
+  io_context io;
+  const std::uint16_t port2 = unused_port(io);
+  cluster_map map{{1, {"127.0.0.1", 0}}, {2, {"127.0.0.1", port2}}};
+  auto n1 = make_node(io, 1, test_cluster, map);
+  for (std::uint64_t i = 0; i < 5; ++i) n1->t->send(numbered(1, 2, i));
+  REQUIRE(run_until(io, [&] { return n1->t->stats().connect_failures >= 3; }));
+  CHECK(n1->t->stats().connects == 0);
+
+  map[1].port = n1->t->local_port();
+  auto n2 = make_node(io, 2, test_cluster, map);
+  REQUIRE(n2->t->local_port() == port2);
+  REQUIRE(run_until(io, [&] { return n2->inbox.size() == 5; }));  // queued while it was away
+  for (std::uint64_t i = 0; i < 5; ++i) CHECK(n2->inbox[i].request_id == i);
+  CHECK(n1->t->stats().connects == 1);
+  CHECK(n1->t->stats().dropped == 0);
+}
+
+TEST_CASE("tcp: a restarted peer is reached again") {
+  io_context io;
+  auto nodes = make_cluster(io, {1, 2});
+  nodes[0]->t->send(numbered(1, 2, 0));
+  REQUIRE(run_until(io, [&] { return nodes[1]->inbox.size() == 1; }));
+  const std::uint16_t port2 = nodes[1]->t->local_port();
+  nodes[1]->t.reset();  // the peer goes away; its sockets close
+  REQUIRE(run_until(io, [&] { return nodes[0]->t->stats().connect_failures >= 2; }));
+  cluster_map map{{1, {"127.0.0.1", nodes[0]->t->local_port()}}, {2, {"127.0.0.1", port2}}};
+  auto again = make_node(io, 2, test_cluster, map);
+  nodes[0]->t->send(numbered(1, 2, 1));
+  REQUIRE(run_until(io, [&] { return again->inbox.size() == 1; }));
+  CHECK(again->inbox[0].request_id == 1);
+  CHECK(nodes[0]->t->stats().connects == 2);
+}
+
+TEST_CASE("tcp: a foreign cluster is refused and counted") {
+  io_context io;
+  cluster_map map{{1, {"127.0.0.1", 0}}, {2, {"127.0.0.1", 0}}};
+  auto ours = make_node(io, 2, test_cluster, map);
+  map[2].port = ours->t->local_port();
+  auto foreign = make_node(io, 1, test_cluster + 1, map);
+  foreign->t->send(numbered(1, 2, 0));
+  REQUIRE(run_until(io, [&] {
+    return ours->t->stats().refused >= 2 && foreign->t->stats().connect_failures >= 2;
+  }));
+  CHECK(ours->inbox.empty());
+  CHECK(ours->t->stats().accepted == 0);
+  CHECK(foreign->t->stats().connects == 0);
+  CHECK(foreign->t->stats().messages_sent == 0);
+}
+
+TEST_CASE("tcp: an unknown node id is refused and counted") {
+  io_context io;
+  cluster_map map{{1, {"127.0.0.1", 0}}, {2, {"127.0.0.1", 0}}};
+  auto n2 = make_node(io, 2, test_cluster, map);
+  // Node 9 knows node 2, but node 2's map has no node 9.
+  cluster_map stranger_map{{9, {"127.0.0.1", 0}}, {2, {"127.0.0.1", n2->t->local_port()}}};
+  auto stranger = make_node(io, 9, test_cluster, stranger_map);
+  stranger->t->send(numbered(9, 2, 0));
+  REQUIRE(run_until(io, [&] { return n2->t->stats().refused >= 2; }));
+  CHECK(n2->inbox.empty());
+  CHECK(n2->t->stats().accepted == 0);
+  CHECK(stranger->t->stats().connects == 0);
+}
+
+TEST_CASE("tcp: a node answering for another id is refused by the dialler") {
+  io_context io;
+  auto nodes = make_cluster(io, {1, 2, 3});
+  // Misconfigure node 1: it believes node 2 lives at node 3's port. Node 3 refuses the
+  // handshake addressed to node 2.
+  nodes[0]->t->set_peer(2, {"127.0.0.1", nodes[2]->t->local_port()});
+  nodes[0]->t->send(numbered(1, 2, 0));
+  REQUIRE(run_until(io, [&] { return nodes[2]->t->stats().refused >= 2; }));
+  CHECK(nodes[2]->inbox.empty());
+  CHECK(nodes[1]->inbox.empty());
+  CHECK(nodes[0]->t->stats().connects == 0);
+}
+
+TEST_CASE("tcp: garbage, oversized and forged frames close the connection and are counted") {
+  io_context io;
+  auto nodes = make_cluster(io, {1, 2});
+  test_node& n1 = *nodes[0];
+  std::vector<std::byte> hello;
+  wire::encode_handshake({2, 1}, test_cluster, hello);
+  std::uint64_t expect_bad = 0;
+
+  SUBCASE("random garbage instead of a handshake") {
+    std::mt19937_64 rng(7);
+    std::vector<std::byte> junk(200);
+    for (auto& b : junk) b = static_cast<std::byte>(rng());
+    raw_client c(io, n1.t->local_port(), junk);
+    REQUIRE(run_until(io, [&] { return c.closed; }));
+    expect_bad = 1;
+  }
+  SUBCASE("an oversized length after a valid handshake") {
+    auto bytes = hello;
+    std::vector<std::byte> f = frame_of(numbered(2, 1, 0));
+    wire::detail::put_le<std::uint32_t>(f.data() + 16, 0xFFFFFF00u);
+    reseal_header(f);
+    bytes.insert(bytes.end(), f.begin(), f.begin() + wire::header_size);
+    raw_client c(io, n1.t->local_port(), bytes);
+    REQUIRE(run_until(io, [&] { return c.closed; }));
+    CHECK(c.sink.size() == wire::header_size + 17);  // the handshake reply arrived first
+    expect_bad = 1;
+  }
+  SUBCASE("a body that fails its checksum") {
+    auto bytes = hello;
+    auto f = frame_of(numbered(2, 1, 0));
+    f.back() ^= std::byte{1};
+    bytes.insert(bytes.end(), f.begin(), f.end());
+    raw_client c(io, n1.t->local_port(), bytes);
+    REQUIRE(run_until(io, [&] { return c.closed; }));
+    expect_bad = 1;
+  }
+  SUBCASE("a message forged as from another node") {
+    auto bytes = hello;
+    auto f = frame_of(numbered(3, 1, 0));
+    bytes.insert(bytes.end(), f.begin(), f.end());
+    raw_client c(io, n1.t->local_port(), bytes);
+    REQUIRE(run_until(io, [&] { return c.closed; }));
+    expect_bad = 1;
+  }
+  SUBCASE("a good message, then a second handshake") {
+    auto bytes = hello;
+    auto f = frame_of(numbered(2, 1, 0));
+    bytes.insert(bytes.end(), f.begin(), f.end());
+    bytes.insert(bytes.end(), hello.begin(), hello.end());
+    raw_client c(io, n1.t->local_port(), bytes);
+    REQUIRE(run_until(io, [&] { return c.closed; }));
+    REQUIRE(n1.inbox.size() == 1);  // what preceded the bad frame was valid and delivered
+    n1.inbox.clear();
+    expect_bad = 1;
+  }
+  CHECK(n1.t->stats().bad_frames == expect_bad);
+  CHECK(n1.inbox.empty());
+  // The transport survives and still serves its real peer.
+  nodes[1]->t->send(numbered(2, 1, 5));
+  REQUIRE(run_until(io, [&] { return n1.inbox.size() == 1; }));
+  CHECK(n1.inbox[0].request_id == 5);
+}
+
+TEST_CASE("tcp: a full queue drops the newest messages and counts them") {
+  io_context io;
+  tcp_options opt = test_options();
+  opt.reconnect_min = opt.reconnect_max = 1000ms;  // the peer stays absent for the test
+  const std::uint16_t port2 = unused_port(io);
+
+  SUBCASE("bounded in messages") {
+    opt.max_queue_messages = 10;
+    auto n1 = make_node(io, 1, test_cluster, {{1, {"127.0.0.1", 0}}, {2, {"127.0.0.1", port2}}}, opt);
+    for (std::uint64_t i = 0; i < 25; ++i) n1->t->send(numbered(1, 2, i));
+    REQUIRE(run_until(io, [&] { return n1->t->stats().dropped == 15; }));
+  }
+  SUBCASE("bounded in bytes") {
+    const std::size_t frame = frame_of(numbered(1, 2, 0, 100)).size();
+    opt.max_queue_bytes = 4 * frame;
+    auto n1 = make_node(io, 1, test_cluster, {{1, {"127.0.0.1", 0}}, {2, {"127.0.0.1", port2}}}, opt);
+    for (std::uint64_t i = 0; i < 10; ++i) n1->t->send(numbered(1, 2, i, 100));
+    REQUIRE(run_until(io, [&] { return n1->t->stats().dropped == 6; }));
+  }
+  SUBCASE("a frame over the maximum size, an unknown peer and this node") {
+    opt.max_frame_size = 256;
+    auto n1 = make_node(io, 1, test_cluster, {{1, {"127.0.0.1", 0}}, {2, {"127.0.0.1", port2}}}, opt);
+    n1->t->send(numbered(1, 2, 0, 1000));
+    n1->t->send(numbered(1, 7, 0));
+    n1->t->send(numbered(1, 1, 0));
+    REQUIRE(run_until(io, [&] { return n1->t->stats().dropped == 3; }));
+  }
+}
+
+TEST_CASE("tcp: a receive handler that closes the transport gets no more messages") {
+  io_context io;
+  auto nodes = make_cluster(io, {1, 2});
+  int calls = 0;
+  cluster_map map{{1, {"127.0.0.1", nodes[0]->t->local_port()}}, {3, {"127.0.0.1", 0}}};
+  tcp_transport* self_ptr = nullptr;
+  tcp_transport closer(io.get_executor(), 3, test_cluster, map, [&](message&&) {
+    ++calls;
+    self_ptr->close();
+  }, test_options());
+  self_ptr = &closer;
+  nodes[0]->t->set_peer(3, {"127.0.0.1", closer.local_port()});
+  for (std::uint64_t i = 0; i < 20; ++i) nodes[0]->t->send(numbered(1, 3, i));
+  REQUIRE(run_until(io, [&] { return calls >= 1 && nodes[0]->t->stats().messages_sent == 20; }));
+  // Let the sender notice the closed connection; nothing more may be delivered.
+  REQUIRE(run_until(io, [&] { return nodes[0]->t->stats().connect_failures >= 1; }));
+  CHECK(calls == 1);
+  closer.send(numbered(3, 1, 0));
+  CHECK(closer.stats().dropped == 1);
+}
+
+TEST_CASE("tcp: close cancels all work so the io_context runs dry") {
+  io_context io;
+  auto nodes = make_cluster(io, {1, 2, 3});
+  nodes[0]->t->set_peer(3, {"127.0.0.1", unused_port(io)});  // one peer stays in backoff
+  nodes[0]->t->send(numbered(1, 2, 0));
+  nodes[0]->t->send(numbered(1, 3, 0));
+  REQUIRE(run_until(io, [&] {
+    return nodes[1]->inbox.size() == 1 && nodes[0]->t->stats().connect_failures >= 1;
+  }));
+  for (auto& n : nodes) n->t->close();
+  io.restart();
+  io.run_for(20s);  // returns at once if nothing is left: no timer, read or accept
+  CHECK(io.stopped());
+  nodes[1]->t->send(numbered(2, 1, 0));
+  CHECK(nodes[1]->t->stats().dropped == 1);
 }
 
 }  // TEST_SUITE("asio")

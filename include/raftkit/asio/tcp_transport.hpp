@@ -1,0 +1,551 @@
+#pragma once
+/// \file raftkit::asio::tcp_transport: the transport policy over TCP with Boost.Asio.
+///
+/// Each node listens on its own address from the cluster map and opens one outbound
+/// connection per peer, lazily, on the first message to it. Connections are one-way:
+/// a node's messages to B travel on its outbound connection to B, B's messages to it on
+/// B's outbound connection. Every connection starts with a handshake in both directions
+/// (node ids and cluster id); only then do messages flow.
+///
+/// Raft tolerates loss, so this transport never blocks and never grows without bound: a
+/// full send queue drops the newest message, a broken connection loses what was being
+/// written, and a frame that is malformed, oversized, foreign or undecodable closes its
+/// connection. All of these are counted in `stats()`; none reaches the receive handler.
+///
+/// Threading: all state lives on one strand. The receive handler runs on that strand.
+/// `send`, `set_peer` and `close` may be called from any thread: on the strand they act at
+/// once, elsewhere they post to it.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "raftkit/message.hpp"
+#include "raftkit/transport.hpp"
+#include "raftkit/wire.hpp"
+
+namespace raftkit::asio {
+
+/// Where a node listens: a host name or address and a TCP port.
+struct peer_address {
+  std::string host;
+  std::uint16_t port = 0;  ///< 0 for this node's own entry: bind any free port
+};
+
+/// The static cluster: every member's id and address, this node included.
+using cluster_map = std::map<node_id, peer_address>;
+
+/// Tuning for tcp_transport. The defaults suit a LAN cluster.
+struct tcp_options {
+  /// Largest frame (header plus body) sent or accepted; bigger ones are dropped on send
+  /// and close the connection on receive.
+  std::uint32_t max_frame_size = wire::default_max_frame_size;
+  /// Per-peer queue bound: encoded bytes waiting behind the write in flight.
+  std::size_t max_queue_bytes = 8u << 20;
+  /// Per-peer queue bound: messages waiting behind the write in flight.
+  std::size_t max_queue_messages = 4096;
+  /// Reconnect backoff: the first retry waits about `reconnect_min`, each failure
+  /// doubles it up to `reconnect_max`; each wait is jittered into [d/2, d].
+  std::chrono::milliseconds reconnect_min{20};
+  std::chrono::milliseconds reconnect_max{2000};
+  /// Bounds connecting plus the handshake, in both directions.
+  std::chrono::milliseconds connect_timeout{3000};
+  /// Seeds the backoff jitter (mixed with the node id), so runs are repeatable.
+  std::uint64_t seed = 1;
+};
+
+/// Counters since construction. Each is read atomically; the set is not a snapshot.
+struct tcp_stats {
+  std::uint64_t messages_sent = 0;      ///< message frames fully written to a socket
+  std::uint64_t bytes_sent = 0;         ///< their bytes (headers included)
+  std::uint64_t writes = 0;             ///< socket writes that carried them: coalescing makes this small
+  std::uint64_t messages_received = 0;  ///< messages handed to the receive handler
+  std::uint64_t bytes_received = 0;     ///< their frames' bytes
+  std::uint64_t dropped = 0;            ///< queue full, oversized, unknown peer, closed, or lost with a broken connection
+  std::uint64_t bad_frames = 0;         ///< frames that failed validation or decoding, or broke protocol
+  std::uint64_t refused = 0;            ///< handshakes of a foreign cluster or an unexpected node id
+  std::uint64_t connects = 0;           ///< outbound connections that completed their handshake
+  std::uint64_t connect_failures = 0;   ///< outbound attempts that failed or timed out before that
+  std::uint64_t accepted = 0;           ///< inbound connections that completed their handshake
+};
+
+/// Raft messages over TCP. See the file comment for the connection model.
+class tcp_transport {
+ public:
+  using executor_type = boost::asio::strand<boost::asio::any_io_executor>;
+  /// Receives decoded, validated messages addressed to this node, on the strand.
+  using receive_handler = std::function<void(message&&)>;
+
+  /// Binds and listens on `peers.at(self)` (port 0 picks a free port: see `local_port`),
+  /// then accepts on `ex`. Throws std::invalid_argument if `self` is not in `peers` and
+  /// boost::system::system_error if the address cannot be bound: both are set-up errors.
+  tcp_transport(boost::asio::any_io_executor ex, node_id self, std::uint64_t cluster_id,
+                cluster_map peers, receive_handler on_receive, tcp_options options = {})
+      : impl_(std::make_shared<impl>(std::move(ex), self, cluster_id, std::move(peers),
+                                     std::move(on_receive), options)) {
+    impl_->listen();
+  }
+
+  tcp_transport(const tcp_transport&) = delete;
+  tcp_transport& operator=(const tcp_transport&) = delete;
+
+  /// Closes everything (see `close`).
+  ~tcp_transport() { close(); }
+
+  /// Queues `m` for `m.to`; never blocks. Drops (and counts) it if the peer is unknown or
+  /// this node, the queue is full, the frame is too large, or the transport is closed.
+  void send(message&& m) {
+    if (impl_->closed_) return impl::count(impl_->dropped_);
+    if (impl_->strand_.running_in_this_thread()) {
+      impl_->send(std::move(m));
+    } else {
+      boost::asio::post(impl_->strand_, [i = impl_, m = std::move(m)]() mutable { i->send(std::move(m)); });
+    }
+  }
+
+  /// Sets or changes a peer's address: the next connection attempt to it uses the new
+  /// one (an established connection is kept). Lets a test fill the map after binding
+  /// port 0.
+  void set_peer(node_id id, peer_address address) {
+    boost::asio::dispatch(impl_->strand_, [i = impl_, id, a = std::move(address)]() mutable {
+      if (id != i->self_) i->peers_[id] = std::move(a);
+    });
+  }
+
+  /// Stops accepting, closes every connection and cancels every timer. After it returns
+  /// on the strand, the receive handler is never called again; from another thread it
+  /// may still be running a call that had already begun. Idempotent.
+  void close() {
+    if (impl_->closed_.exchange(true)) return;
+    boost::asio::dispatch(impl_->strand_, [i = impl_] { i->teardown(); });
+  }
+
+  /// The port this node listens on (the bound one when the map said 0).
+  std::uint16_t local_port() const noexcept { return impl_->port_; }
+  node_id self() const noexcept { return impl_->self_; }
+  executor_type get_executor() const noexcept { return impl_->strand_; }
+
+  /// The counters; callable from any thread.
+  tcp_stats stats() const noexcept { return impl_->stats(); }
+
+ private:
+  using tcp = boost::asio::ip::tcp;
+  using error_code = boost::system::error_code;
+
+  struct impl;
+
+  /// One outbound connection attempt and, once it handshakes, the live connection. A
+  /// new attempt gets a new object, so late completions of an old socket find themselves
+  /// stale instead of touching the new one.
+  struct out_conn {
+    explicit out_conn(const executor_type& ex) : socket(ex) {}
+    tcp::socket socket;
+    std::vector<std::byte> writing;  ///< the buffer of the write in flight (swapped with the queue)
+    std::size_t writing_messages = 0;
+    std::size_t writing_bytes = 0;  ///< message frame bytes in `writing` (not the handshake)
+    std::array<std::byte, wire::header_size> header{};
+    std::vector<std::byte> body;
+    std::array<std::byte, 1> probe{};  ///< reads nothing: watches for the peer closing
+  };
+
+  /// Everything about one peer we send to: its queue, its connection, its backoff.
+  struct peer_link {
+    peer_link(const executor_type& ex, node_id id) : id(id), timer(ex), resolver(ex) {}
+    node_id id;
+    boost::asio::steady_timer timer;  ///< connect timeout while connecting, backoff after failures
+    tcp::resolver resolver;
+    std::shared_ptr<out_conn> conn;  ///< current attempt or connection; null while waiting
+    bool ready = false;              ///< handshake done: frames may be written
+    bool writing = false;
+    std::vector<std::byte> queue;    ///< encoded frames waiting for the next write
+    std::size_t queued_messages = 0;
+    unsigned failures = 0;           ///< consecutive, for the backoff exponent
+    bool timer_pending = false;      ///< a backoff wait is armed: it will reconnect
+  };
+
+  /// One accepted connection: handshake, then a stream of frames into a reused buffer.
+  struct in_conn {
+    explicit in_conn(tcp::socket s, const executor_type& ex) : socket(std::move(s)), timer(ex) {}
+    tcp::socket socket;
+    boost::asio::steady_timer timer;  ///< handshake deadline
+    node_id peer = no_node;           ///< set once the handshake passes
+    std::array<std::byte, wire::header_size> header{};
+    wire::frame_header parsed;
+    std::vector<std::byte> body;
+    std::vector<std::byte> reply;
+  };
+
+  struct impl : std::enable_shared_from_this<impl> {
+    impl(boost::asio::any_io_executor ex, node_id self, std::uint64_t cluster, cluster_map peers,
+         receive_handler on_receive, tcp_options opt)
+        : strand_(boost::asio::make_strand(std::move(ex))),
+          self_(self),
+          cluster_(cluster),
+          peers_(std::move(peers)),
+          on_receive_(std::move(on_receive)),
+          opt_(opt),
+          acceptor_(strand_),
+          rng_(opt.seed ^ (self * 0x9E3779B97F4A7C15ull)) {}
+
+    // --- set-up ---------------------------------------------------------------------
+
+    void listen() {
+      auto it = peers_.find(self_);
+      if (it == peers_.end()) throw std::invalid_argument("raftkit: own node id missing from the cluster map");
+      tcp::resolver resolver(strand_);
+      const tcp::endpoint ep = *resolver.resolve(it->second.host, std::to_string(it->second.port)).begin();
+      acceptor_.open(ep.protocol());
+      acceptor_.set_option(tcp::acceptor::reuse_address(true));
+      acceptor_.bind(ep);
+      acceptor_.listen();
+      port_ = acceptor_.local_endpoint().port();
+      it->second.port = port_;
+      boost::asio::post(strand_, [self = shared_from_this()] { self->accept(); });
+    }
+
+    wire::decode_options decode_opts() const noexcept { return {cluster_, opt_.max_frame_size}; }
+
+    // --- sending --------------------------------------------------------------------
+
+    void send(message&& m) {
+      if (closed_ || m.to == self_ || !peers_.contains(m.to)) return count(dropped_);
+      auto& slot = links_[m.to];
+      if (!slot) slot = std::make_shared<peer_link>(strand_, m.to);
+      peer_link& l = *slot;
+      if (l.queued_messages >= opt_.max_queue_messages) return count(dropped_);
+      const std::size_t before = l.queue.size();
+      std::size_t n = 0;
+      try {
+        n = wire::encode_frame(m, cluster_, l.queue);
+      } catch (...) {
+        n = std::numeric_limits<std::size_t>::max();  // bad_alloc or > 4 GiB: drop it
+      }
+      if (n > opt_.max_frame_size || l.queue.size() > opt_.max_queue_bytes) {
+        l.queue.resize(before);  // drop the newest: the queue keeps what it had
+        return count(dropped_);
+      }
+      ++l.queued_messages;
+      if (l.ready) {
+        flush(slot);
+      } else if (!l.conn && !l.timer_pending) {
+        connect(slot);
+      }
+    }
+
+    /// Starts a write of everything queued if none is in flight: frames that arrive
+    /// during a write accumulate and leave together in the next one.
+    void flush(const std::shared_ptr<peer_link>& link) {
+      peer_link& l = *link;
+      if (!l.ready || l.writing || l.queue.empty()) return;
+      auto c = l.conn;
+      c->writing.clear();
+      std::swap(c->writing, l.queue);
+      c->writing_messages = std::exchange(l.queued_messages, 0);
+      c->writing_bytes = c->writing.size();
+      l.writing = true;
+      boost::asio::async_write(c->socket, boost::asio::buffer(c->writing),
+                               [self = shared_from_this(), link, c](error_code ec, std::size_t) {
+                                 if (link->conn != c) return;  // an old connection's write
+                                 link->writing = false;
+                                 if (ec) return self->fail(link, c, nullptr);
+                                 self->messages_sent_ += c->writing_messages;
+                                 self->bytes_sent_ += c->writing_bytes;
+                                 count(self->writes_);
+                                 c->writing_messages = c->writing_bytes = 0;
+                                 // Hand the emptied buffer back to the queue so steady state allocates nothing.
+                                 c->writing.clear();
+                                 if (link->queue.empty()) std::swap(c->writing, link->queue);
+                                 self->flush(link);
+                               });
+    }
+
+    // --- outbound connections -----------------------------------------------------
+
+    void connect(const std::shared_ptr<peer_link>& link) {
+      if (closed_) return;
+      peer_link& l = *link;
+      auto c = std::make_shared<out_conn>(strand_);
+      l.conn = c;
+      l.ready = false;
+      l.timer.expires_after(opt_.connect_timeout);
+      l.timer.async_wait([self = shared_from_this(), link, c](error_code ec) {
+        if (ec || link->conn != c || link->ready) return;
+        self->fail(link, c, nullptr);  // took too long to connect or to answer the handshake
+      });
+      const peer_address& a = peers_.at(l.id);
+      error_code ec;
+      const auto addr = boost::asio::ip::make_address(a.host, ec);
+      if (!ec) {
+        c->socket.async_connect(tcp::endpoint(addr, a.port), [self = shared_from_this(), link, c](error_code e) {
+          self->on_connected(link, c, e);
+        });
+        return;
+      }
+      l.resolver.async_resolve(
+          a.host, std::to_string(a.port),
+          [self = shared_from_this(), link, c](error_code e, tcp::resolver::results_type results) {
+            if (link->conn != c) return;
+            if (e) return self->fail(link, c, nullptr);
+            boost::asio::async_connect(c->socket, results,
+                                       [self, link, c](error_code e2, const tcp::endpoint&) {
+                                         self->on_connected(link, c, e2);
+                                       });
+          });
+    }
+
+    void on_connected(const std::shared_ptr<peer_link>& link, const std::shared_ptr<out_conn>& c,
+                      error_code ec) {
+      if (link->conn != c) return;
+      if (ec) return fail(link, c, nullptr);
+      error_code ignore;
+      c->socket.set_option(tcp::no_delay(true), ignore);  // Raft is latency-bound; we coalesce ourselves
+      c->writing.clear();
+      wire::encode_handshake({self_, link->id}, cluster_, c->writing);
+      boost::asio::async_write(c->socket, boost::asio::buffer(c->writing),
+                               [self = shared_from_this(), link, c](error_code e, std::size_t) {
+                                 if (link->conn != c) return;
+                                 if (e) return self->fail(link, c, nullptr);
+                                 c->writing.clear();
+                                 self->read_reply(link, c);
+                               });
+    }
+
+    /// Reads the peer's handshake answer: it must be the node we dialled, in our cluster.
+    void read_reply(const std::shared_ptr<peer_link>& link, const std::shared_ptr<out_conn>& c) {
+      boost::asio::async_read(c->socket, boost::asio::buffer(c->header),
+                              [self = shared_from_this(), link, c](error_code ec, std::size_t) {
+        if (link->conn != c) return;
+        if (ec) return self->fail(link, c, nullptr);
+        wire::frame_header h;
+        if (auto e = self->check_handshake_header(h, c->header)) return self->fail(link, c, e);
+        c->body.resize(h.body_length);
+        boost::asio::async_read(c->socket, boost::asio::buffer(c->body),
+                                [self, link, c, h](error_code ec2, std::size_t) {
+          if (link->conn != c) return;
+          if (ec2) return self->fail(link, c, nullptr);
+          wire::handshake hs;
+          if (wire::decode_body(h, c->body, hs)) return self->fail(link, c, &self->bad_frames_);
+          if (hs.from != link->id || hs.to != self->self_) return self->fail(link, c, &self->refused_);
+          self->on_ready(link, c);
+        });
+      });
+    }
+
+    void on_ready(const std::shared_ptr<peer_link>& link, const std::shared_ptr<out_conn>& c) {
+      link->ready = true;
+      link->failures = 0;
+      link->timer.cancel();
+      count(connects_);
+      // The peer never speaks again on this connection; a read completes only when it
+      // closes (or misbehaves), which is how a dead connection is noticed while idle.
+      c->socket.async_read_some(boost::asio::buffer(c->probe),
+                                [self = shared_from_this(), link, c](error_code ec, std::size_t) {
+                                  if (link->conn != c) return;
+                                  self->fail(link, c, ec ? nullptr : &self->bad_frames_);
+                                });
+      flush(link);
+    }
+
+    /// Drops a connection (counting `why` if given) and schedules a reconnect.
+    void fail(const std::shared_ptr<peer_link>& link, const std::shared_ptr<out_conn>& c,
+              std::atomic<std::uint64_t>* why) {
+      if (link->conn != c) return;
+      if (why) count(*why);
+      if (!link->ready) count(connect_failures_);
+      if (link->writing) dropped_ += c->writing_messages;  // lost with the connection
+      link->writing = false;
+      link->ready = false;
+      link->conn.reset();
+      error_code ignore;
+      c->socket.close(ignore);
+      link->resolver.cancel();
+      if (closed_) return;
+      link->timer.cancel();
+      link->timer.expires_after(backoff(link->failures++));
+      link->timer_pending = true;
+      link->timer.async_wait([self = shared_from_this(), link](error_code ec) {
+        if (ec) return;  // cancelled: closing
+        link->timer_pending = false;
+        if (!link->conn) self->connect(link);
+      });
+    }
+
+    /// Exponential backoff with jitter in [d/2, d], so peers that lost each other at the
+    /// same moment do not retry in lockstep.
+    std::chrono::milliseconds backoff(unsigned failures) {
+      using ms = std::chrono::milliseconds;
+      const auto lo = std::max<ms::rep>(1, opt_.reconnect_min.count());
+      const auto hi = std::max<ms::rep>(lo, opt_.reconnect_max.count());
+      ms::rep d = lo;
+      for (unsigned i = 0; i < failures && d < hi; ++i) d *= 2;
+      d = std::min(d, hi);
+      const auto half = d / 2;
+      return ms(half + static_cast<ms::rep>(rng_() % static_cast<std::uint64_t>(d - half + 1)));
+    }
+
+    // --- inbound connections ------------------------------------------------------
+
+    void accept() {
+      if (closed_) return;
+      acceptor_.async_accept(strand_, [self = shared_from_this()](error_code ec, tcp::socket s) {
+        if (self->closed_) return;
+        if (!ec) self->start_inbound(std::move(s));
+        // Errors such as EMFILE are transient: keep accepting, but via post so a
+        // persistent error cannot recurse.
+        boost::asio::post(self->strand_, [self] { self->accept(); });
+      });
+    }
+
+    void start_inbound(tcp::socket s) {
+      auto c = std::make_shared<in_conn>(std::move(s), strand_);
+      inbound_.insert(c);
+      error_code ignore;
+      c->socket.set_option(tcp::no_delay(true), ignore);
+      c->timer.expires_after(opt_.connect_timeout);
+      c->timer.async_wait([self = shared_from_this(), c](error_code ec) {
+        if (!ec && c->peer == no_node) self->drop_inbound(c, &self->bad_frames_);  // silent or too slow
+      });
+      read_header(c);
+    }
+
+    void read_header(const std::shared_ptr<in_conn>& c) {
+      boost::asio::async_read(c->socket, boost::asio::buffer(c->header),
+                              [self = shared_from_this(), c](error_code ec, std::size_t) {
+        if (self->closed_ || !self->inbound_.contains(c)) return;
+        if (ec) return self->drop_inbound(c, nullptr);  // closed by the peer
+        if (c->peer == no_node) {
+          if (auto why = self->check_handshake_header(c->parsed, c->header)) return self->drop_inbound(c, why);
+        } else if (wire::decode_header(c->header, self->decode_opts(), c->parsed) ||
+                   c->parsed.type == wire::handshake_type) {
+          return self->drop_inbound(c, &self->bad_frames_);
+        }
+        c->body.resize(c->parsed.body_length);  // bounded by max_frame_size; capacity reused
+        boost::asio::async_read(c->socket, boost::asio::buffer(c->body),
+                                [self, c](error_code ec2, std::size_t) { self->on_body(c, ec2); });
+      });
+    }
+
+    void on_body(const std::shared_ptr<in_conn>& c, error_code ec) {
+      if (closed_ || !inbound_.contains(c)) return;
+      if (ec) return drop_inbound(c, nullptr);
+      if (c->peer == no_node) {
+        wire::handshake hs;
+        if (wire::decode_body(c->parsed, c->body, hs)) return drop_inbound(c, &bad_frames_);
+        if (hs.to != self_ || hs.from == self_ || !peers_.contains(hs.from)) return drop_inbound(c, &refused_);
+        c->peer = hs.from;
+        c->timer.cancel();
+        count(accepted_);
+        wire::encode_handshake({self_, hs.from}, cluster_, c->reply);
+        boost::asio::async_write(c->socket, boost::asio::buffer(c->reply),
+                                 [self = shared_from_this(), c](error_code e, std::size_t) {
+                                   if (e && !self->closed_ && self->inbound_.contains(c)) self->drop_inbound(c, nullptr);
+                                 });
+        return read_header(c);
+      }
+      message m;
+      // Only the authenticated peer may speak on its connection, and only to us.
+      if (wire::decode_body(c->parsed, c->body, m) || m.from != c->peer || m.to != self_)
+        return drop_inbound(c, &bad_frames_);
+      count(messages_received_);
+      bytes_received_ += wire::header_size + c->body.size();
+      if (on_receive_) on_receive_(std::move(m));
+      read_header(c);  // if the handler closed us, the read's completion sees it and stops
+    }
+
+    /// Validates a handshake frame's header. A frame that is well-formed but of another
+    /// cluster is refused rather than called bad, so a misconfiguration is told apart
+    /// from corruption. Returns the counter to bump, or null when it is fine.
+    std::atomic<std::uint64_t>* check_handshake_header(wire::frame_header& h,
+                                                        const std::array<std::byte, wire::header_size>& bytes) {
+      const auto ec = wire::decode_header(bytes, decode_opts(), h);
+      if (!ec) return h.type == wire::handshake_type ? nullptr : &bad_frames_;
+      wire::decode_options any = decode_opts();
+      any.cluster_id = wire::detail::get_le<std::uint64_t>(bytes.data() + 8);
+      if (any.cluster_id != cluster_ && !wire::decode_header(bytes, any, h)) return &refused_;
+      return &bad_frames_;
+    }
+
+    void drop_inbound(const std::shared_ptr<in_conn>& c, std::atomic<std::uint64_t>* why) {
+      if (!inbound_.contains(c)) return;  // already dropped (a late timer or write)
+      if (why) count(*why);
+      error_code ignore;
+      c->socket.close(ignore);
+      c->timer.cancel();
+      inbound_.erase(c);
+    }
+
+    // --- shutdown and counters ------------------------------------------------------
+
+    void teardown() {
+      error_code ignore;
+      acceptor_.close(ignore);
+      for (auto& [id, link] : links_) {
+        link->timer.cancel();
+        link->resolver.cancel();
+        if (auto c = std::exchange(link->conn, nullptr)) c->socket.close(ignore);
+        dropped_ += link->queued_messages;
+        link->queue.clear();
+        link->queued_messages = 0;
+      }
+      links_.clear();
+      for (auto& c : inbound_) {
+        c->socket.close(ignore);
+        c->timer.cancel();
+      }
+      inbound_.clear();
+    }
+
+    static void count(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+
+    tcp_stats stats() const noexcept {
+      auto r = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+      return {r(messages_sent_), r(bytes_sent_), r(writes_), r(messages_received_), r(bytes_received_), r(dropped_),
+              r(bad_frames_), r(refused_), r(connects_), r(connect_failures_), r(accepted_)};
+    }
+
+    executor_type strand_;
+    const node_id self_;
+    const std::uint64_t cluster_;
+    cluster_map peers_;
+    receive_handler on_receive_;
+    const tcp_options opt_;
+    tcp::acceptor acceptor_;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> closed_{false};
+    std::mt19937_64 rng_;
+    std::map<node_id, std::shared_ptr<peer_link>> links_;
+    std::set<std::shared_ptr<in_conn>> inbound_;
+
+    std::atomic<std::uint64_t> messages_sent_{0}, bytes_sent_{0}, writes_{0}, messages_received_{0},
+        bytes_received_{0}, dropped_{0}, bad_frames_{0}, refused_{0}, connects_{0},
+        connect_failures_{0}, accepted_{0};
+  };
+
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace raftkit::asio
+
+static_assert(raftkit::transport<raftkit::asio::tcp_transport>);
