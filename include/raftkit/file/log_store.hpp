@@ -1,0 +1,879 @@
+#pragma once
+/// \file raftkit::file::log_store — a durable, crash-safe, file-backed Raft log.
+///
+/// ## On disk
+/// A directory holds:
+///  - `LOCK`: flock'ed while a store has the directory open (a second opener gets `locked`);
+///  - `hard_state`: term and vote, replaced atomically (temp file, fsync, rename, fsync dir);
+///  - `<16 hex digits>.seg`: segment files, read in id order. A segment is created under a
+///    temporary name with its header written, preallocated and fsynced, then renamed into
+///    place, so a segment never exists without a valid header. Unwritten space reads as 0.
+///
+/// Segment header (64 bytes): magic "RKFLOGSG", format version, header size, the index the
+/// segment starts at, its id, CRC-32C of those fields. A segment whose first index `f` is not
+/// past the log loaded so far *truncates* it: entries `>= f` of earlier segments are void.
+/// That is how `truncate_after` is made durable (§5.3): later segments are deleted and a new
+/// segment starting at `i + 1` is created.
+///
+/// Record (8-byte aligned): payload length u32, CRC-32C u32 (of the length and everything
+/// after the CRC), term u64, index u64, meta u64 (type: 8 bits, flags: 8 bits, sync-group
+/// sequence: 48 bits), payload. Type 0xFF is a *seal*: the last record of every segment but
+/// the newest, carrying the segment's last index. A sync group is everything made durable by
+/// one fdatasync; its last record in a file has flag bit 0 set.
+///
+/// ## Recovery
+/// Every record is verified. A record that fails in a sealed (non-newest) segment, or an
+/// unsealed older segment, refuses to open with `errc::corrupt_log` naming file and offset.
+/// In the newest segment, bytes after the last good record that are not all zero are either
+/// a torn write (cut off, zeroed, and reported in `recovery()`) or corruption of data that
+/// was once durable — told apart by the sync-group sequence: if a valid record of a *later*
+/// sync group follows the bad bytes, the bad record's group had completed its fdatasync
+/// before, so it is corruption and the store refuses to open. (Corruption of the very last
+/// sync group is indistinguishable from a torn write and is cut.)
+///
+/// ## Threads
+/// `append`, `truncate_after`, `compact_before`, `at`, `term_at`, `first_index`,
+/// `last_index`, `save_hard_state`, `load_hard_state` belong to one owner thread. A writer
+/// thread serialises what was appended since its last round into one buffer, writes it with
+/// one call and makes it durable with one fdatasync (group commit), then advances
+/// `durable_index()` (thread-safe). Any failed write or sync is fatal: `error()` reports it
+/// (`no_space` for ENOSPC, else `io_error`) and durability never advances again.
+///
+/// Errors found while opening are thrown as `std::system_error` holding a `raftkit::errc`
+/// (`corrupt_log`, `locked`, `io_error`, `no_space`) and a message naming the file.
+/// The format is little-endian (checked at compile time).
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "raftkit/assert.hpp"
+#include "raftkit/detail/crc32c.hpp"
+#include "raftkit/errc.hpp"
+#include "raftkit/file/posix_fs.hpp"
+#include "raftkit/log_store.hpp"
+#include "raftkit/types.hpp"
+
+namespace raftkit::file {
+
+static_assert(std::endian::native == std::endian::little,
+              "raftkit::file::log_store writes little-endian records");
+
+/// Tuning of a file log store.
+struct options {
+  /// Size a segment is preallocated to; the log rolls to a new segment when full.
+  std::uint64_t segment_size = 64u << 20;
+  /// Bytes the writer gathers at most before one write + fdatasync.
+  std::size_t max_batch_bytes = 8u << 20;
+};
+
+/// What opening the store found.
+struct recovery_report {
+  std::size_t segments = 0;       ///< segment files read
+  std::size_t entries = 0;        ///< entries recovered
+  bool tail_cut = false;          ///< a torn tail was cut off the newest segment
+  std::string tail_file;          ///< ...in this file
+  std::uint64_t tail_offset = 0;  ///< ...from this offset
+  std::uint64_t tail_bytes = 0;   ///< ...this many non-zero bytes were discarded
+};
+
+namespace detail {
+
+inline constexpr char segment_magic[8] = {'R', 'K', 'F', 'L', 'O', 'G', 'S', 'G'};
+inline constexpr char hard_state_magic[8] = {'R', 'K', 'F', 'H', 'A', 'R', 'D', 'S'};
+inline constexpr std::uint32_t format_version = 1;
+inline constexpr std::size_t segment_header_size = 64;
+inline constexpr std::size_t record_header_size = 32;
+inline constexpr std::size_t hard_state_size = 64;
+inline constexpr std::uint8_t seal_type = 0xFF;
+inline constexpr std::uint8_t flag_group_end = 1;
+inline constexpr std::uint64_t max_seq = (std::uint64_t{1} << 48) - 1;
+
+template <class T>
+inline T load(const std::byte* p) noexcept {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class T>
+inline void store(std::byte* p, T v) noexcept {
+  std::memcpy(p, &v, sizeof v);
+}
+
+inline constexpr std::size_t pad8(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
+inline constexpr std::size_t record_size(std::size_t payload) noexcept {
+  return record_header_size + pad8(payload);
+}
+
+/// A record header, decoded.
+struct record_header {
+  std::uint32_t len = 0;
+  std::uint32_t crc = 0;
+  term_t term = 0;
+  index_t index = 0;
+  std::uint8_t type = 0;
+  std::uint8_t flags = 0;
+  std::uint64_t seq = 0;
+
+  static record_header decode(const std::byte* p) noexcept {
+    record_header h;
+    h.len = load<std::uint32_t>(p);
+    h.crc = load<std::uint32_t>(p + 4);
+    h.term = load<std::uint64_t>(p + 8);
+    h.index = load<std::uint64_t>(p + 16);
+    auto meta = load<std::uint64_t>(p + 24);
+    h.type = static_cast<std::uint8_t>(meta);
+    h.flags = static_cast<std::uint8_t>(meta >> 8);
+    h.seq = meta >> 16;
+    return h;
+  }
+};
+
+/// CRC of a record laid out at `p` with payload length `len`.
+inline std::uint32_t record_crc(const std::byte* p, std::uint32_t len) noexcept {
+  std::uint32_t c = raftkit::detail::crc32c(p, 4);
+  return raftkit::detail::crc32c_extend(c, p + 8, record_header_size - 8 + len);
+}
+
+/// Writes a record header (CRC left zero) and payload at `p`; padding must be zero already.
+inline void encode_record(std::byte* p, term_t term, index_t index, std::uint8_t type,
+                          std::span<const std::byte> payload) noexcept {
+  store<std::uint32_t>(p, static_cast<std::uint32_t>(payload.size()));
+  store<std::uint32_t>(p + 4, 0);
+  store<std::uint64_t>(p + 8, term);
+  store<std::uint64_t>(p + 16, index);
+  store<std::uint64_t>(p + 24, type);
+  if (!payload.empty()) std::memcpy(p + record_header_size, payload.data(), payload.size());
+}
+
+/// Stamps the sync-group sequence and flags into an encoded record and seals it with its CRC.
+inline void finish_record(std::byte* p, std::uint64_t seq, std::uint8_t flags) noexcept {
+  auto meta = load<std::uint64_t>(p + 24) & 0xFF;
+  meta |= std::uint64_t{flags} << 8 | seq << 16;
+  store<std::uint64_t>(p + 24, meta);
+  store<std::uint32_t>(p + 4, record_crc(p, load<std::uint32_t>(p)));
+}
+
+/// Whether a complete, verified record starts at `p` with `avail` bytes readable.
+inline bool record_valid(const std::byte* p, std::size_t avail, record_header& h) noexcept {
+  if (avail < record_header_size) return false;
+  h = record_header::decode(p);
+  if (h.index == 0) return false;
+  if (h.type > static_cast<std::uint8_t>(entry_type::config) && h.type != seal_type) return false;
+  if (record_size(h.len) > avail || h.len > avail) return false;
+  return record_crc(p, h.len) == h.crc;
+}
+
+inline bool all_zero(const std::byte* p, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i)
+    if (p[i] != std::byte{0}) return false;
+  return true;
+}
+
+inline std::string segment_name(std::uint64_t id) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%016llx.seg", static_cast<unsigned long long>(id));
+  return b;
+}
+
+/// Parses "<16 hex>.seg"; nullopt for any other name.
+inline std::optional<std::uint64_t> parse_segment_name(const std::string& n) {
+  if (n.size() != 20 || n.compare(16, 4, ".seg") != 0) return std::nullopt;
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 16; ++i) {
+    char c = n[i];
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return std::nullopt;
+    v = v << 4 | static_cast<std::uint64_t>(d);
+  }
+  return v;
+}
+
+inline bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// Thrown inside the store and turned into an error code or a std::system_error.
+struct failure {
+  errc code;
+  std::string what;
+};
+
+inline errc errno_code(int neg_errno) noexcept {
+  return neg_errno == -ENOSPC || neg_errno == -EDQUOT ? errc::no_space : errc::io_error;
+}
+
+}  // namespace detail
+
+/// A file-backed Raft log; `FS` is the file-system policy (real POSIX by default).
+template <file_system FS = posix_fs>
+class basic_log_store {
+ public:
+  /// Opens (creating if needed) the log in directory `dir` and recovers it.
+  /// Throws std::system_error with a raftkit::errc on failure (see the file comment).
+  explicit basic_log_store(std::string dir, options opts = {}, FS fs = FS{})
+      : fs_(std::move(fs)), dir_(std::move(dir)), opts_(opts) {
+    try {
+      open_dir();
+    } catch (const detail::failure& f) {
+      release_files();
+      throw std::system_error(make_error_code(f.code), f.what);
+    }
+    writer_ = std::thread([this] { run(); });
+  }
+  basic_log_store(const basic_log_store&) = delete;
+  basic_log_store& operator=(const basic_log_store&) = delete;
+
+  /// Writes and syncs everything appended so far, then closes the files.
+  ~basic_log_store() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    work_cv_.notify_one();
+    writer_.join();
+    release_files();
+  }
+
+  // --- raftkit::log_store -------------------------------------------------------------
+
+  /// First index held (1 on a fresh store; after compaction the first kept index).
+  index_t first_index() const noexcept { return first_; }
+  /// Last index held; first_index() - 1 when empty.
+  index_t last_index() const noexcept { return first_ + entries_.size() - 1; }
+  /// Term of entry `i`; 0 when not held.
+  term_t term_at(index_t i) const noexcept {
+    return i >= first_ && i <= last_index() ? entries_[i - first_].term : 0;
+  }
+  /// Entry `i`, sharing its payload; precondition first_index() <= i <= last_index().
+  const entry& at(index_t i) const noexcept {
+    RAFTKIT_ASSERT(i >= first_ && i <= last_index(), "file::log_store::at out of range");
+    return entries_[i - first_];
+  }
+  /// Highest index known to be on stable storage. Thread-safe.
+  index_t durable_index() const noexcept { return durable_.load(std::memory_order_acquire); }
+
+  /// Appends entries starting at last_index() + 1; returns at once, durability follows.
+  void append(std::span<const entry> es) {
+    if (es.empty()) return;
+    for (const entry& e : es) {
+      RAFTKIT_ASSERT(e.index == last_index() + 1, "file::log_store::append: not contiguous");
+      entries_.push_back(e);
+    }
+    {
+      std::lock_guard lk(mu_);
+      if (failed_) return;
+      for (const entry& e : es) ops_.push_back(op{op_kind::append, 0, e});
+      ++submitted_;
+    }
+    work_cv_.notify_one();
+  }
+
+  /// Removes every entry after `i` (§5.3). durable_index() drops to at most `i` at once; the
+  /// removal reaches the disk in order with later appends (before any of them is durable).
+  void truncate_after(index_t i) {
+    if (i >= last_index()) return;
+    RAFTKIT_ASSERT(i + 1 >= first_, "file::log_store::truncate_after below first_index");
+    entries_.resize(i + 1 - first_);
+    {
+      std::lock_guard lk(mu_);
+      floor_ = std::min(floor_, i);
+      if (durable_.load(std::memory_order_relaxed) > i) durable_.store(i, std::memory_order_release);
+      if (failed_) return;
+      ops_.push_back(op{op_kind::truncate, i, {}});
+      ++submitted_;
+    }
+    work_cv_.notify_one();
+  }
+
+  /// Forgets entries before `i` (a snapshot covers them): in memory at once; on disk the
+  /// segments holding only entries below `i` are deleted (so a reopened store may start
+  /// somewhat below `i`). `i` may be at most last_index() + 1.
+  void compact_before(index_t i) {
+    if (i <= first_) return;
+    RAFTKIT_ASSERT(i <= last_index() + 1, "file::log_store::compact_before past the end");
+    while (first_ < i) {
+      entries_.pop_front();
+      ++first_;
+    }
+    {
+      std::lock_guard lk(mu_);
+      if (failed_) return;
+      ops_.push_back(op{op_kind::compact, i, {}});
+      ++submitted_;
+    }
+    work_cv_.notify_one();
+  }
+
+  /// The persisted term and vote (zeros on a fresh store).
+  hard_state load_hard_state() const noexcept { return hard_; }
+
+  /// Persists term and vote atomically; durable when it returns. On failure the store
+  /// turns failed (see error()) and the previous hard state stays on disk.
+  void save_hard_state(const hard_state& hs) {
+    if (failed()) return;
+    try {
+      write_hard_state(hs);
+      hard_ = hs;
+    } catch (const detail::failure& f) {
+      fail(f);
+    }
+  }
+
+  // --- optional capabilities ----------------------------------------------------------
+
+  /// A fatal storage failure, or an empty code. Thread-safe.
+  std::error_code error() const {
+    std::lock_guard lk(mu_);
+    return error_;
+  }
+  /// The failure's description (file and call). Thread-safe.
+  std::string error_message() const {
+    std::lock_guard lk(mu_);
+    return error_what_;
+  }
+
+  /// Sets a function called *on the writer thread* each time durable_index() advances,
+  /// with the new value. It must be quick and must not call back into the store except
+  /// durable_index(); an owner on another thread posts it to its own executor (the Asio
+  /// driver posts it onto the node's strand). A value may be overtaken by a concurrent
+  /// truncate_after: re-read durable_index() on the owner's thread.
+  void set_durable_handler(std::function<void(index_t)> h) {
+    std::lock_guard lk(handler_mu_);
+    handler_ = std::move(h);
+  }
+
+  /// Blocks until durable_index() >= i or the store fails; returns error().
+  /// Precondition: i <= last_index().
+  std::error_code wait_durable(index_t i) {
+    std::unique_lock lk(mu_);
+    done_cv_.wait(lk, [&] { return failed_ || durable_.load(std::memory_order_relaxed) >= i; });
+    return error_;
+  }
+
+  /// Blocks until every operation issued so far (appends, truncations, compactions) is on
+  /// stable storage, or the store fails; returns error().
+  std::error_code flush() {
+    std::unique_lock lk(mu_);
+    auto target = submitted_;
+    done_cv_.wait(lk, [&] { return failed_ || completed_ >= target; });
+    return error_;
+  }
+
+  /// What opening the store found.
+  const recovery_report& recovery() const noexcept { return report_; }
+  /// The directory of this store.
+  const std::string& directory() const noexcept { return dir_; }
+  /// Number of fdatasync calls the writer made for log records (for benchmarks).
+  std::uint64_t sync_count() const noexcept { return syncs_.load(std::memory_order_relaxed); }
+
+ private:
+  enum class op_kind : std::uint8_t { append, truncate, compact };
+  struct op {
+    op_kind kind;
+    index_t arg;
+    entry e;
+  };
+  struct segment {
+    std::uint64_t id;
+    index_t first;
+  };
+
+  // ---------------------------------------------------------------- opening, recovery
+
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+  [[noreturn]] void throw_io(int neg_errno, const std::string& what) const {
+    throw detail::failure{detail::errno_code(neg_errno),
+                          what + ": " + std::generic_category().message(-neg_errno)};
+  }
+  [[noreturn]] void throw_corrupt(const std::string& file, std::uint64_t off,
+                                  const std::string& why) const {
+    throw detail::failure{errc::corrupt_log, path(file) + ": " + why + " at offset " +
+                                                 std::to_string(off)};
+  }
+
+  void open_dir() {
+    if (int r = fs_.make_dir(dir_); r < 0) throw_io(r, "mkdir " + dir_);
+    int l = fs_.lock(path("LOCK"));
+    if (l == -EWOULDBLOCK || l == -EAGAIN)
+      throw detail::failure{errc::locked, path("LOCK") + ": directory in use by another store"};
+    if (l < 0) throw_io(l, "lock " + path("LOCK"));
+    lock_fd_ = l;
+
+    std::vector<std::string> names;
+    if (int r = fs_.list_dir(dir_, names); r < 0) throw_io(r, "list " + dir_);
+    std::vector<std::pair<std::uint64_t, std::string>> segs;
+    for (const auto& n : names) {
+      if (detail::ends_with(n, ".tmp")) {
+        // an unfinished segment creation or hard-state replacement: never became visible
+        if (int r = fs_.unlink(path(n)); r < 0) throw_io(r, "unlink " + path(n));
+      } else if (detail::ends_with(n, ".seg")) {
+        auto id = detail::parse_segment_name(n);
+        if (!id) throw detail::failure{errc::corrupt_log, path(n) + ": not a raftkit segment name"};
+        segs.emplace_back(*id, n);
+      }
+    }
+    std::sort(segs.begin(), segs.end());
+    read_hard_state();
+
+    first_ = 1;
+    next_seq_ = 1;
+    next_id_ = 1;
+    for (std::size_t k = 0; k < segs.size(); ++k)
+      load_segment(segs[k].first, segs[k].second, k + 1 == segs.size(), k == 0);
+    if (!segs.empty()) next_id_ = segs.back().first + 1;
+    report_.segments = segs.size();
+    report_.entries = entries_.size();
+    written_last_ = buf_last_ = last_index();
+    durable_.store(last_index(), std::memory_order_relaxed);
+    floor_ = std::numeric_limits<index_t>::max();
+  }
+
+  void read_hard_state() {
+    int fd = fs_.open(path("hard_state"), false);
+    if (fd == -ENOENT) return;
+    if (fd < 0) throw_io(fd, "open " + path("hard_state"));
+    std::byte b[detail::hard_state_size];
+    long long n = fs_.pread(fd, b, sizeof b, 0);
+    fs_.close(fd);
+    if (n < 0) throw_io(static_cast<int>(n), "read " + path("hard_state"));
+    if (n != static_cast<long long>(sizeof b) ||
+        std::memcmp(b, detail::hard_state_magic, 8) != 0)
+      throw detail::failure{errc::corrupt_log, path("hard_state") + ": not a raftkit hard state file (bad magic)"};
+    if (auto v = detail::load<std::uint32_t>(b + 8); v != detail::format_version)
+      throw detail::failure{errc::corrupt_log, path("hard_state") + ": unsupported format version " + std::to_string(v)};
+    if (raftkit::detail::crc32c(b, 32) != detail::load<std::uint32_t>(b + 32))
+      throw detail::failure{errc::corrupt_log, path("hard_state") + ": checksum mismatch"};
+    hard_.term = detail::load<std::uint64_t>(b + 16);
+    hard_.vote = detail::load<std::uint64_t>(b + 24);
+  }
+
+  void write_hard_state(const hard_state& hs) {
+    std::byte b[detail::hard_state_size] = {};
+    std::memcpy(b, detail::hard_state_magic, 8);
+    detail::store<std::uint32_t>(b + 8, detail::format_version);
+    detail::store<std::uint64_t>(b + 16, hs.term);
+    detail::store<std::uint64_t>(b + 24, hs.vote);
+    detail::store<std::uint32_t>(b + 32, raftkit::detail::crc32c(b, 32));
+    const std::string tmp = path("hard_state.tmp"), dst = path("hard_state");
+    int fd = fs_.open(tmp, true);
+    if (fd < 0) throw_io(fd, "create " + tmp);
+    long long w = fs_.pwrite(fd, b, sizeof b, 0);
+    int s = w < 0 ? 0 : fs_.fsync(fd);
+    fs_.close(fd);
+    if (w < 0) throw_io(static_cast<int>(w), "write " + tmp);
+    if (s < 0) throw_io(s, "fsync " + tmp);
+    if (int r = fs_.rename(tmp, dst); r < 0) throw_io(r, "rename " + tmp);
+    if (int r = fs_.sync_dir(dir_); r < 0) throw_io(r, "fsync " + dir_);
+  }
+
+  /// Reads and verifies one segment, adding its entries to the log.
+  void load_segment(std::uint64_t id, const std::string& name, bool newest, bool oldest) {
+    const std::string p = path(name);
+    int fd = fs_.open(p, false);
+    if (fd < 0) throw_io(fd, "open " + p);
+    long long sz = fs_.size(fd);
+    if (sz < 0) {
+      fs_.close(fd);
+      throw_io(static_cast<int>(sz), "stat " + p);
+    }
+    std::vector<std::byte> buf(static_cast<std::size_t>(sz));
+    long long n = fs_.pread(fd, buf.data(), buf.size(), 0);
+    if (n != sz) {
+      fs_.close(fd);
+      throw_io(n < 0 ? static_cast<int>(n) : -EIO, "read " + p);
+    }
+    const std::byte* b = buf.data();
+    const std::size_t size = buf.size();
+
+    // header
+    if (size < detail::segment_header_size || std::memcmp(b, detail::segment_magic, 8) != 0) {
+      fs_.close(fd);
+      throw detail::failure{errc::corrupt_log, p + ": not a raftkit log segment (bad magic)"};
+    }
+    if (auto v = detail::load<std::uint32_t>(b + 8); v != detail::format_version) {
+      fs_.close(fd);
+      throw detail::failure{errc::corrupt_log, p + ": unsupported format version " + std::to_string(v)};
+    }
+    if (raftkit::detail::crc32c(b, 32) != detail::load<std::uint32_t>(b + 32) ||
+        detail::load<std::uint32_t>(b + 12) != detail::segment_header_size ||
+        detail::load<std::uint64_t>(b + 24) != id) {
+      fs_.close(fd);
+      throw_corrupt(name, 0, "bad segment header");
+    }
+    const index_t first = detail::load<std::uint64_t>(b + 16);
+    if (oldest) {
+      if (first == 0) { fs_.close(fd); throw_corrupt(name, 0, "segment starts at index 0"); }
+      first_ = first;
+    } else {
+      // a segment starting inside the log loaded so far voids the entries from there (§5.3)
+      if (first < first_ || first > last_index() + 1) {
+        fs_.close(fd);
+        throw_corrupt(name, 0, "segment starts at index " + std::to_string(first) +
+                                   " but the log holds " + std::to_string(first_) + ".." +
+                                   std::to_string(last_index()));
+      }
+      entries_.resize(first - first_);
+    }
+    segs_.push_back(segment{id, first});
+
+    // records
+    std::size_t off = detail::segment_header_size;
+    term_t last_term = entries_.empty() ? 0 : entries_.back().term;
+    std::uint64_t last_seq = next_seq_ - 1;  // sequences never decrease along the log
+    bool group_end = true;                   // a new segment starts a new sync group
+    bool sealed = false;
+    detail::record_header h;
+    for (;;) {
+      const bool ok = detail::record_valid(b + off, size - off, h) && h.seq >= last_seq &&
+                      (h.type == detail::seal_type
+                           ? h.index == last_index()
+                           : h.index == last_index() + 1 && h.term >= last_term);
+      if (!ok) break;
+      last_seq = h.seq;
+      group_end = (h.flags & detail::flag_group_end) != 0;
+      if (h.type == detail::seal_type) {
+        off += detail::record_size(h.len);
+        sealed = true;
+        break;
+      }
+      last_term = h.term;
+      entries_.push_back(entry{h.term, h.index, static_cast<entry_type>(h.type),
+                               shared_bytes::copy_of(std::span<const std::byte>(
+                                   b + off + detail::record_header_size, h.len))});
+      off += detail::record_size(h.len);
+    }
+    next_seq_ = last_seq + 1;
+
+    if (!newest) {
+      fs_.close(fd);
+      if (!sealed) throw_corrupt(name, off, "bad record");
+      return;
+    }
+    if (sealed) {  // the newest segment is complete; the next append opens a new one
+      fs_.close(fd);
+      return;
+    }
+    cur_fd_ = fd;
+    cur_off_ = off;
+    cur_cap_ = size;
+    if (detail::all_zero(b + off, size - off)) return;  // the normal, preallocated tail
+
+    // Non-zero bytes after the last good record: a torn write, or lost durable data?
+    // A valid record of a later sync group after them proves their group was synced.
+    std::vector<std::uint64_t> later;  // sync groups seen after the bad bytes
+    std::uint64_t max_seen = last_seq;
+    for (std::size_t o = off; o + detail::record_header_size <= size; o += 8) {
+      detail::record_header r;
+      if (!detail::record_valid(b + o, size - o, r)) continue;
+      max_seen = std::max(max_seen, r.seq);
+      if (r.seq > last_seq) later.push_back(r.seq);
+    }
+    std::sort(later.begin(), later.end());
+    later.erase(std::unique(later.begin(), later.end()), later.end());
+    // The bad record belongs to the last good record's group (if that group had not
+    // ended) or to the next group; a valid record of any group after that one proves it
+    // was synced.
+    const bool corrupt = group_end ? later.size() >= 2 : !later.empty();
+    if (corrupt) {
+      fs_.close(fd);
+      cur_fd_ = -1;
+      throw_corrupt(name, off, "bad record followed by later durable records");
+    }
+    // cut: zero the torn bytes durably before anything new is written after them
+    std::size_t end = size;
+    while (end > off && b[end - 1] == std::byte{0}) --end;
+    end = std::min(detail::pad8(end), size);
+    report_.tail_cut = true;
+    report_.tail_file = name;
+    report_.tail_offset = off;
+    report_.tail_bytes = end - off;
+    std::vector<std::byte> zeros(end - off);
+    if (long long w = fs_.pwrite(fd, zeros.data(), zeros.size(), off); w < 0)
+      throw_io(static_cast<int>(w), "zero torn tail of " + p);
+    if (int r = fs_.fdatasync(fd); r < 0) throw_io(r, "fdatasync " + p);
+    next_seq_ = max_seen + 1;
+  }
+
+  void release_files() {
+    if (cur_fd_ >= 0) fs_.close(cur_fd_);
+    cur_fd_ = -1;
+    if (lock_fd_ >= 0) fs_.unlock(lock_fd_);
+    lock_fd_ = -1;
+  }
+
+  // ---------------------------------------------------------------- writer thread
+
+  void run() {
+    std::vector<op> batch;
+    for (;;) {
+      std::uint64_t taken;
+      {
+        std::unique_lock lk(mu_);
+        work_cv_.wait(lk, [&] { return stop_ || failed_ || !ops_.empty(); });
+        if (failed_ || ops_.empty()) break;
+        batch.swap(ops_);
+        floor_ = std::numeric_limits<index_t>::max();
+        taken = submitted_;
+      }
+      try {
+        const bool has_truncate = std::any_of(batch.begin(), batch.end(), [](const op& o) {
+          return o.kind == op_kind::truncate;
+        });
+        for (op& o : batch) {
+          apply(o);
+          if (buf_.size() >= opts_.max_batch_bytes) {
+            flush_group();
+            // mid-batch progress is exact only when no truncation is still ahead in it
+            if (!has_truncate) publish(0);
+          }
+        }
+        flush_group();
+      } catch (const detail::failure& f) {
+        fail(f);
+        break;
+      }
+      batch.clear();
+      publish(taken);
+    }
+    if (cur_fd_ >= 0) fs_.close(cur_fd_);
+    cur_fd_ = -1;
+  }
+
+  void apply(op& o) {
+    switch (o.kind) {
+      case op_kind::append: add_record(o.e); break;
+      case op_kind::truncate: do_truncate(o.arg); break;
+      case op_kind::compact: do_compact(o.arg); break;
+    }
+  }
+
+  void add_record(const entry& e) {
+    const std::size_t rs = detail::record_size(e.payload.size());
+    if (cur_fd_ < 0) open_segment(buf_last_ + 1, rs);
+    if (cur_off_ + buf_.size() + rs + detail::record_header_size > cur_cap_) {
+      // no room for this record and a seal: seal this segment and roll
+      encode_seal(buf_last_);
+      flush_group();
+      fs_.close(cur_fd_);
+      cur_fd_ = -1;
+      open_segment(buf_last_ + 1, rs);
+    }
+    encode(e.term, e.index, static_cast<std::uint8_t>(e.type), e.payload.bytes());
+    buf_last_ = e.index;
+  }
+
+  void encode(term_t term, index_t index, std::uint8_t type, std::span<const std::byte> payload) {
+    const std::size_t at = buf_.size();
+    buf_.resize(at + detail::record_size(payload.size()));
+    std::byte* p = buf_.data() + at;
+    std::memset(p + detail::record_header_size + payload.size(), 0,
+                detail::pad8(payload.size()) - payload.size());
+    detail::encode_record(p, term, index, type, payload);
+    rec_off_.push_back(static_cast<std::uint32_t>(at));
+    rec_idx_.push_back(index);
+  }
+
+  /// A seal (term 0) closes the current segment at index `last`.
+  void encode_seal(index_t last) { encode(0, last, detail::seal_type, {}); }
+
+  /// Writes the buffered records with one call and makes them durable with one fdatasync.
+  void flush_group() {
+    if (buf_.empty()) return;
+    const std::uint64_t seq = next_seq_++;
+    for (std::size_t k = 0; k < rec_off_.size(); ++k)
+      detail::finish_record(buf_.data() + rec_off_[k], seq,
+                            k + 1 == rec_off_.size() ? detail::flag_group_end : 0);
+    if (long long w = fs_.pwrite(cur_fd_, buf_.data(), buf_.size(), cur_off_); w < 0)
+      throw_io(static_cast<int>(w), "write " + path(detail::segment_name(segs_.back().id)));
+    if (int r = fs_.fdatasync(cur_fd_); r < 0)
+      throw_io(r, "fdatasync " + path(detail::segment_name(segs_.back().id)));
+    syncs_.fetch_add(1, std::memory_order_relaxed);
+    cur_off_ += buf_.size();
+    buf_.clear();
+    rec_off_.clear();
+    rec_idx_.clear();
+    written_last_ = buf_last_;
+  }
+
+  /// Creates a segment starting at `first`, big enough for a record of `need` bytes.
+  void open_segment(index_t first, std::size_t need) {
+    const std::uint64_t id = next_id_++;
+    const std::string name = detail::segment_name(id);
+    const std::string tmp = path(name + ".tmp"), dst = path(name);
+    const std::uint64_t cap = std::max<std::uint64_t>(
+        opts_.segment_size, detail::segment_header_size + need + 2 * detail::record_header_size);
+    std::byte h[detail::segment_header_size] = {};
+    std::memcpy(h, detail::segment_magic, 8);
+    detail::store<std::uint32_t>(h + 8, detail::format_version);
+    detail::store<std::uint32_t>(h + 12, detail::segment_header_size);
+    detail::store<std::uint64_t>(h + 16, first);
+    detail::store<std::uint64_t>(h + 24, id);
+    detail::store<std::uint32_t>(h + 32, raftkit::detail::crc32c(h, 32));
+    int fd = fs_.open(tmp, true);
+    if (fd < 0) throw_io(fd, "create " + tmp);
+    auto check = [&](long long r, const char* what) {
+      if (r < 0) {
+        fs_.close(fd);
+        throw_io(static_cast<int>(r), std::string(what) + " " + tmp);
+      }
+    };
+    check(fs_.allocate(fd, cap), "preallocate");
+    check(fs_.pwrite(fd, h, sizeof h, 0), "write");
+    check(fs_.fsync(fd), "fsync");
+    check(fs_.rename(tmp, dst), "rename");
+    check(fs_.sync_dir(dir_), "fsync directory of");
+    segs_.push_back(segment{id, first});
+    cur_fd_ = fd;
+    cur_off_ = detail::segment_header_size;
+    cur_cap_ = cap;
+  }
+
+  void do_truncate(index_t t) {
+    if (t >= buf_last_) return;
+    if (t >= written_last_) {  // only buffered records go
+      auto k = static_cast<std::size_t>(
+          std::upper_bound(rec_idx_.begin(), rec_idx_.end(), t) - rec_idx_.begin());
+      buf_.resize(rec_off_[k]);
+      rec_off_.resize(k);
+      rec_idx_.resize(k);
+      buf_last_ = t;
+      return;
+    }
+    buf_.clear();
+    rec_off_.clear();
+    rec_idx_.clear();
+    buf_last_ = written_last_;
+    // delete whole segments past t, newest first, so a crash leaves a consistent prefix
+    bool removed = false;
+    while (!segs_.empty() && segs_.back().first > t) {
+      if (cur_fd_ >= 0) {
+        fs_.close(cur_fd_);
+        cur_fd_ = -1;
+      }
+      const std::string p = path(detail::segment_name(segs_.back().id));
+      if (int r = fs_.unlink(p); r < 0) throw_io(r, "unlink " + p);
+      segs_.pop_back();
+      removed = true;
+    }
+    if (removed)
+      if (int r = fs_.sync_dir(dir_); r < 0) throw_io(r, "fsync " + dir_);
+    if (cur_fd_ >= 0) {  // the newest segment holds t: seal it, entries past t stay behind
+      encode_seal(written_last_);
+      flush_group();
+      fs_.close(cur_fd_);
+      cur_fd_ = -1;
+    }
+    // a segment starting at t + 1 voids everything after t in the segments before it
+    open_segment(t + 1, 0);
+    written_last_ = buf_last_ = t;
+  }
+
+  void do_compact(index_t i) {
+    bool removed = false;
+    while (segs_.size() >= 2 && segs_[1].first <= i) {
+      const std::string p = path(detail::segment_name(segs_.front().id));
+      if (int r = fs_.unlink(p); r < 0) throw_io(r, "unlink " + p);
+      segs_.erase(segs_.begin());
+      removed = true;
+    }
+    if (removed)
+      if (int r = fs_.sync_dir(dir_); r < 0) throw_io(r, "fsync " + dir_);
+  }
+
+  void publish(std::uint64_t taken) {
+    index_t before, now;
+    {
+      std::lock_guard lk(mu_);
+      if (failed_) return;
+      before = durable_.load(std::memory_order_relaxed);
+      now = std::min(written_last_, floor_);
+      durable_.store(now, std::memory_order_release);
+      if (taken) completed_ = taken;
+    }
+    done_cv_.notify_all();
+    if (now > before) {
+      std::lock_guard lk(handler_mu_);
+      if (handler_) handler_(now);
+    }
+  }
+
+  bool failed() const {
+    std::lock_guard lk(mu_);
+    return failed_;
+  }
+
+  void fail(const detail::failure& f) {
+    {
+      std::lock_guard lk(mu_);
+      if (!failed_) {
+        failed_ = true;
+        error_ = make_error_code(f.code);
+        error_what_ = f.what;
+      }
+      ops_.clear();
+    }
+    done_cv_.notify_all();
+    work_cv_.notify_one();
+  }
+
+  // owner thread
+  FS fs_;
+  std::string dir_;
+  options opts_;
+  std::deque<entry> entries_;
+  index_t first_ = 1;
+  hard_state hard_;
+  recovery_report report_;
+  int lock_fd_ = -1;
+
+  // shared, under mu_
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::vector<op> ops_;
+  std::uint64_t submitted_ = 0, completed_ = 0;
+  index_t floor_ = std::numeric_limits<index_t>::max();
+  bool stop_ = false, failed_ = false;
+  std::error_code error_;
+  std::string error_what_;
+  std::atomic<index_t> durable_{0};
+  std::atomic<std::uint64_t> syncs_{0};
+  std::mutex handler_mu_;
+  std::function<void(index_t)> handler_;
+
+  // writer thread (set up by the constructor before it starts)
+  std::vector<segment> segs_;
+  int cur_fd_ = -1;
+  std::uint64_t cur_off_ = 0, cur_cap_ = 0;
+  std::vector<std::byte> buf_;
+  std::vector<std::uint32_t> rec_off_;
+  std::vector<index_t> rec_idx_;
+  index_t written_last_ = 0, buf_last_ = 0;
+  std::uint64_t next_seq_ = 1, next_id_ = 1;
+
+  std::thread writer_;
+};
+
+/// The file log store over real POSIX files.
+using log_store = basic_log_store<>;
+
+}  // namespace raftkit::file
+
+static_assert(raftkit::log_store<raftkit::file::log_store>);
+static_assert(raftkit::detail::failable_store<raftkit::file::log_store>);

@@ -1,0 +1,90 @@
+// The writing process of the file log crash test (tests/test_file_log.cpp, suite
+// file_log_crash). Usage: file_crash_child <dir> <seed> <reported> [verify]
+//
+// It opens the log in <dir> and first verifies what the previous, killed run left: every
+// entry's term and payload are derived from its index, the log is contiguous, and it
+// reaches at least <reported>, the highest durable index the parent saw reported. Then it
+// prints "R <first> <last> <1 if a torn tail was cut>" and, unless "verify" was given,
+// appends random batches forever, printing "D <index>" each time durability advances,
+// until the parent kills it. Problems are printed as "E <message>" with exit status 1.
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "raftkit/file/log_store.hpp"
+
+namespace {
+
+using raftkit::entry;
+using raftkit::index_t;
+
+raftkit::term_t term_for(index_t i) { return 1 + i / 1000; }
+
+raftkit::shared_bytes payload_for(index_t i) {
+  std::size_t n = (i * 2654435761u >> 7) % 300;
+  auto b = raftkit::shared_bytes::allocate(n);
+  for (std::size_t k = 0; k < n; ++k) b.mutable_data()[k] = std::byte(static_cast<unsigned char>(i * 31 + k));
+  return b;
+}
+
+void say(const std::string& s) {
+  std::string line = s + "\n";  // one write per line: lines from two threads never interleave
+  if (::write(1, line.data(), line.size()) < 0) std::_Exit(3);
+}
+
+[[noreturn]] void die(const std::string& s) {
+  say("E " + s);
+  std::_Exit(1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) die("usage: file_crash_child <dir> <seed> <reported> [verify]");
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  const std::string dir = argv[1];
+  std::mt19937_64 rng(std::strtoull(argv[2], nullptr, 10));
+  const index_t reported = std::strtoull(argv[3], nullptr, 10);
+  const bool verify_only = argc > 4 && std::strcmp(argv[4], "verify") == 0;
+
+  raftkit::file::options opts;
+  opts.segment_size = 64 * 1024;  // roll often
+  try {
+    raftkit::file::log_store s(dir, opts);
+    if (s.last_index() < reported)
+      die("lost durable entries: last index " + std::to_string(s.last_index()) + " < reported " +
+          std::to_string(reported));
+    for (index_t i = s.first_index(); i <= s.last_index(); ++i) {
+      const entry& e = s.at(i);
+      if (e.index != i || e.term != term_for(i) || !(e.payload == payload_for(i)))
+        die("entry " + std::to_string(i) + " is wrong");
+    }
+    say("R " + std::to_string(s.first_index()) + " " + std::to_string(s.last_index()) + " " +
+        (s.recovery().tail_cut ? "1" : "0"));
+    if (verify_only) return 0;
+
+    s.set_durable_handler([](index_t i) { say("D " + std::to_string(i)); });
+    std::vector<entry> batch;
+    for (;;) {
+      batch.clear();
+      const index_t from = s.last_index() + 1, n = 1 + rng() % 64;
+      for (index_t i = from; i < from + n; ++i)
+        batch.push_back(entry{term_for(i), i, raftkit::entry_type::normal, payload_for(i)});
+      s.append(batch);
+      if (s.last_index() - s.durable_index() > 4000) s.wait_durable(s.last_index() - 2000);
+      if (s.last_index() - s.first_index() > 20000) s.compact_before(s.last_index() - 10000);
+      if (s.error()) die("store failed: " + s.error_message());
+    }
+  } catch (const std::exception& e) {
+    die(e.what());
+  }
+}
