@@ -245,8 +245,14 @@ class basic_node {
     const term_t my_last_term = log_.term_at(my_last);
     // §5.4.1 election restriction: grant only to a candidate whose log is at least as
     // up-to-date as ours, comparing the last entries' terms first, then the indexes.
+#ifdef RAFTKIT_TEST_BREAK_ELECTION_RESTRICTION
+    // Test-only broken variant: compares only the indexes.
+    (void)my_last_term;
+    const bool up_to_date = m.log_index >= my_last;
+#else
     const bool up_to_date =
         m.log_term > my_last_term || (m.log_term == my_last_term && m.log_index >= my_last);
+#endif
     // §5.2: at most one vote per term, first come first served (persisted in vote_).
     const bool can_vote = vote_ == no_node || vote_ == m.from;
     const bool grant = can_vote && up_to_date && role_ == role::follower;
@@ -323,6 +329,12 @@ class basic_node {
     // Append what is new; truncate only a suffix that really conflicts (§5.3). A stale
     // or duplicated message finds every entry matching and changes nothing.
     auto& es = m.entries.items();
+#ifdef RAFTKIT_TEST_BREAK_STALE_TRUNCATE
+    // Test-only broken variant: replaces everything after prev with the message's
+    // entries, so a stale or reordered message cuts matching entries off.
+    if (!es.empty() && prev + es.size() < log_.last_index() && prev >= commit_)
+      log_.truncate_after(std::max(prev, commit_));
+#endif
     std::size_t k = 0;
     for (; k < es.size(); ++k) {
       const entry& e = es[k];

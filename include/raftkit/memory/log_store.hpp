@@ -104,6 +104,8 @@ class log_store {
     t = s_->pending.front().ready;
     return true;
   }
+  /// Changes the latency of later writes (a disk that becomes slow).
+  void set_write_delay(duration d) noexcept { s_->opts.write_delay = d; }
   /// Number of append calls and hard-state writes so far (for tests and benchmarks).
   std::size_t write_count() const noexcept { return s_->writes; }
   std::size_t hard_state_write_count() const noexcept { return s_->hard_state_writes; }

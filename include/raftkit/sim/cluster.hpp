@@ -207,10 +207,22 @@ class cluster {
     return true;
   }
 
-  /// Runs until some node is leader (and no other running node claims a higher term).
+  /// Runs until some node leads and has committed its whole log (so a majority knows
+  /// it); returns that leader, or no_node if the budget ran out.
   node_id elect(duration budget = std::chrono::seconds(10)) {
-    run_until([&] { return leader() != no_node; }, budget);
+    run_until([&] {
+      const node_id l = leader();
+      return l != no_node && node(l).commit_index() == store(l).last_index();
+    }, budget);
     return leader();
+  }
+
+  /// Fires `id`'s election timer and runs until that election is decided (or `budget`
+  /// passed); true if `id` won.
+  bool campaign(node_id id, duration budget = std::chrono::milliseconds(50)) {
+    expire_election_timer(id);
+    run_until([&] { return !is_up(id) || node(id).role_now() != role::candidate; }, budget);
+    return is_up(id) && node(id).is_leader();
   }
 
   /// Called with every message the network accepts, before faults; a test may inspect
