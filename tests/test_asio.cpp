@@ -80,7 +80,7 @@ std::error_code decode(const std::vector<std::byte>& bytes, message& out,
 /// Rewrites the header CRC after a test edits header bytes, so the check under test is
 /// the one that fires rather than the header checksum.
 void reseal_header(std::vector<std::byte>& f) {
-  wire::detail::put_le<std::uint32_t>(f.data() + 24, wire::detail::crc32c({f.data(), 24}));
+  wire::detail::put_le<std::uint32_t>(f.data() + 24, raftkit::detail::crc32c({f.data(), 24}));
 }
 
 /// Replaces a frame's body with `body`, fixing length and both CRCs: a well-formed frame
@@ -89,7 +89,7 @@ void replace_body(std::vector<std::byte>& f, std::span<const std::byte> body) {
   f.resize(wire::header_size);
   f.insert(f.end(), body.begin(), body.end());
   wire::detail::put_le<std::uint32_t>(f.data() + 16, static_cast<std::uint32_t>(body.size()));
-  wire::detail::put_le<std::uint32_t>(f.data() + 20, wire::detail::crc32c(body));
+  wire::detail::put_le<std::uint32_t>(f.data() + 20, raftkit::detail::crc32c(body));
   reseal_header(f);
 }
 

@@ -39,7 +39,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "raftkit/asio/detail_crc.hpp"
+#include "raftkit/detail/crc32c.hpp"
 #include "raftkit/errc.hpp"
 #include "raftkit/message.hpp"
 #include "raftkit/types.hpp"
@@ -210,10 +210,6 @@ struct decode_options {
 };
 
 namespace detail {
-inline std::uint32_t crc32c(std::span<const std::byte> b) noexcept {
-  return raftkit::detail::wire_crc::crc32c(b);
-}
-
 template <class T>
 void put_le(std::byte* p, T v) noexcept {
   for (std::size_t i = 0; i < sizeof(T); ++i)
@@ -259,8 +255,8 @@ inline void write_header(std::byte* at, std::uint8_t type, std::uint64_t cluster
   at[7] = std::byte{0};
   put_le<std::uint64_t>(at + 8, cluster_id);
   put_le<std::uint32_t>(at + 16, static_cast<std::uint32_t>(body.size()));
-  put_le<std::uint32_t>(at + 20, crc32c(body));
-  put_le<std::uint32_t>(at + 24, crc32c({at, 24}));
+  put_le<std::uint32_t>(at + 20, raftkit::detail::crc32c(body));
+  put_le<std::uint32_t>(at + 24, raftkit::detail::crc32c({at, 24}));
   put_le<std::uint32_t>(at + 28, 0);
 }
 
@@ -325,7 +321,7 @@ inline std::error_code decode_header(std::span<const std::byte> bytes, const dec
   if (bytes.size() < header_size) return errc::bad_message;
   const std::byte* p = bytes.data();
   if (detail::get_le<std::uint32_t>(p) != magic) return errc::bad_message;
-  if (detail::get_le<std::uint32_t>(p + 24) != detail::crc32c({p, 24})) return errc::bad_message;
+  if (detail::get_le<std::uint32_t>(p + 24) != raftkit::detail::crc32c({p, 24})) return errc::bad_message;
   if (detail::get_le<std::uint16_t>(p + 4) != protocol_version) return errc::bad_message;
   out.type = std::to_integer<std::uint8_t>(p[6]);
   out.flags = std::to_integer<std::uint8_t>(p[7]);
@@ -345,7 +341,7 @@ inline std::error_code decode_header(std::span<const std::byte> bytes, const dec
 inline std::error_code decode_body(const frame_header& h, std::span<const std::byte> body,
                                    message& out) noexcept {
   if (h.type == handshake_type || body.size() != h.body_length) return errc::bad_message;
-  if (detail::crc32c(body) != h.body_crc) return errc::bad_message;
+  if (raftkit::detail::crc32c(body) != h.body_crc) return errc::bad_message;
   if (auto ec = detail::decode_value(body, out)) return ec;
   if (static_cast<std::uint8_t>(out.type) != h.type) return errc::bad_message;
   return {};
@@ -355,7 +351,7 @@ inline std::error_code decode_body(const frame_header& h, std::span<const std::b
 inline std::error_code decode_body(const frame_header& h, std::span<const std::byte> body,
                                    handshake& out) noexcept {
   if (h.type != handshake_type || body.size() != h.body_length) return errc::bad_message;
-  if (detail::crc32c(body) != h.body_crc) return errc::bad_message;
+  if (raftkit::detail::crc32c(body) != h.body_crc) return errc::bad_message;
   return detail::decode_value(body, out);
 }
 
