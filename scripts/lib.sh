@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# Shared by scripts/test and scripts/demo: the Debian 12 packages raftkit builds with,
+# and how the main build directory is configured. Source it; it defines functions only.
+
+# Compiler and build tools, then the libraries: Boost.Asio (>= 1.81, for raftkit/asio),
+# cereal (wire codec), fmt (formatters), doctest (tests), Google Benchmark, CLI11 (tools).
+RAFTKIT_PACKAGES=(
+  g++ meson ninja-build pkg-config cmake python3
+  libboost1.81-dev libcereal-dev libfmt-dev doctest-dev libbenchmark-dev libcli11-dev
+)
+
+# Options of the main build directory (`build`), the same for the demo and the tests.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+RAFTKIT_BUILD_OPTIONS=(--buildtype=debugoptimized -Dwerror=true -Dtests=true -Dexamples=true -Dbenchmarks=true)
+
+# The repository root, whatever the caller's working directory.
+raftkit_root() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd
+}
+
+# Installs whichever of RAFTKIT_PACKAGES is missing; does nothing when all are present.
+raftkit_install_packages() {
+  local missing=() p
+  for p in "${RAFTKIT_PACKAGES[@]}"; do
+    dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$p")
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    return 0
+  fi
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    sudo=(sudo)
+  fi
+  echo "raftkit: installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -q &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# raftkit_setup DIR [meson options...]: configures DIR, or reconfigures it with the given
+# options if it already exists.
+raftkit_setup() {
+  local dir=$1
+  shift
+  if [[ -f "$dir/meson-private/coredata.dat" ]]; then
+    meson setup --reconfigure "$dir" "$@"
+  else
+    meson setup "$dir" "$@"
+  fi
+}
