@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   const bool verify_only = argc > 4 && std::strcmp(argv[4], "verify") == 0;
 
   raftkit::file::options opts;
-  opts.segment_size = 64 * 1024;  // roll often
+  opts.segment_size = 1 << 20;  // roll every few hundred batches
   try {
     raftkit::file::log_store s(dir, opts);
     if (s.last_index() < reported)
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
       for (index_t i = from; i < from + n; ++i)
         batch.push_back(entry{term_for(i), i, raftkit::entry_type::normal, payload_for(i)});
       s.append(batch);
-      if (s.last_index() - s.durable_index() > 4000) s.wait_durable(s.last_index() - 2000);
+      if (s.last_index() - s.durable_index() > 1000) s.wait_durable(s.last_index() - 500);
       if (s.last_index() - s.first_index() > 20000) s.compact_before(s.last_index() - 10000);
       if (s.error()) die("store failed: " + s.error_message());
     }

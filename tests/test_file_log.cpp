@@ -930,7 +930,7 @@ TEST_CASE("every entry reported durable survives SIGKILL of the writing process"
     ::close(p[1]);
     // kill after the k-th durable report, or after a random number of bytes
     const bool by_bytes = rng() % 2;
-    const std::size_t k = rng() % 40, byte_limit = 10 + rng() % 400;
+    const std::size_t k = rng() % 8, byte_limit = 10 + rng() % 120;
     std::string buf, line;
     std::size_t bytes = 0, durable_reports = 0;
     bool opened = false;
