@@ -454,6 +454,15 @@ TEST_CASE("tcp: three transports exchange messages in order with their payloads"
   }
 }
 
+TEST_CASE("tcp: a peer named by host name is resolved") {
+  io_context io;
+  auto nodes = make_cluster(io, {1, 2});
+  nodes[0]->t->set_peer(2, {"localhost", nodes[1]->t->local_port()});
+  nodes[0]->t->send(numbered(1, 2, 0));
+  REQUIRE(run_until(io, [&] { return nodes[1]->inbox.size() == 1; }));
+  CHECK(nodes[0]->t->stats().connects == 1);
+}
+
 TEST_CASE("tcp: a burst is coalesced into few writes") {
   io_context io;
   auto nodes = make_cluster(io, {1, 2});

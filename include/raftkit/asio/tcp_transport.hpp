@@ -12,9 +12,11 @@
 /// written, and a frame that is malformed, oversized, foreign or undecodable closes its
 /// connection. All of these are counted in `stats()`; none reaches the receive handler.
 ///
-/// Threading: all state lives on one strand. The receive handler runs on that strand.
+/// Threading: all state lives on one strand. The receive handler runs on that strand and
+/// must not throw (an exception leaves `io_context::run` and stalls that connection).
 /// `send`, `set_peer` and `close` may be called from any thread: on the strand they act at
-/// once, elsewhere they post to it.
+/// once, elsewhere they post to it. As with any Asio object, destroy the transport before
+/// its io_context; pending completions keep the internals alive until they have run.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/connect.hpp>
