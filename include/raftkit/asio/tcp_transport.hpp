@@ -28,6 +28,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -92,6 +93,23 @@ struct tcp_stats {
   std::uint64_t connect_failures = 0;   ///< outbound attempts that failed or timed out before that
   std::uint64_t accepted = 0;           ///< inbound connections that completed their handshake
 };
+
+namespace detail {
+/// The wait before reconnect attempt `failures + 1`: `reconnect_min` doubled per
+/// consecutive failure, capped at `reconnect_max`, then jittered uniformly into
+/// [d/2, d] so peers that lost each other at the same moment do not retry in lockstep.
+inline std::chrono::milliseconds backoff_delay(const tcp_options& opt, unsigned failures,
+                                               std::mt19937_64& rng) {
+  using ms = std::chrono::milliseconds;
+  const ms::rep lo = std::max<ms::rep>(1, opt.reconnect_min.count());
+  const ms::rep hi = std::max<ms::rep>(lo, opt.reconnect_max.count());
+  ms::rep d = lo;
+  for (unsigned i = 0; i < failures && d < hi; ++i) d *= 2;
+  d = std::min(d, hi);
+  const ms::rep half = d / 2;
+  return ms(half + static_cast<ms::rep>(rng() % static_cast<std::uint64_t>(d - half + 1)));
+}
+}  // namespace detail
 
 /// Raft messages over TCP. See the file comment for the connection model.
 class tcp_transport {
@@ -385,26 +403,13 @@ class tcp_transport {
       link->resolver.cancel();
       if (closed_) return;
       link->timer.cancel();
-      link->timer.expires_after(backoff(link->failures++));
+      link->timer.expires_after(detail::backoff_delay(opt_, link->failures++, rng_));
       link->timer_pending = true;
       link->timer.async_wait([self = shared_from_this(), link](error_code ec) {
         if (ec) return;  // cancelled: closing
         link->timer_pending = false;
         if (!link->conn) self->connect(link);
       });
-    }
-
-    /// Exponential backoff with jitter in [d/2, d], so peers that lost each other at the
-    /// same moment do not retry in lockstep.
-    std::chrono::milliseconds backoff(unsigned failures) {
-      using ms = std::chrono::milliseconds;
-      const auto lo = std::max<ms::rep>(1, opt_.reconnect_min.count());
-      const auto hi = std::max<ms::rep>(lo, opt_.reconnect_max.count());
-      ms::rep d = lo;
-      for (unsigned i = 0; i < failures && d < hi; ++i) d *= 2;
-      d = std::min(d, hi);
-      const auto half = d / 2;
-      return ms(half + static_cast<ms::rep>(rng_() % static_cast<std::uint64_t>(d - half + 1)));
     }
 
     // --- inbound connections ------------------------------------------------------
