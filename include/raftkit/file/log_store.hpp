@@ -34,10 +34,12 @@
 /// ## Threads
 /// `append`, `truncate_after`, `compact_before`, `at`, `term_at`, `first_index`,
 /// `last_index`, `save_hard_state`, `load_hard_state` belong to one owner thread. A writer
-/// thread serialises what was appended since its last round into one buffer, writes it with
-/// one call and makes it durable with one fdatasync (group commit), then advances
-/// `durable_index()` (thread-safe). Any failed write or sync is fatal: `error()` reports it
-/// (`no_space` for ENOSPC, else `io_error`) and durability never advances again.
+/// thread serialises what was appended since its last round into one buffer and writes it
+/// with one call; a sync thread makes it durable with one fdatasync (group commit) and
+/// advances `durable_index()` (thread-safe), while the writer already encodes the next group.
+/// A group is written only after the previous one's fdatasync returned, so at most one group
+/// is ever unsynced — what recovery relies on. Any failed write or sync is fatal: `error()`
+/// reports it (`no_space` for ENOSPC, else `io_error`) and durability never advances again.
 ///
 /// Errors found while opening are thrown as `std::system_error` holding a `raftkit::errc`
 /// (`corrupt_log`, `locked`, `io_error`, `no_space`) and a message naming the file.
@@ -234,6 +236,7 @@ class basic_log_store {
       release_files();
       throw std::system_error(make_error_code(f.code), f.what);
     }
+    syncer_ = std::thread([this] { run_syncer(); });
     writer_ = std::thread([this] { run(); });
   }
   basic_log_store(const basic_log_store&) = delete;
@@ -247,6 +250,12 @@ class basic_log_store {
     }
     work_cv_.notify_one();
     writer_.join();
+    {
+      std::lock_guard lk(sync_mu_);
+      sync_stop_ = true;
+    }
+    sync_cv_.notify_all();
+    syncer_.join();
     release_files();
   }
 
@@ -292,6 +301,7 @@ class basic_log_store {
     entries_.resize(i + 1 - first_);
     {
       std::lock_guard lk(mu_);
+      ++trunc_issued_;
       floor_ = std::min(floor_, i);
       if (durable_.load(std::memory_order_relaxed) > i) durable_.store(i, std::memory_order_release);
       if (failed_) return;
@@ -348,7 +358,7 @@ class basic_log_store {
     return error_what_;
   }
 
-  /// Sets a function called *on the writer thread* each time durable_index() advances,
+  /// Sets a function called *on the store's sync thread* each time durable_index() advances,
   /// with the new value. It must be quick and must not call back into the store except
   /// durable_index(); an owner on another thread posts it to its own executor (the Asio
   /// driver posts it onto the node's strand). A value may be overtaken by a concurrent
@@ -629,31 +639,61 @@ class basic_log_store {
         work_cv_.wait(lk, [&] { return stop_ || failed_ || !ops_.empty(); });
         if (failed_ || ops_.empty()) break;
         batch.swap(ops_);
-        floor_ = std::numeric_limits<index_t>::max();
         taken = submitted_;
       }
       try {
-        const bool has_truncate = std::any_of(batch.begin(), batch.end(), [](const op& o) {
-          return o.kind == op_kind::truncate;
-        });
         for (op& o : batch) {
           apply(o);
-          if (buf_.size() >= opts_.max_batch_bytes) {
-            flush_group();
-            // mid-batch progress is exact only when no truncation is still ahead in it
-            if (!has_truncate) publish(0);
-          }
+          if (buf_.size() >= opts_.max_batch_bytes) flush_group(0);
         }
-        flush_group();
+        if (!buf_.empty()) {
+          flush_group(taken);  // the sync thread completes this batch
+        } else {  // nothing left to sync: complete the batch once earlier groups are durable
+          wait_sync();
+          publish(written_last_, taken);
+        }
       } catch (const detail::failure& f) {
         fail(f);
         break;
       }
       batch.clear();
-      publish(taken);
+    }
+    try {
+      wait_sync();
+    } catch (const detail::failure&) {
     }
     if (cur_fd_ >= 0) fs_.close(cur_fd_);
     cur_fd_ = -1;
+  }
+
+  /// The sync thread: one fdatasync per group handed over by flush_group, then publish.
+  void run_syncer() {
+    std::unique_lock lk(sync_mu_);
+    for (;;) {
+      sync_cv_.wait(lk, [&] { return sync_pending_ || sync_stop_; });
+      if (!sync_pending_) return;
+      const sync_request req = sync_req_;
+      lk.unlock();
+      int r = fs_.fdatasync(req.fd);
+      if (r < 0) {
+        fail(detail::failure{detail::errno_code(r), "fdatasync " + path(detail::segment_name(req.segment)) +
+                                                        ": " + std::generic_category().message(-r)});
+      } else {
+        syncs_.fetch_add(1, std::memory_order_relaxed);
+        publish(req.last, req.taken);
+      }
+      lk.lock();
+      sync_pending_ = false;
+      if (r < 0) sync_failed_ = true;
+      sync_cv_.notify_all();
+    }
+  }
+
+  /// Waits until the group handed to the sync thread is durable; throws if its sync failed.
+  void wait_sync() {
+    std::unique_lock lk(sync_mu_);
+    sync_cv_.wait(lk, [&] { return !sync_pending_; });
+    if (sync_failed_) throw detail::failure{errc::io_error, "an earlier fdatasync failed"};
   }
 
   void apply(op& o) {
@@ -670,7 +710,8 @@ class basic_log_store {
     if (cur_off_ + buf_.size() + rs + detail::record_header_size > cur_cap_) {
       // no room for this record and a seal: seal this segment and roll
       encode_seal(buf_last_);
-      flush_group();
+      flush_group(0);
+      wait_sync();  // the next segment is written only once this one is durable
       fs_.close(cur_fd_);
       cur_fd_ = -1;
       open_segment(buf_last_ + 1, rs);
@@ -693,23 +734,28 @@ class basic_log_store {
   /// A seal (term 0) closes the current segment at index `last`.
   void encode_seal(index_t last) { encode(0, last, detail::seal_type, {}); }
 
-  /// Writes the buffered records with one call and makes them durable with one fdatasync.
-  void flush_group() {
+  /// Writes the buffered records with one call once the previous group is durable, and
+  /// hands their fdatasync to the sync thread; `taken` (if not 0) completes a batch.
+  void flush_group(std::uint64_t taken) {
     if (buf_.empty()) return;
     const std::uint64_t seq = next_seq_++;
     for (std::size_t k = 0; k < rec_off_.size(); ++k)
       detail::finish_record(buf_.data() + rec_off_[k], seq,
                             k + 1 == rec_off_.size() ? detail::flag_group_end : 0);
+    wait_sync();
     if (long long w = fs_.pwrite(cur_fd_, buf_.data(), buf_.size(), cur_off_); w < 0)
       throw_io(static_cast<int>(w), "write " + path(detail::segment_name(segs_.back().id)));
-    if (int r = fs_.fdatasync(cur_fd_); r < 0)
-      throw_io(r, "fdatasync " + path(detail::segment_name(segs_.back().id)));
-    syncs_.fetch_add(1, std::memory_order_relaxed);
     cur_off_ += buf_.size();
     buf_.clear();
     rec_off_.clear();
     rec_idx_.clear();
     written_last_ = buf_last_;
+    {
+      std::lock_guard lk(sync_mu_);
+      sync_req_ = sync_request{cur_fd_, segs_.back().id, written_last_, taken};
+      sync_pending_ = true;
+    }
+    sync_cv_.notify_all();
   }
 
   /// Creates a segment starting at `first`, big enough for a record of `need` bytes.
@@ -746,7 +792,7 @@ class basic_log_store {
   }
 
   void do_truncate(index_t t) {
-    if (t >= buf_last_) return;
+    if (t >= buf_last_) return truncation_done();
     if (t >= written_last_) {  // only buffered records go
       auto k = static_cast<std::size_t>(
           std::upper_bound(rec_idx_.begin(), rec_idx_.end(), t) - rec_idx_.begin());
@@ -754,12 +800,13 @@ class basic_log_store {
       rec_off_.resize(k);
       rec_idx_.resize(k);
       buf_last_ = t;
-      return;
+      return truncation_done();
     }
     buf_.clear();
     rec_off_.clear();
     rec_idx_.clear();
     buf_last_ = written_last_;
+    wait_sync();
     // delete whole segments past t, newest first, so a crash leaves a consistent prefix
     bool removed = false;
     while (!segs_.empty() && segs_.back().first > t) {
@@ -776,13 +823,21 @@ class basic_log_store {
       if (int r = fs_.sync_dir(dir_); r < 0) throw_io(r, "fsync " + dir_);
     if (cur_fd_ >= 0) {  // the newest segment holds t: seal it, entries past t stay behind
       encode_seal(written_last_);
-      flush_group();
+      flush_group(0);
+      wait_sync();
       fs_.close(cur_fd_);
       cur_fd_ = -1;
     }
     // a segment starting at t + 1 voids everything after t in the segments before it
     open_segment(t + 1, 0);
     written_last_ = buf_last_ = t;
+    truncation_done();
+  }
+
+  /// Once every truncation issued has reached the disk, durability needs no cap.
+  void truncation_done() {
+    std::lock_guard lk(mu_);
+    if (++trunc_done_ == trunc_issued_) floor_ = std::numeric_limits<index_t>::max();
   }
 
   void do_compact(index_t i) {
@@ -797,15 +852,16 @@ class basic_log_store {
       if (int r = fs_.sync_dir(dir_); r < 0) throw_io(r, "fsync " + dir_);
   }
 
-  void publish(std::uint64_t taken) {
+  /// Reports entries up to `last` durable, capped by truncations not yet on disk.
+  void publish(index_t last, std::uint64_t taken) {
     index_t before, now;
     {
       std::lock_guard lk(mu_);
       if (failed_) return;
       before = durable_.load(std::memory_order_relaxed);
-      now = std::min(written_last_, floor_);
+      now = std::min(last, floor_);
       durable_.store(now, std::memory_order_release);
-      if (taken) completed_ = taken;
+      if (taken) completed_ = std::max(completed_, taken);
     }
     done_cv_.notify_all();
     if (now > before) {
@@ -848,7 +904,8 @@ class basic_log_store {
   std::condition_variable work_cv_, done_cv_;
   std::vector<op> ops_;
   std::uint64_t submitted_ = 0, completed_ = 0;
-  index_t floor_ = std::numeric_limits<index_t>::max();
+  index_t floor_ = std::numeric_limits<index_t>::max();  // min truncation not yet on disk
+  std::uint64_t trunc_issued_ = 0, trunc_done_ = 0;
   bool stop_ = false, failed_ = false;
   std::error_code error_;
   std::string error_what_;
@@ -867,7 +924,19 @@ class basic_log_store {
   index_t written_last_ = 0, buf_last_ = 0;
   std::uint64_t next_seq_ = 1, next_id_ = 1;
 
-  std::thread writer_;
+  // hand-over between writer and sync thread, under sync_mu_
+  struct sync_request {
+    int fd;
+    std::uint64_t segment;
+    index_t last;
+    std::uint64_t taken;
+  };
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  sync_request sync_req_{};
+  bool sync_pending_ = false, sync_failed_ = false, sync_stop_ = false;
+
+  std::thread syncer_, writer_;
 };
 
 /// The file log store over real POSIX files.
