@@ -712,3 +712,34 @@ TEST_CASE("status() reports role, term, leader, indexes and each follower's prog
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("engine") {
+TEST_CASE("a duplicated forwarded proposal is appended once, and every copy gets the first copy's answer") {
+  // Regression: found by the simulator (network duplication). A leader appended each
+  // copy of a forward; and a copy answered "not leader" after another was appended
+  // made the follower report a committed command as not applied.
+  cluster c(options(3));
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  const node_id f = l == 1 ? 2 : 1;
+  std::vector<message> forwards, replies;
+  c.set_observer([&](const message& m) {
+    if (m.type == message_type::forward_proposal) forwards.push_back(m);
+    if (m.type == message_type::forward_reply) replies.push_back(m);
+    return true;
+  });
+  outcome o;
+  propose(c, f, "once", &o);
+  REQUIRE(c.run_until([&] { return o.done; }, 1s));
+  CHECK_FALSE(o.ec);
+  REQUIRE(forwards.size() == 1);
+  const auto last_before = c.store(l).last_index();
+  c.inject(forwards[0]);  // the duplicate arrives later
+  CHECK(c.store(l).last_index() == last_before);
+  REQUIRE(replies.size() == 2);
+  CHECK(replies[1].log_index == replies[0].log_index);
+  CHECK_FALSE(replies[1].reject);
+  const auto payloads = log_payloads(c, f);
+  CHECK(std::count(payloads.begin(), payloads.end(), "once") == 1);
+}
+}

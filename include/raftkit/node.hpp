@@ -65,6 +65,7 @@ class basic_node {
       if (m != cfg_.id) peers_.emplace_back(m, cfg_.max_inflight_messages);
     }
     quorum_scratch_.reserve(cfg_.members.size());
+    next_request_id_ = rng_.next() ^ static_cast<std::uint64_t>(clock_.now().count());
     reset_election_deadline();
   }
 
@@ -186,6 +187,11 @@ class basic_node {
     index_t index = 0;
     term_t term = 0;
     completion done;
+  };
+  struct forward_outcome {
+    errc rejected{};  // errc{} when appended at (index, term)
+    index_t index = 0;
+    term_t term = 0;
   };
   struct forwarded {
     completion done;
@@ -505,18 +511,41 @@ class basic_node {
   void on_forward_proposal(message& m) {
     message r = make(message_type::forward_reply, m.from);
     r.request_id = m.request_id;
+    // The network may deliver a forward twice, before and after a change of leader:
+    // every copy of one request gets the answer the first copy got, so a follower
+    // never reports "not applied" for a command that was in fact appended.
+    if (auto seen = recent_forwards_.find({m.from, m.request_id}); seen != recent_forwards_.end()) {
+      r.reject = seen->second.rejected != errc{};
+      r.hint_index = static_cast<index_t>(seen->second.rejected);
+      r.log_index = seen->second.index;
+      r.log_term = seen->second.term;
+      return transport_send(std::move(r));
+    }
+    forward_outcome out;
     if (role_ != role::leader || m.entries.size() != 1) {
-      r.reject = true;
-      r.hint_index = static_cast<index_t>(errc::not_leader);
+      out.rejected = errc::not_leader;
     } else if (pending_.size() >= cfg_.max_pending_proposals) {
-      r.reject = true;
-      r.hint_index = static_cast<index_t>(errc::busy);
+      out.rejected = errc::busy;
     } else {
-      r.log_index = append_local(entry_type::normal, std::move(m.entries.items()[0].payload));
-      r.log_term = term_;
+      out.index = append_local(entry_type::normal, std::move(m.entries.items()[0].payload));
+      out.term = term_;
       for (auto& p : peers_) send_append(p);
     }
+    remember_forward(m.from, m.request_id, out);
+    r.reject = out.rejected != errc{};
+    r.hint_index = static_cast<index_t>(out.rejected);
+    r.log_index = out.index;
+    r.log_term = out.term;
     transport_send(std::move(r));
+  }
+
+  /// Keeps the most recent forwarded requests' outcomes, bounded, for duplicates.
+  void remember_forward(node_id from, std::uint64_t rid, forward_outcome out) {
+    recent_forwards_.emplace(std::make_pair(from, rid), out);
+    recent_forward_order_.push_back({from, rid});
+    if (recent_forward_order_.size() > max_remembered_forwards) {
+      recent_forwards_.erase(recent_forward_order_.pop_front());
+    }
   }
 
   void on_forward_reply(const message& m) {
@@ -703,7 +732,12 @@ class basic_node {
   std::vector<index_t> quorum_scratch_;
   detail::ring<pending_proposal> pending_;
   std::map<std::uint64_t, forwarded> forwards_;
+  // Request ids start at a random point per incarnation so a restarted follower's ids
+  // do not collide with its earlier ones in a leader's duplicate table.
   std::uint64_t next_request_id_ = 0;
+  static constexpr std::size_t max_remembered_forwards = 1 << 14;
+  std::map<std::pair<node_id, std::uint64_t>, forward_outcome> recent_forwards_;
+  detail::ring<std::pair<node_id, std::uint64_t>> recent_forward_order_;
   bool stopped_ = false;
   std::error_code stop_error_;
   node_counters counters_;

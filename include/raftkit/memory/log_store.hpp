@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <memory>
 #include <span>
+#include <utility>
 
 #include "raftkit/assert.hpp"
 #include "raftkit/detail/ring.hpp"
@@ -36,7 +37,7 @@ class log_store {
     if (i < s_->first || i > last_index()) return 0;
     return s_->entries[i - s_->first].term;
   }
-  const entry& at(index_t i) const noexcept {
+  const entry& at(index_t i) const {
     RAFTKIT_ASSERT(i >= s_->first && i <= last_index(), "log index out of range");
     return s_->entries[i - s_->first];
   }
@@ -48,6 +49,7 @@ class log_store {
       s_->entries.push_back(e);
     }
     if (es.empty()) return;
+    s_->dirty_from = std::min(s_->dirty_from, es.front().index);
     ++s_->writes;
     if (s_->opts.write_delay.count() == 0) {
       s_->durable = last_index();
@@ -61,6 +63,7 @@ class log_store {
   void truncate_after(index_t i) {
     RAFTKIT_ASSERT(i + 1 >= s_->first, "cannot truncate into the compacted prefix");
     s_->entries.truncate(static_cast<std::size_t>(i + 1 - s_->first));
+    s_->dirty_from = std::min(s_->dirty_from, i + 1);
     s_->durable = std::min(s_->durable, i);
     while (!s_->pending.empty() && s_->pending.back().index > i) s_->pending.pop_back();
   }
@@ -97,6 +100,12 @@ class log_store {
   void crash() {
     s_->pending.clear();
     s_->entries.truncate(static_cast<std::size_t>(s_->durable + 1 - s_->first));
+    s_->dirty_from = std::min(s_->dirty_from, s_->durable + 1);
+  }
+  /// The lowest index appended, truncated or lost since the last call (so a checker
+  /// re-examines only what changed); resets the mark.
+  index_t take_changed_from() noexcept {
+    return std::exchange(s_->dirty_from, ~index_t{0});
   }
   /// When the next pending write completes, if any (for event-driven drivers).
   bool next_completion(time_point& t) const noexcept {
@@ -126,6 +135,7 @@ class log_store {
     detail::ring<pending_write> pending;
     std::size_t writes = 0;
     std::size_t hard_state_writes = 0;
+    index_t dirty_from = 1;
   };
   std::shared_ptr<state> s_;
 };

@@ -103,10 +103,11 @@ class network {
     while (deliver_one()) ++n;
     return n;
   }
-  /// Drops every message in flight to or from `id` (a crash loses its in-flight traffic).
-  void drop_in_flight(node_id id) {
+  /// Drops every message in flight from `id` (a crashed process's unsent output), and
+  /// with `and_to` also every message to it (as a TCP connection reset would).
+  void drop_in_flight(node_id id, bool and_to = true) {
     auto keep = std::remove_if(queue_.begin(), queue_.end(), [&](const item& it) {
-      return it.msg.to == id || it.msg.from == id;
+      return (and_to && it.msg.to == id) || it.msg.from == id;
     });
     stats_.dropped += static_cast<std::uint64_t>(queue_.end() - keep);
     queue_.erase(keep, queue_.end());

@@ -19,7 +19,6 @@
 
 #include "raftkit/assert.hpp"
 #include "raftkit/config.hpp"
-#include "raftkit/detail/random.hpp"
 #include "raftkit/manual_clock.hpp"
 #include "raftkit/memory/log_store.hpp"
 #include "raftkit/memory/transport.hpp"
@@ -45,8 +44,7 @@ class cluster {
 
   explicit cluster(cluster_options opts)
       : opts_(std::move(opts)),
-        net_(std::make_shared<memory::network>(opts_.latency)),
-        rng_(opts_.seed) {
+        net_(std::make_shared<memory::network>(opts_.latency)) {
     RAFTKIT_ASSERT(opts_.nodes >= 1, "a cluster needs a node");
     for (std::size_t i = 1; i <= opts_.nodes; ++i) ids_.push_back(i);
     for (std::size_t i = 0; i < opts_.nodes; ++i) slots_.push_back(std::make_unique<slot>());
@@ -117,7 +115,9 @@ class cluster {
   /// Extra per-message faults (loss, delay, duplication), applied after the cuts.
   void set_fault_model(std::function<memory::delivery(const message&)> f) { faults_ = std::move(f); }
 
-  /// Crashes `id`: its process stops, its in-flight messages and unsynced writes are lost.
+  /// Crashes `id`: its process stops, its unsent messages and unsynced writes are lost.
+  /// Messages to it that arrive while it is down are lost; ones still in the network
+  /// when it restarts reach the new incarnation (a datagram network, the harsher case).
   void crash(node_id id) {
     slot& s = at(id);
     if (!s.node) return;
@@ -125,8 +125,7 @@ class cluster {
     s.node.reset();
     s.paused = false;
     s.store.crash();
-    net_->detach(id);
-    net_->drop_in_flight(id);
+    net_->drop_in_flight(id, false);
   }
   /// Starts `id` again from what its store made durable, with a fresh state machine.
   void restart(node_id id) {
@@ -310,7 +309,6 @@ class cluster {
 
   cluster_options opts_;
   std::shared_ptr<memory::network> net_;
-  detail::splitmix64 rng_;
   std::vector<node_id> ids_;
   std::vector<std::unique_ptr<slot>> slots_;
   std::set<std::pair<node_id, node_id>> blocked_;
