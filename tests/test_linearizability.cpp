@@ -1,1 +1,612 @@
-// placeholder: filled by its owner
+// Specification of client histories (raftkit/sim/history.hpp) and of the
+// linearizability checker (raftkit/sim/linearizability.hpp).
+
+#include <raftkit/sim/history.hpp>
+#include <raftkit/sim/json_lines.hpp>
+#include <raftkit/sim/linearizability.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using raftkit::sim::check_linearizability;
+using raftkit::sim::check_options;
+using raftkit::sim::check_result;
+using raftkit::sim::check_verdict;
+using raftkit::sim::op_kind;
+using raftkit::sim::operation;
+
+constexpr std::int64_t unknown = raftkit::sim::unknown_return;
+
+operation put_op(std::uint64_t client, std::string key, std::string value, std::int64_t call,
+                 std::int64_t ret) {
+  return {client, op_kind::put, std::move(key), std::move(value), "", call, ret};
+}
+operation append_op(std::uint64_t client, std::string key, std::string value,
+                    std::int64_t call, std::int64_t ret) {
+  return {client, op_kind::append, std::move(key), std::move(value), "", call, ret};
+}
+operation get_op(std::uint64_t client, std::string key, std::string output, std::int64_t call,
+                 std::int64_t ret) {
+  return {client, op_kind::get, std::move(key), "", std::move(output), call, ret};
+}
+
+check_result check(const std::vector<operation>& ops, check_options opt = {}) {
+  return check_linearizability(ops, opt);
+}
+
+void require_linearizable(const std::vector<operation>& ops) {
+  auto r = check(ops);
+  INFO(r.explanation);
+  CHECK(r.verdict == check_verdict::linearizable);
+  CHECK(r.linearizable);
+}
+
+void require_violation(const std::vector<operation>& ops, const std::string& key) {
+  auto r = check(ops);
+  INFO(r.explanation);
+  CHECK(r.verdict == check_verdict::not_linearizable);
+  CHECK_FALSE(r.linearizable);
+  CHECK(r.key == key);
+  CHECK(r.explanation.find(key) != std::string::npos);
+}
+
+raftkit::sim::parse_result parse(const std::string& text) {
+  std::istringstream in(text);
+  return raftkit::sim::parse_jsonl(in);
+}
+
+// splitmix64: a fixed generator so the random history is the same on every platform.
+struct rng {
+  std::uint64_t s;
+  std::uint64_t next() {
+    std::uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  std::uint64_t below(std::uint64_t n) { return next() % n; }
+};
+
+// A history produced by a real sequential register: each client invokes, the op takes
+// effect at a random later instant (its linearization point) and returns later still,
+// with many clients in flight at once. Some ops never return: either they crashed
+// before taking effect or after. Puts reuse a few values; appends write unique tokens.
+std::vector<operation> random_linearizable_history(std::uint64_t seed, std::size_t n_ops,
+                                                   std::size_t clients, std::size_t keys) {
+  rng r{seed};
+  enum class phase { idle, invoked, applied };
+  struct slot {
+    phase ph = phase::idle;
+    std::size_t op = 0;
+    std::uint64_t client = 0;
+  };
+  std::vector<slot> slots(clients);
+  for (std::size_t c = 0; c < clients; ++c) slots[c].client = c;
+  std::uint64_t next_client = clients;
+  std::vector<std::string> model(keys);
+  std::vector<operation> ops;
+  std::int64_t t = 0;
+  std::size_t busy = 0;
+  while (ops.size() < n_ops || busy > 0) {
+    auto& s = slots[r.below(clients)];
+    t += 1 + static_cast<std::int64_t>(r.below(5));
+    switch (s.ph) {
+      case phase::idle: {
+        if (ops.size() >= n_ops) break;
+        operation o;
+        o.client = s.client;
+        std::size_t k = r.below(keys);
+        o.key = "k" + std::to_string(k);
+        auto dice = r.below(10);
+        o.op = dice < 4 ? op_kind::get : dice < 6 ? op_kind::put : op_kind::append;
+        if (o.op == op_kind::put) o.value = "p" + std::to_string(r.below(4));
+        if (o.op == op_kind::append) o.value = "a" + std::to_string(ops.size()) + ";";
+        o.call = t;
+        s.op = ops.size();
+        ops.push_back(std::move(o));
+        s.ph = phase::invoked;
+        ++busy;
+        break;
+      }
+      case phase::invoked: {
+        if (r.below(100) < 2) {  // crashed before taking effect
+          s.ph = phase::idle;
+          s.client = next_client++;
+          --busy;
+          break;
+        }
+        auto& o = ops[s.op];
+        std::size_t k = static_cast<std::size_t>(std::stoul(o.key.substr(1)));
+        if (o.op == op_kind::put) model[k] = o.value;
+        if (o.op == op_kind::append) model[k] += o.value;
+        if (o.op == op_kind::get) o.output = model[k];
+        s.ph = phase::applied;
+        break;
+      }
+      case phase::applied: {
+        auto& o = ops[s.op];
+        if (r.below(100) < 2) {  // took effect, but the client never heard back
+          o.output.clear();
+          s.client = next_client++;
+        } else {
+          o.ret = t;
+        }
+        s.ph = phase::idle;
+        --busy;
+        break;
+      }
+    }
+  }
+  return ops;
+}
+
+std::filesystem::path histories_dir() {
+  if (const char* env = std::getenv("RAFTKIT_HISTORIES_DIR")) return env;
+  // __FILE__ may be relative to the build directory (meson passes ../tests/...), so
+  // also try it from the build root, two levels above this executable.
+  std::filesystem::path here = std::filesystem::path(__FILE__).parent_path() / "histories";
+  if (std::filesystem::is_directory(here)) return here;
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto from_build = exe.parent_path().parent_path() / here;
+    if (std::filesystem::is_directory(from_build)) return from_build;
+  }
+  return here;
+}
+
+}  // namespace
+
+TEST_SUITE("linearizability") {
+
+// ---- the JSON-lines format ------------------------------------------------------------
+
+TEST_CASE("the example lines of the format parse into the operations they describe") {
+  auto r = parse(
+      "{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\",\"call\":100,\"return\":200}\n"
+      "{\"client\":1,\"op\":\"get\",\"key\":\"x\",\"call\":150,\"return\":250,\"output\":\"1\"}\n"
+      "\n"
+      "  {\"client\":2, \"op\":\"append\", \"key\":\"x\", \"value\":\"2\", \"call\":300, "
+      "\"return\":400}  \n"
+      "{\"client\":3,\"op\":\"put\",\"key\":\"x\",\"value\":\"9\",\"call\":500}\n"
+      "{\"client\":4,\"op\":\"put\",\"key\":\"x\",\"value\":\"8\",\"call\":600,\"return\":-1}");
+  INFO((r.error ? r.error->what() : std::string()));
+  REQUIRE(r);
+  REQUIRE(r.ops.size() == 5);
+  CHECK(r.ops[0] == put_op(0, "x", "1", 100, 200));
+  CHECK(r.ops[1] == get_op(1, "x", "1", 150, 250));
+  CHECK(r.ops[2] == append_op(2, "x", "2", 300, 400));
+  CHECK(r.ops[3] == put_op(3, "x", "9", 500, unknown));
+  CHECK_FALSE(r.ops[3].completed());
+  CHECK(r.ops[4] == put_op(4, "x", "8", 600, unknown));
+}
+
+TEST_CASE("parse errors name the line and what is wrong") {
+  const std::string good =
+      "{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\",\"call\":1,\"return\":2}\n";
+  struct bad_case {
+    std::string line;
+    std::string expect;
+  };
+  const std::vector<bad_case> cases = {
+      {"{\"client\":0,\"op\":\"put\"", "malformed JSON"},
+      {"not json", "malformed JSON"},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\"}", "missing field \"call\""},
+      {"{\"op\":\"get\",\"key\":\"x\",\"call\":1}", "missing field \"client\""},
+      {"{\"client\":0,\"op\":\"cas\",\"key\":\"x\",\"call\":1}", "unknown op \"cas\""},
+      {"{\"client\":0,\"op\":\"get\",\"key\":\"x\",\"call\":1,\"return\":2}", "no \"output\""},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"call\":1,\"return\":2}",
+       "put without \"value\""},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\",\"call\":5,\"return\":2}",
+       "return time is before call time"},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\",\"call\":5,\"return\":-7}",
+       "return time is negative"},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\",\"call\":\"5\"}",
+       "\"call\" must be an integer"},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\",\"call\":1.5}",
+       "only integers"},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\",\"call\":99999999999999999999}",
+       "out of 64-bit range"},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"key\":\"y\",\"value\":\"1\",\"call\":1}",
+       "duplicate field \"key\""},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\",\"call\":1,\"when\":3}",
+       "unknown field \"when\""},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\",\"call\":1} x",
+       "unexpected text"},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\\q\",\"value\":\"1\",\"call\":1}",
+       "invalid escape"},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"a\tb\",\"call\":1}",
+       "raw control character"},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"\\ud800\",\"value\":\"1\",\"call\":1}",
+       "surrogate"},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"\\u12\",\"value\":\"1\",\"call\":1}",
+       "four hex digits"},
+      {"{\"client\":0,\"op\":\"put\",\"key\":[1],\"value\":\"1\",\"call\":1}",
+       "string or an integer"},
+      {"{\"client\":-1,\"op\":\"get\",\"key\":\"x\",\"call\":1}", "client must be non-negative"},
+      {"{\"client\":0,\"op\":\"get\",\"key\":\"x\",\"call\":1,\"output\":\"1\"}",
+       "unknown outcome has an \"output\""},
+      {"{\"client\":0,\"op\":\"get\",\"key\":\"x\",\"value\":\"1\",\"call\":1}",
+       "get takes no \"value\""},
+      {"{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\",\"call\":01}", "leading zeros"},
+  };
+  for (const auto& c : cases) {
+    // The bad line comes third, after a good line and a blank one.
+    auto r = parse(good + "\n" + c.line + "\n" + good);
+    INFO("input line: " << c.line);
+    REQUIRE_FALSE(r);
+    CHECK(r.ops.empty());
+    CHECK(r.error->line == 3);
+    INFO("error: " << r.error->what());
+    CHECK(r.error->what().find("line 3: ") == 0);
+    CHECK(r.error->message.find(c.expect) != std::string::npos);
+  }
+}
+
+TEST_CASE("write then parse round-trips keys and values holding any bytes") {
+  const std::string nasty[] = {
+      "",
+      "plain",
+      "quote \" backslash \\ slash /",
+      "newline \n tab \t cr \r bs \b ff \f",
+      std::string("nul \0 byte", 10),
+      "\x01\x1f\x7f",
+      "caf\xc3\xa9 \xf0\x9f\x98\x80",
+      "not utf-8: \xff\xfe\x80",
+      "{\"client\":0}",
+  };
+  std::vector<operation> ops;
+  std::int64_t t = 0;
+  for (const auto& s : nasty) {
+    ops.push_back(put_op(1, s, s, t, t + 1));
+    ops.push_back(append_op(2, "k" + s, s, t + 2, unknown));
+    ops.push_back(get_op(3, s, s + s, t + 3, t + 9));
+    t += 10;
+  }
+  std::ostringstream out;
+  raftkit::sim::write_jsonl(out, ops);
+  const std::string text = out.str();
+  CHECK(static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) == ops.size());
+  auto r = parse(text);
+  INFO((r.error ? r.error->what() : std::string()));
+  REQUIRE(r);
+  CHECK(r.ops == ops);
+}
+
+TEST_CASE("\\u escapes decode to UTF-8, including surrogate pairs and NUL") {
+  auto r = parse(
+      "{\"client\":0,\"op\":\"put\",\"key\":\"\\u00e9\\ud83d\\ude00\\u0000\\/\","
+      "\"value\":\"\\u0041\",\"call\":0}");
+  INFO((r.error ? r.error->what() : std::string()));
+  REQUIRE(r);
+  CHECK(r.ops[0].key == std::string("\xc3\xa9\xf0\x9f\x98\x80\0/", 8));
+  CHECK(r.ops[0].value == "A");
+}
+
+TEST_CASE("the recorder writes what the simulator invoked and completed") {
+  raftkit::sim::history h;
+  auto a = h.invoke(0, op_kind::put, "x", "1", 10);
+  auto b = h.invoke(1, op_kind::get, "x", "", 15);
+  auto c = h.invoke(2, op_kind::append, "x", "2", 17);
+  h.complete(a, 20);
+  h.complete(b, 30, "1");
+  h.complete_unknown(c);
+  CHECK(h.size() == 3);
+  CHECK(h.operations()[1] == get_op(1, "x", "1", 15, 30));
+  CHECK_FALSE(h.operations()[c].completed());
+  std::ostringstream out;
+  h.write_jsonl(out);
+  CHECK(out.str() ==
+        "{\"client\":0,\"op\":\"put\",\"key\":\"x\",\"value\":\"1\",\"call\":10,\"return\":20}\n"
+        "{\"client\":1,\"op\":\"get\",\"key\":\"x\",\"call\":15,\"return\":30,\"output\":\"1\"}\n"
+        "{\"client\":2,\"op\":\"append\",\"key\":\"x\",\"value\":\"2\",\"call\":17}\n");
+  std::istringstream in(out.str());
+  auto r = raftkit::sim::history::parse_jsonl(in);
+  REQUIRE(r);
+  CHECK(r.ops == h.operations());
+  CHECK(check_linearizability(r.ops).linearizable);
+}
+
+// ---- linearizable histories ------------------------------------------------------------
+
+TEST_CASE("a sequential history that follows the register model is linearizable") {
+  require_linearizable({
+      get_op(0, "x", "", 0, 1),
+      put_op(0, "x", "1", 2, 3),
+      get_op(0, "x", "1", 4, 5),
+      append_op(0, "x", "2", 6, 7),
+      append_op(0, "x", "3", 8, 9),
+      get_op(0, "x", "123", 10, 11),
+      put_op(0, "x", "1", 12, 13),
+      get_op(0, "x", "1", 14, 15),
+  });
+}
+
+TEST_CASE("the empty history is linearizable") { require_linearizable({}); }
+
+TEST_CASE("a read of a key never written returns the empty string") {
+  require_linearizable({get_op(0, "never", "", 0, 10)});
+  require_violation({get_op(0, "never", "x", 0, 10)}, "never");
+}
+
+TEST_CASE("overlapping operations may take effect in either order") {
+  // A read concurrent with a write may see the old or the new value...
+  require_linearizable({
+      put_op(0, "x", "1", 0, 100),
+      get_op(1, "x", "", 10, 20),
+      get_op(2, "x", "1", 30, 40),
+      put_op(3, "x", "2", 35, 60),
+      get_op(4, "x", "1", 50, 70),
+      get_op(5, "x", "2", 65, 80),
+  });
+  // ...and concurrent appends may land in either order.
+  for (const char* seen : {"ab", "ba"}) {
+    require_linearizable({
+        append_op(0, "x", "a", 0, 100),
+        append_op(1, "x", "b", 0, 100),
+        get_op(2, "x", seen, 110, 120),
+    });
+  }
+  // Operations that touch at one instant count as concurrent.
+  require_linearizable({put_op(0, "x", "1", 0, 10), get_op(1, "x", "", 10, 20)});
+}
+
+TEST_CASE("the same value written by several puts is told apart by the order of reads") {
+  require_linearizable({
+      put_op(0, "x", "1", 0, 10),
+      put_op(1, "x", "2", 20, 30),
+      put_op(2, "x", "1", 25, 50),
+      get_op(3, "x", "2", 31, 35),
+      get_op(4, "x", "1", 60, 70),
+  });
+  require_violation(
+      {
+          put_op(0, "x", "1", 0, 10),
+          put_op(1, "x", "1", 20, 30),
+          put_op(2, "x", "2", 40, 50),
+          get_op(3, "x", "1", 60, 70),
+      },
+      "x");
+}
+
+TEST_CASE("an op with unknown outcome may take effect after its call") {
+  require_linearizable({put_op(0, "x", "1", 10, unknown), get_op(1, "x", "1", 20, 30)});
+  // ...late, long after the client gave up on it.
+  require_linearizable({
+      put_op(0, "x", "1", 10, unknown),
+      get_op(1, "x", "", 20, 30),
+      get_op(1, "x", "1", 100, 110),
+  });
+}
+
+TEST_CASE("an op with unknown outcome may never take effect") {
+  require_linearizable({append_op(0, "x", "a", 10, unknown), get_op(1, "x", "", 20, 30)});
+  require_linearizable({
+      put_op(0, "x", "1", 0, 5),
+      put_op(1, "x", "2", 10, unknown),
+      append_op(2, "x", "3", 12, unknown),
+      get_op(3, "x", "13", 20, 30),
+      get_op(3, "x", "13", 40, 50),
+  });
+}
+
+TEST_CASE("a get with unknown outcome constrains nothing") {
+  require_linearizable({put_op(0, "x", "1", 0, 10), get_op(1, "x", "", 20, unknown)});
+}
+
+TEST_CASE("an op with unknown outcome cannot take effect before its call") {
+  require_violation({get_op(0, "x", "9", 0, 10), put_op(1, "x", "9", 20, unknown)}, "x");
+}
+
+TEST_CASE("an op with unknown outcome takes effect at most once, and stays") {
+  require_violation(
+      {
+          put_op(0, "x", "1", 0, unknown),
+          get_op(1, "x", "1", 20, 30),
+          get_op(2, "x", "", 40, 50),
+      },
+      "x");
+}
+
+TEST_CASE("keys are independent registers, checked one by one") {
+  require_linearizable({
+      put_op(0, "a", "1", 0, 10),
+      put_op(1, "b", "2", 0, 10),
+      get_op(0, "b", "2", 20, 30),
+      get_op(1, "a", "1", 20, 30),
+      get_op(2, "c", "", 20, 30),
+  });
+  // The failing key is named even when others precede and follow it.
+  require_violation(
+      {
+          put_op(0, "a", "1", 0, 10),
+          put_op(1, "b", "2", 0, 10),
+          get_op(0, "b", "1", 20, 30),
+          get_op(1, "a", "1", 20, 30),
+          get_op(2, "c", "", 20, 30),
+      },
+      "b");
+}
+
+// ---- violations --------------------------------------------------------------------------
+
+TEST_CASE("a stale read is not linearizable") {
+  std::vector<operation> ops = {
+      put_op(0, "x", "1", 0, 10),
+      put_op(0, "x", "2", 20, 30),
+      get_op(1, "x", "1", 40, 50),
+  };
+  auto r = check(ops);
+  CHECK(r.verdict == check_verdict::not_linearizable);
+  CHECK(r.key == "x");
+  // The explanation shows the longest prefix and the read that could not be placed.
+  CHECK(r.longest_prefix == std::vector<std::size_t>{0, 1});
+  CHECK(r.culprit == 2);
+  INFO(r.explanation);
+  CHECK(r.explanation.find("register holds \"2\"") != std::string::npos);
+  CHECK(r.explanation.find("#2 client 1 get(\"x\") -> \"1\" [40, 50]") != std::string::npos);
+}
+
+TEST_CASE("a read that sees the new value, then one that sees the old, is not linearizable") {
+  require_violation(
+      {
+          put_op(0, "x", "1", 0, 100),
+          get_op(1, "x", "1", 10, 20),
+          get_op(2, "x", "", 30, 40),
+      },
+      "x");
+}
+
+TEST_CASE("losing an acknowledged write is not linearizable") {
+  require_violation({put_op(0, "x", "1", 0, 10), get_op(1, "x", "", 20, 30)}, "x");
+  require_violation(
+      {
+          append_op(0, "x", "a", 0, 10),
+          append_op(1, "x", "b", 5, 15),
+          get_op(2, "x", "a", 20, 30),
+      },
+      "x");
+}
+
+TEST_CASE("appends seen in the wrong order are not linearizable") {
+  require_violation(
+      {
+          append_op(0, "x", "a", 0, 10),
+          append_op(1, "x", "b", 20, 30),
+          get_op(2, "x", "ba", 40, 50),
+      },
+      "x");
+}
+
+TEST_CASE("an append seen twice though made once is not linearizable") {
+  require_violation({append_op(0, "x", "a", 0, 10), get_op(1, "x", "aa", 20, 30)}, "x");
+  // Not even when its outcome is unknown (a retried request applied twice).
+  require_violation(
+      {
+          append_op(0, "x", "a", 0, unknown),
+          append_op(0, "x", "b", 5, 8),
+          get_op(1, "x", "aba", 20, 30),
+      },
+      "x");
+}
+
+TEST_CASE("a read of a value never written is not linearizable") {
+  require_violation({put_op(0, "x", "1", 0, 10), get_op(1, "x", "7", 5, 15)}, "x");
+}
+
+TEST_CASE("an operation returning before its call is reported as an invalid history") {
+  auto r = check({put_op(0, "x", "1", 10, 5)});
+  CHECK(r.verdict == check_verdict::invalid_history);
+  CHECK_FALSE(r.linearizable);
+  CHECK(r.culprit == 0);
+  CHECK(r.explanation.find("before call") != std::string::npos);
+}
+
+TEST_CASE("running out of steps is reported as giving up, not as a violation") {
+  // Seven concurrent appends and one read that fixes their order: the search must try
+  // many orders before it finds the one that matches.
+  std::vector<operation> ops;
+  std::string seen;
+  for (int i = 6; i >= 0; --i) seen += std::to_string(i);
+  for (int i = 0; i < 7; ++i) ops.push_back(append_op(0, "x", std::to_string(i), 0, 100));
+  ops.push_back(get_op(1, "x", seen, 200, 300));
+  auto tight = check(ops, {.max_steps_per_key = 20});
+  CHECK(tight.verdict == check_verdict::gave_up);
+  CHECK_FALSE(tight.linearizable);
+  CHECK(tight.key == "x");
+  CHECK(tight.explanation.find("gave up") != std::string::npos);
+  auto ample = check(ops);
+  CHECK(ample.verdict == check_verdict::linearizable);
+  CHECK(ample.steps > 20);
+  // A proved violation on one key outranks giving up on another.
+  ops.push_back(get_op(2, "y", "never", 0, 1));
+  auto both = check(ops, {.max_steps_per_key = 20});
+  CHECK(both.verdict == check_verdict::not_linearizable);
+  CHECK(both.key == "y");
+}
+
+// ---- a large random history ----------------------------------------------------------------
+
+TEST_CASE("a large random history from a real register is linearizable, and one bad read "
+          "breaks it") {
+  const std::size_t n_ops = 6000;
+  auto ops = random_linearizable_history(42, n_ops, 30, 2);
+  REQUIRE(ops.size() == n_ops);
+  std::size_t unknown_ops = 0;
+  for (const auto& o : ops) unknown_ops += o.completed() ? 0 : 1;
+  CHECK(unknown_ops > 0);
+
+  auto start = std::chrono::steady_clock::now();
+  auto r = check(ops);
+  auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start);
+  MESSAGE("random history: " << ops.size() << " ops, 2 keys, 30 clients, " << unknown_ops
+                             << " unknown outcomes: " << r.steps << " steps in "
+                             << elapsed.count() << " s");
+  INFO(r.explanation);
+  CHECK(r.verdict == check_verdict::linearizable);
+
+  // Corrupt a read in the middle with a value no write ever produced.
+  std::size_t victim = n_ops / 2;
+  while (!(ops[victim].op == op_kind::get && ops[victim].completed())) ++victim;
+  ops[victim].output += "#";
+  start = std::chrono::steady_clock::now();
+  auto bad = check(ops);
+  elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start);
+  MESSAGE("corrupted read: " << bad.steps << " steps in " << elapsed.count() << " s");
+  CHECK(bad.verdict == check_verdict::not_linearizable);
+  CHECK(bad.key == ops[victim].key);
+  CHECK(bad.culprit == victim);
+}
+
+// ---- example files for the CLI --------------------------------------------------------------
+
+TEST_CASE("each example history file has the verdict its name states") {
+  auto dir = histories_dir();
+  INFO("histories dir: " << dir.string());
+  REQUIRE(std::filesystem::is_directory(dir));
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".jsonl") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::size_t good = 0, bad = 0, malformed = 0;
+  for (const auto& f : files) {
+    const std::string name = f.filename().string();
+    INFO("file: " << name);
+    std::ifstream in(f);
+    REQUIRE(in);
+    auto parsed = raftkit::sim::parse_jsonl(in);
+    if (name.starts_with("malformed_")) {
+      ++malformed;
+      CHECK_FALSE(parsed);
+      continue;
+    }
+    INFO((parsed.error ? parsed.error->what() : std::string()));
+    REQUIRE(parsed);
+    auto r = check_linearizability(parsed.ops);
+    INFO(r.explanation);
+    if (name.starts_with("good_")) {
+      ++good;
+      CHECK(r.verdict == check_verdict::linearizable);
+    } else {
+      REQUIRE(name.starts_with("bad_"));
+      ++bad;
+      CHECK(r.verdict == check_verdict::not_linearizable);
+    }
+  }
+  CHECK(good >= 3);
+  CHECK(bad >= 3);
+  CHECK(malformed >= 1);
+}
+
+}  // TEST_SUITE
