@@ -428,30 +428,33 @@ TEST_CASE("segment names are 16 hex digits and parse back; other names do not") 
 
 // --- the store over real files -----------------------------------------------------------
 
-TEST_CASE("appended entries are readable at once and become durable in order") {
+TEST_CASE("appended entries are readable at once, share their payload, and become durable in order") {
   temp_dir t;
-  raftkit::file::log_store s(t.log());
-  CHECK(s.first_index() == 1);
-  CHECK(s.last_index() == 0);
-  CHECK(s.term_at(0) == 0);
-  std::vector<index_t> seen;
+  std::vector<index_t> seen;  // outlives the store: the handler runs on the store's sync thread
   std::mutex m;
-  s.set_durable_handler([&](index_t i) {
-    std::lock_guard lk(m);
-    seen.push_back(i);
-  });
-  append_range(s, 1, 100, 3);
-  CHECK(s.last_index() == 100);
-  CHECK(s.term_at(50) == 3);
-  CHECK(s.term_at(101) == 0);
-  CHECK(s.at(77).payload == payload_for(77, 3));
-  // a read shares the stored payload, it does not copy it
-  CHECK(s.at(77).payload.data() == s.at(77).payload.data());
-  CHECK(s.durable_index() <= 100);
-  CHECK(!s.wait_durable(100));
-  CHECK(s.durable_index() == 100);
-  CHECK(!s.error());
-  std::lock_guard lk(m);
+  {
+    raftkit::file::log_store s(t.log());
+    CHECK(s.first_index() == 1);
+    CHECK(s.last_index() == 0);
+    CHECK(s.term_at(0) == 0);
+    s.set_durable_handler([&](index_t i) {
+      std::lock_guard lk(m);
+      seen.push_back(i);
+    });
+    std::vector<entry> es;
+    for (index_t i = 1; i <= 100; ++i) es.push_back(make_entry(i, 3));
+    s.append(es);
+    CHECK(s.last_index() == 100);
+    CHECK(s.term_at(50) == 3);
+    CHECK(s.term_at(101) == 0);
+    CHECK(s.at(77) == es[76]);
+    // the store keeps the appended buffer: no copy on append or on read
+    CHECK(s.at(77).payload.data() == es[76].payload.data());
+    CHECK(s.durable_index() <= 100);
+    CHECK(!s.wait_durable(100));
+    CHECK(s.durable_index() == 100);
+    CHECK(!s.error());
+  }
   REQUIRE(!seen.empty());
   CHECK(seen.back() == 100);
   CHECK(std::is_sorted(seen.begin(), seen.end()));

@@ -863,11 +863,11 @@ class basic_log_store {
       durable_.store(now, std::memory_order_release);
       if (taken) completed_ = std::max(completed_, taken);
     }
-    done_cv_.notify_all();
-    if (now > before) {
+    if (now > before) {  // the handler runs before waiters are woken
       std::lock_guard lk(handler_mu_);
       if (handler_) handler_(now);
     }
+    done_cv_.notify_all();
   }
 
   bool failed() const {
