@@ -151,6 +151,73 @@ std::vector<operation> random_linearizable_history(std::uint64_t seed, std::size
   return ops;
 }
 
+// The definition, by brute force: some order of the ops that keeps every completed op
+// after all ops that returned before its call, includes every completed op (unknown
+// ones optionally), and replays on a string register to each get's output.
+bool brute_force_linearizable(const std::vector<operation>& ops) {
+  std::vector<const operation*> live;
+  for (const auto& o : ops)
+    if (o.op != op_kind::get || o.completed()) live.push_back(&o);
+  std::vector<bool> placed(live.size(), false);
+  auto search = [&](auto& self, const std::string& state) -> bool {
+    bool all_done = true;
+    for (std::size_t i = 0; i < live.size(); ++i)
+      if (!placed[i] && live[i]->completed()) all_done = false;
+    if (all_done) return true;
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      if (placed[i]) continue;
+      bool blocked = false;
+      for (std::size_t j = 0; j < live.size() && !blocked; ++j)
+        blocked = !placed[j] && j != i && live[j]->completed() && live[j]->ret < live[i]->call;
+      if (blocked) continue;
+      std::string next = state;
+      if (live[i]->op == op_kind::put) next = live[i]->value;
+      if (live[i]->op == op_kind::append) next += live[i]->value;
+      if (live[i]->op == op_kind::get && live[i]->output != state) continue;
+      placed[i] = true;
+      bool ok = self(self, next);
+      placed[i] = false;
+      if (ok) return true;
+    }
+    return false;
+  };
+  return search(search, "");
+}
+
+// Small single-key histories with heavy overlap, equal timestamps, repeated values and
+// values that are prefixes of one another, so every shortcut of the checker is exercised.
+std::vector<operation> random_small_history(rng& r) {
+  const char* values[] = {"1", "2", "12", ""};
+  const char* outputs[] = {"", "1", "2", "12", "21", "11", "122", "112", "212"};
+  std::vector<operation> ops;
+  const std::size_t n = 2 + r.below(6);
+  std::string model;
+  const bool from_execution = r.below(2) == 0;
+  std::int64_t t = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    operation o;
+    o.client = i;
+    o.key = "k";
+    auto dice = r.below(3);
+    o.op = dice == 0 ? op_kind::get : dice == 1 ? op_kind::put : op_kind::append;
+    if (o.op != op_kind::get) o.value = values[r.below(4)];
+    // Sequential execution order = index order; intervals stretched around it.
+    t += static_cast<std::int64_t>(r.below(3));
+    o.call = t - static_cast<std::int64_t>(r.below(6));
+    if (o.call < 0) o.call = 0;
+    o.ret = t + static_cast<std::int64_t>(r.below(6));
+    if (o.op == op_kind::put) model = o.value;
+    if (o.op == op_kind::append) model += o.value;
+    if (o.op == op_kind::get) o.output = from_execution ? model : outputs[r.below(9)];
+    if (r.below(5) == 0) {
+      o.ret = unknown;
+      o.output.clear();
+    }
+    ops.push_back(std::move(o));
+  }
+  return ops;
+}
+
 std::filesystem::path histories_dir() {
   if (const char* env = std::getenv("RAFTKIT_HISTORIES_DIR")) return env;
   // __FILE__ may be relative to the build directory (meson passes ../tests/...), so
@@ -534,6 +601,29 @@ TEST_CASE("running out of steps is reported as giving up, not as a violation") {
   auto both = check(ops, {.max_steps_per_key = 20});
   CHECK(both.verdict == check_verdict::not_linearizable);
   CHECK(both.key == "y");
+}
+
+TEST_CASE("the checker agrees with a brute-force search on thousands of small histories") {
+  rng r{7};
+  std::size_t yes = 0, no = 0;
+  for (int i = 0; i < 4000; ++i) {
+    auto ops = random_small_history(r);
+    const bool expected = brute_force_linearizable(ops);
+    auto got = check(ops);
+    if (got.linearizable != expected) {
+      std::ostringstream text;
+      raftkit::sim::write_jsonl(text, ops);
+      INFO("history:\n" << text.str() << got.explanation);
+      CHECK(got.linearizable == expected);
+      break;
+    }
+    CHECK(got.verdict != check_verdict::gave_up);
+    (expected ? yes : no) += 1;
+  }
+  // Both verdicts occur often, so agreement is not vacuous.
+  CHECK(yes > 500);
+  CHECK(no > 500);
+  MESSAGE("brute-force comparison: " << yes << " linearizable, " << no << " not");
 }
 
 // ---- a large random history ----------------------------------------------------------------

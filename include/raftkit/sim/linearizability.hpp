@@ -48,9 +48,9 @@ constexpr std::string_view to_string(check_verdict v) noexcept {
 /// Limits for check_linearizability.
 struct check_options {
   /// Search steps allowed per key before giving up (a step tries one operation at one
-  /// configuration). Memory grows with the steps taken, roughly 40 bytes plus one bit
-  /// per operation of the key for each new configuration.
-  std::uint64_t max_steps_per_key = 20'000'000;
+  /// configuration; about a million per second). Memory grows with the steps taken, by
+  /// at most about 50 bytes per step, so the default bounds it near 250 MB.
+  std::uint64_t max_steps_per_key = 5'000'000;
   /// How many operations of the longest linearizable prefix the explanation lists.
   std::size_t explain_prefix_ops = 8;
 };
