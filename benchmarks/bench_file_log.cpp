@@ -50,15 +50,21 @@ void file_log_append(benchmark::State& st) {
   bench_dir dir;
   raftkit::file::options opts;
   raftkit::file::log_store log(dir.path + "/log", opts);
-  auto bytes = raftkit::shared_bytes::allocate(payload);  // shared by every entry
-  std::vector<raftkit::entry> batch(batch_entries,
-                                    raftkit::entry{1, 0, raftkit::entry_type::normal, bytes});
+  // Payload buffers come from a pool made up front (a real proposer allocates its own);
+  // distinct buffers keep the benchmark from contending on one reference count.
+  std::vector<raftkit::shared_bytes> pool;
+  for (int k = 0; k < 4096; ++k) pool.push_back(raftkit::shared_bytes::allocate(payload));
+  std::vector<raftkit::entry> batch(batch_entries);
   const std::size_t per_iter = entries_per_iteration(payload) / batch_entries * batch_entries;
   const auto syncs_before = log.sync_count();
   for (auto _ : st) {
     for (std::size_t n = 0; n < per_iter; n += batch_entries) {
       raftkit::index_t next = log.last_index() + 1;
-      for (auto& e : batch) e.index = next++;
+      for (auto& e : batch) {
+        e.term = 1;
+        e.index = next;
+        e.payload = pool[next++ % pool.size()];
+      }
       log.append(batch);
     }
     if (log.wait_durable(log.last_index())) {
