@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -8,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -134,6 +137,7 @@ struct sim_disk {
   long long space_limit = -1;        // total bytes of all files
   long long writes_until_enospc = -1;
   long long syncs_until_eio = -1;
+  std::function<void()> before_fdatasync;  // called outside the lock; may block
   std::uint64_t syncs = 0, writes = 0;
 
   // returns false when the machine has stopped (the call must fail without effect)
@@ -241,7 +245,10 @@ struct sim_fs {
     std::memcpy(out, ino.current.data() + off, k);
     return static_cast<long long>(k);
   }
-  int fdatasync(int fd) { return fsync(fd); }
+  int fdatasync(int fd) {
+    if (d->before_fdatasync) d->before_fdatasync();
+    return fsync(fd);
+  }
   int fsync(int fd) {
     std::lock_guard lk(d->mu);
     if (!d->tick()) return -EIO;
@@ -678,6 +685,40 @@ TEST_CASE("truncate_after lowers durable_index at once and the removal survives 
   raftkit::file::log_store s(t.log(), small_segments(4096));
   CHECK(s.last_index() == 5);
   check_log(s);
+}
+
+TEST_CASE("a truncation while a group's fdatasync is in flight caps the durability that sync reports") {
+  auto disk = std::make_shared<sim_disk>();
+  std::promise<void> entered, release;
+  auto released = release.get_future().share();
+  std::atomic<bool> armed{true};
+  disk->before_fdatasync = [&] {
+    if (armed.exchange(false)) {
+      entered.set_value();
+      released.wait();
+    }
+  };
+  std::vector<index_t> seen;
+  std::mutex m;
+  {
+    sim_store s("/d", {}, sim_fs{disk});
+    s.set_durable_handler([&](index_t i) {
+      std::lock_guard lk(m);
+      seen.push_back(i);
+    });
+    append_range(s, 1, 100, 1);
+    entered.get_future().wait();  // 1..100 are written; their fdatasync is held
+    s.truncate_after(50);
+    CHECK(s.durable_index() == 0);
+    release.set_value();
+    CHECK(!s.flush());
+    CHECK(s.durable_index() == 50);
+    append_range(s, 51, 60, 2);
+    CHECK(!s.wait_durable(60));
+  }
+  REQUIRE(seen.size() >= 2);
+  CHECK(seen.front() == 50);  // never 100: entries 51..100 were gone before their sync ended
+  CHECK(seen.back() == 60);
 }
 
 TEST_CASE("truncating entries not yet written and appending again keeps only the new ones") {
