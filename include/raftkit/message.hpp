@@ -40,7 +40,11 @@ inline constexpr std::uint32_t transfer = 1u << 1;  ///< reserved: vote for a le
 /// | append_entries       | prev log index     | prev log term   | leader commit |        |                                   |
 /// | append_entries_reply | match / rejected   |                 |               | reject | conflict index / conflict term    |
 /// | forward_proposal     |                    |                 |               |        | (request_id, entries[0] payload)  |
-/// | forward_reply        | index it went to   | its term        |               | failed | hint_index = errc if failed       |
+/// | forward_reply        | index it went to   | its term        | sender's boot | failed | hint_index = errc if failed       |
+///
+/// `request_id` names a forwarded proposal in forward_proposal and forward_reply; in
+/// every other message it carries the sender's boot id (random per incarnation), so a
+/// follower can tell a restarted leader from the one it forwarded to.
 struct message {
   message_type type = message_type::append_entries;
   node_id from = no_node;

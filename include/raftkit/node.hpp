@@ -66,6 +66,7 @@ class basic_node {
     }
     quorum_scratch_.reserve(cfg_.members.size());
     next_request_id_ = rng_.next() ^ static_cast<std::uint64_t>(clock_.now().count());
+    boot_id_ = (rng_.next() ^ static_cast<std::uint64_t>(clock_.now().count())) | 1;
     reset_election_deadline();
   }
 
@@ -198,6 +199,7 @@ class basic_node {
     time_point deadline{0};
     term_t term = 0;
     index_t index = 0;  // 0 until the leader says where it went
+    std::uint64_t leader_boot = 0;  // the incarnation of the leader it was sent to
   };
 
   // ---------------------------------------------------------------- dispatch
@@ -315,6 +317,7 @@ class basic_node {
   void on_append_entries(message& m) {
     RAFTKIT_ASSERT(role_ != role::leader, "two leaders in one term");
     if (role_ == role::candidate || leader_ != m.from) become_follower(term_, m.from);
+    leader_boot_ = m.request_id;
     reset_election_deadline();
 
     const index_t prev = m.log_index;
@@ -503,7 +506,7 @@ class basic_node {
     message m = make(message_type::forward_proposal, leader_);
     m.request_id = rid;
     m.entries.push_back(entry{0, 0, entry_type::normal, shared_bytes::copy_of(command)});
-    forwards_.emplace(rid, forwarded{std::move(c), clock_.now() + cfg_.forward_timeout, term_, 0});
+    forwards_.emplace(rid, forwarded{std::move(c), clock_.now() + cfg_.forward_timeout, term_, 0, leader_boot_});
     ++counters_.forwarded;
     transport_send(std::move(m));
   }
@@ -511,6 +514,7 @@ class basic_node {
   void on_forward_proposal(message& m) {
     message r = make(message_type::forward_reply, m.from);
     r.request_id = m.request_id;
+    r.commit = boot_id_;
     // The network may deliver a forward twice, before and after a change of leader:
     // every copy of one request gets the answer the first copy got, so a follower
     // never reports "not applied" for a command that was in fact appended.
@@ -553,8 +557,12 @@ class basic_node {
     if (it == forwards_.end()) return;
     if (m.reject) {
       const auto code = static_cast<errc>(m.hint_index);
+      // "Not appended" is certain only from the incarnation we sent to: a restarted
+      // node cannot know what its earlier self did with a copy of this request.
+      const bool certain = m.commit == it->second.leader_boot;
       completion c = std::move(it->second.done);
       forwards_.erase(it);
+      if (!certain) return fail(c, errc::leadership_lost);
       return fail(c, code == errc::busy ? errc::busy : errc::not_leader);
     }
     if (m.log_index <= applied_) {
@@ -673,6 +681,7 @@ class basic_node {
     m.from = cfg_.id;
     m.to = to;
     m.term = term_;
+    m.request_id = boot_id_;  // forwards overwrite it with their request id
     return m;
   }
   void transport_send(message&& m) {
@@ -735,6 +744,8 @@ class basic_node {
   // Request ids start at a random point per incarnation so a restarted follower's ids
   // do not collide with its earlier ones in a leader's duplicate table.
   std::uint64_t next_request_id_ = 0;
+  std::uint64_t boot_id_ = 0;      // identifies this incarnation in messages it sends
+  std::uint64_t leader_boot_ = 0;  // the current leader's incarnation, from its AppendEntries
   static constexpr std::size_t max_remembered_forwards = 1 << 14;
   std::map<std::pair<node_id, std::uint64_t>, forward_outcome> recent_forwards_;
   detail::ring<std::pair<node_id, std::uint64_t>> recent_forward_order_;

@@ -1,0 +1,464 @@
+#pragma once
+/// \file sim::run: one seeded simulation. A cluster runs the key-value state machine
+/// while simulated clients put, get and append through random nodes and a fault
+/// schedule drawn from the seed crashes, pauses, partitions and slows nodes and loses,
+/// duplicates and delays messages. Invariants are checked after every step; after the
+/// faults stop the cluster must elect a leader and commit within a bounded time; the
+/// client history must be linearizable. Everything comes from the seed, so a failure
+/// replays exactly.
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "raftkit/detail/random.hpp"
+#include "raftkit/sim/cluster.hpp"
+#include "raftkit/sim/history.hpp"
+#include "raftkit/sim/invariants.hpp"
+#include "raftkit/sim/kv.hpp"
+#include "raftkit/sim/linearizability.hpp"
+
+namespace raftkit::sim {
+
+/// What one simulation run does. Times are virtual.
+struct run_options {
+  std::uint64_t seed = 1;
+  std::size_t nodes = 3;
+  duration time = std::chrono::seconds(10);   ///< how long faults and clients run
+  double loss = 0.0;                          ///< probability a message is lost
+  double dup = 0.0;                           ///< probability a message is duplicated
+  duration delay = std::chrono::milliseconds(20);  ///< largest extra delay of a message
+  bool reorder = false;     ///< random extra delays (up to `delay`, sometimes 10x) reorder messages
+  bool partitions = false;  ///< symmetric and one-way partitions, isolation, healing
+  bool crashes = false;     ///< crash (losing unsynced writes) and restart
+  bool pauses = false;      ///< pause and resume processes
+  bool clock_drift = false; ///< per-node clocks running 0.5x to 2x
+  bool slow_disk = false;   ///< per-node write latency up to 50 ms
+  std::size_t clients = 3;
+  std::size_t keys = 3;
+  duration op_timeout = std::chrono::seconds(1);   ///< a client gives up after this
+  duration recovery = std::chrono::seconds(10);    ///< budget to elect and commit after faults
+  bool trace = false;       ///< keep a readable event log in the result
+};
+
+/// Counters of one run.
+struct run_stats {
+  std::uint64_t steps = 0;
+  std::int64_t virtual_ns = 0;
+  std::uint64_t ops_ok = 0;
+  std::uint64_t ops_unknown = 0;
+  std::uint64_t ops_failed = 0;  ///< definitely not applied (not_leader, busy)
+  std::uint64_t faults = 0;
+  std::uint64_t leaders = 0;     ///< terms in which a leader was seen
+  std::uint64_t messages = 0;
+};
+
+/// What one run found.
+struct run_result {
+  bool passed = true;
+  std::string failure;  ///< what failed (empty when passed)
+  run_stats stats;
+  history hist;
+  std::string trace;
+};
+
+namespace detail {
+
+/// One seeded run (see file comment).
+class simulation {
+ public:
+  explicit simulation(const run_options& o)
+      : o_(o),
+        c_(make_options(o)),
+        checker_(c_),
+        rng_(o.seed * 0x2545F4914F6CDD1Dull + 17),
+        net_rng_(o.seed * 0x9E3779B97F4A7C15ull + 3),
+        clients_(o.clients) {
+    c_.set_fault_model([this](const message& m) { return network_fault(m); });
+  }
+
+  run_result run() {
+    try {
+      execute();
+    } catch (const std::exception& e) {
+      fail(std::string("engine assertion: ") + e.what());
+    }
+    r_.stats.virtual_ns = c_.now().count();
+    r_.stats.leaders = checker_.terms_with_leader();
+    r_.stats.messages = c_.net().stats().sent;
+    r_.trace = trace_.str();
+    return std::move(r_);
+  }
+
+ private:
+  struct client {
+    bool busy = false;
+    std::uint64_t generation = 0;
+    std::uint64_t count = 0;
+    time_point next_start{0};
+    time_point deadline{0};
+    op_kind op = op_kind::get;
+    std::string key, value;
+    time_point call{0};
+  };
+
+  /// The cluster's shape also comes from the seed: batch sizes and timeouts vary so
+  /// that sweeps cover one-entry messages, long pipelines and tight elections.
+  static cluster_options make_options(const run_options& o) {
+    raftkit::detail::splitmix64 r(o.seed ^ 0x5bd1e995u);
+    cluster_options co;
+    co.nodes = o.nodes;
+    co.seed = o.seed;
+    co.latency = std::chrono::microseconds(500);
+    co.store.write_delay = std::chrono::microseconds(200);
+    co.node.forward_timeout = o.op_timeout / 2;
+    constexpr std::size_t batch[] = {1, 2, 8, 64, 256};
+    co.node.max_entries_per_message = batch[r.below(5)];
+    co.node.max_inflight_messages = 1 + r.below(64);
+    const auto t = std::chrono::milliseconds(60 + r.below(240));
+    co.node.election_timeout = t;
+    co.node.heartbeat_interval = t / (3 + r.below(5));
+    return co;
+  }
+
+  void execute() {
+    const time_point fault_end = c_.now() + o_.time;
+    time_point next_fault = c_.now() + pick(std::chrono::milliseconds(50), std::chrono::milliseconds(400));
+    faults_on_ = true;
+    while (!done() && c_.now() < fault_end) {
+      restart_due();
+      if (any_faults() && c_.now() >= next_fault) {
+        inject_fault();
+        next_fault = c_.now() + pick(std::chrono::milliseconds(20), std::chrono::milliseconds(400));
+      }
+      drive_clients();
+      step();
+    }
+    if (done()) return;
+    calm();
+    // Liveness: with faults gone, a leader is elected and commits a new entry.
+    bool committed = false;
+    const time_point live_end = c_.now() + o_.recovery;
+    bool proposed = false;
+    term_t proposed_term = 0;
+    node_id proposed_on = no_node;
+    while (!done() && !committed && c_.now() < live_end) {
+      const node_id l = c_.leader();
+      if (l != no_node && (!proposed || c_.node(l).term() != proposed_term || l != proposed_on)) {
+        proposed = true;
+        proposed_term = c_.node(l).term();
+        proposed_on = l;
+        const shared_bytes cmd = encode_kv(op_kind::put, "__liveness__", "1");
+        c_.node(l).propose(cmd.bytes(), [&committed](std::error_code ec, const kv_result&) {
+          if (!ec) committed = true;
+        });
+      }
+      drive_clients();
+      step();
+    }
+    if (done()) return;
+    if (!committed) return fail("liveness: no leader committed a new entry within " + ms(o_.recovery) + " after the faults stopped");
+    // Let clients finish what they started, then close the history.
+    stop_clients_ = true;
+    const time_point drain_end = c_.now() + o_.op_timeout * 2;
+    while (!done() && c_.now() < drain_end && any_client_busy()) {
+      drive_clients();
+      step();
+    }
+    for (auto& cl : clients_)
+      if (cl.busy) give_up(cl);
+    if (done()) return;
+    const auto verdict = check_linearizability(r_.hist.operations());
+    if (verdict.verdict == check_verdict::not_linearizable)
+      return fail("history not linearizable on key '" + verdict.key + "': " + verdict.explanation);
+    if (verdict.verdict != check_verdict::linearizable)
+      return fail("linearizability check: " + std::string(to_string(verdict.verdict)) + ": " + verdict.explanation);
+  }
+
+  bool done() const { return !r_.passed; }
+
+  void fail(std::string what) {
+    if (!r_.passed) return;
+    r_.passed = false;
+    r_.failure = std::move(what);
+    event("FAILED: " + r_.failure);
+  }
+
+  void step() {
+    c_.step(std::chrono::milliseconds(5));
+    ++r_.stats.steps;
+    if (auto bad = checker_.check()) return fail("invariant: " + *bad);
+    const node_id l = c_.leader();
+    if (l != no_node && (l != last_leader_ || c_.node(l).term() != last_term_)) {
+      last_leader_ = l;
+      last_term_ = c_.node(l).term();
+      event("node " + std::to_string(l) + " is leader of term " + std::to_string(last_term_));
+    }
+    expire_clients();
+  }
+
+  // ------------------------------------------------------------ faults
+
+  bool any_faults() const {
+    return o_.partitions || o_.crashes || o_.pauses || o_.clock_drift || o_.slow_disk;
+  }
+
+  memory::delivery network_fault(const message&) {
+    memory::delivery d;
+    if (!faults_on_) return d;
+    if (o_.loss > 0 && net_rng_.chance(o_.loss)) {
+      d.drop = true;
+      return d;
+    }
+    if (o_.reorder && o_.delay.count() > 0) {
+      d.delay = duration(static_cast<std::int64_t>(net_rng_.below(static_cast<std::uint64_t>(o_.delay.count()))));
+      if (net_rng_.chance(0.02)) d.delay *= 10;  // now and then a very late message
+    }
+    if (o_.dup > 0 && net_rng_.chance(o_.dup)) {
+      d.copies = 2;
+      d.dup_delay = duration(static_cast<std::int64_t>(net_rng_.below(static_cast<std::uint64_t>(std::max<std::int64_t>(o_.delay.count(), 1)))));
+    }
+    return d;
+  }
+
+  void inject_fault() {
+    std::vector<int> kinds;
+    if (o_.crashes) kinds.insert(kinds.end(), {0, 0, 1, 1, 9, 9});
+    if (o_.partitions) kinds.insert(kinds.end(), {2, 2, 3, 4});
+    if (o_.pauses) kinds.insert(kinds.end(), {5, 6});
+    if (o_.clock_drift) kinds.push_back(7);
+    if (o_.slow_disk) kinds.push_back(8);
+    ++r_.stats.faults;
+    const node_id n = random_node();
+    switch (kinds[rng_.below(kinds.size())]) {
+      case 0:
+        if (c_.is_up(n) && up_count() > 1) {
+          c_.crash(n);
+          event("crash node " + std::to_string(n));
+        }
+        break;
+      case 1:
+        for (node_id id : c_.ids())
+          if (!c_.is_up(id)) {
+            c_.restart(id);
+            event("restart node " + std::to_string(id));
+            break;
+          }
+        break;
+      case 2: {
+        std::vector<node_id> a, b;
+        for (node_id id : c_.ids()) (rng_.chance(0.5) ? a : b).push_back(id);
+        c_.partition({a, b});
+        event("partition " + list(a) + " | " + list(b));
+        break;
+      }
+      case 3: {
+        const node_id m = random_node();
+        if (m != n) {
+          c_.cut_one_way(n, m);
+          event("cut one way " + std::to_string(n) + " -> " + std::to_string(m));
+        } else {
+          c_.isolate(n);
+          event("isolate node " + std::to_string(n));
+        }
+        break;
+      }
+      case 4:
+        c_.heal();
+        event("heal network");
+        break;
+      case 5:
+        if (c_.is_up(n) && !c_.is_paused(n)) {
+          c_.pause(n);
+          event("pause node " + std::to_string(n));
+        }
+        break;
+      case 6:
+        for (node_id id : c_.ids())
+          if (c_.is_paused(id)) {
+            c_.resume(id);
+            event("resume node " + std::to_string(id));
+            break;
+          }
+        break;
+      case 7: {
+        const double rate = 0.5 + static_cast<double>(rng_.below(16)) / 10.0;
+        c_.set_clock_rate(n, rate);
+        event("clock of node " + std::to_string(n) + " runs at " + std::to_string(rate));
+        break;
+      }
+      case 9:  // a crash a supervisor restarts at once, while messages to it are in flight
+        if (c_.is_up(n) && up_count() > 1) {
+          c_.crash(n);
+          restarts_.push_back({c_.now() + pick(duration{0}, std::chrono::milliseconds(100)), n});
+          event("crash node " + std::to_string(n) + " (restarts soon)");
+        }
+        break;
+      case 8: {
+        const auto d = std::chrono::microseconds(200 + rng_.below(50'000));
+        c_.store(n).set_write_delay(d);
+        event("disk of node " + std::to_string(n) + " takes " + std::to_string(d.count()) + "us");
+        break;
+      }
+    }
+  }
+
+  void restart_due() {
+    for (auto it = restarts_.begin(); it != restarts_.end();) {
+      if (it->first <= c_.now()) {
+        if (!c_.is_up(it->second)) {
+          c_.restart(it->second);
+          event("restart node " + std::to_string(it->second));
+        }
+        it = restarts_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  /// Ends every fault: heal, resume, restart, normal clocks and disks, no message loss.
+  void calm() {
+    restarts_.clear();
+    faults_on_ = false;
+    c_.heal();
+    for (node_id id : c_.ids()) {
+      c_.resume(id);
+      c_.restart(id);
+      c_.set_clock_rate(id, 1.0);
+      c_.store(id).set_write_delay(std::chrono::microseconds(200));
+    }
+    event("faults stop: network healed, every node running");
+  }
+
+  // ------------------------------------------------------------ clients
+
+  void drive_clients() {
+    for (std::size_t i = 0; i < clients_.size(); ++i) {
+      client& cl = clients_[i];
+      if (cl.busy || stop_clients_ || c_.now() < cl.next_start) continue;
+      start_op(i);
+    }
+  }
+
+  void start_op(std::size_t i) {
+    client& cl = clients_[i];
+    std::vector<node_id> candidates;
+    for (node_id id : c_.ids())
+      if (c_.is_up(id) && !c_.is_paused(id)) candidates.push_back(id);
+    if (candidates.empty()) {
+      cl.next_start = c_.now() + std::chrono::milliseconds(10);
+      return;
+    }
+    const node_id target = candidates[rng_.below(candidates.size())];
+    const auto roll = rng_.below(10);
+    cl.op = roll < 4 ? op_kind::get : roll < 7 ? op_kind::put : op_kind::append;
+    cl.key = "k" + std::to_string(rng_.below(std::max<std::size_t>(o_.keys, 1)));
+    cl.value = cl.op == op_kind::get ? std::string() : "c" + std::to_string(i) + "-" + std::to_string(cl.count);
+    ++cl.count;
+    cl.busy = true;
+    cl.call = c_.now();
+    cl.deadline = c_.now() + o_.op_timeout;
+    const std::uint64_t gen = ++cl.generation;
+    if (o_.trace) event("client " + std::to_string(i) + " " + std::string(to_string(cl.op)) + " " + cl.key + " " + cl.value + " via node " + std::to_string(target));
+    const shared_bytes cmd = encode_kv(cl.op, cl.key, cl.value);
+    c_.node(target).propose(cmd.bytes(), [this, i, gen, cmd](std::error_code ec, const kv_result& res) {
+      finish(i, gen, ec, res, cmd);
+    });
+  }
+
+  void finish(std::size_t i, std::uint64_t gen, std::error_code ec, const kv_result& res,
+              const shared_bytes& cmd) {
+    client& cl = clients_[i];
+    if (!cl.busy || cl.generation != gen) return;  // already given up on
+    cl.busy = false;
+    cl.next_start = c_.now() + pick(std::chrono::microseconds(0), std::chrono::milliseconds(20));
+    if (!ec) {
+      ++r_.stats.ops_ok;
+      const std::size_t id = r_.hist.invoke(i, cl.op, cl.key, cl.value, cl.call.count());
+      r_.hist.complete(id, c_.now().count(), res.output);
+      if (o_.trace) event("client " + std::to_string(i) + " " + std::string(to_string(cl.op)) + " " + cl.key + " ok at index " + std::to_string(res.index));
+      if (auto bad = checker_.acknowledged(res.index, cmd.bytes())) fail("invariant: " + *bad);
+    } else {
+      if (o_.trace) event("client " + std::to_string(i) + " " + std::string(to_string(cl.op)) + " " + cl.key + " " + cl.value + " failed: " + ec.message());
+      if (ec == errc::not_leader || ec == errc::busy) {
+        ++r_.stats.ops_failed;  // definitely not applied: not part of the history
+      } else {
+        record_unknown(i, cl);
+      }
+    }
+  }
+
+  void record_unknown(std::size_t i, client& cl) {
+    ++r_.stats.ops_unknown;
+    const std::size_t id = r_.hist.invoke(i, cl.op, cl.key, cl.value, cl.call.count());
+    r_.hist.complete_unknown(id);
+  }
+
+  void give_up(client& cl) {
+    cl.busy = false;
+    ++cl.generation;
+    record_unknown(static_cast<std::size_t>(&cl - clients_.data()), cl);
+    cl.next_start = c_.now();
+  }
+
+  void expire_clients() {
+    for (auto& cl : clients_)
+      if (cl.busy && c_.now() >= cl.deadline) give_up(cl);
+  }
+  bool any_client_busy() const {
+    for (const auto& cl : clients_)
+      if (cl.busy) return true;
+    return false;
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  duration pick(duration lo, duration hi) {
+    return lo + duration(static_cast<std::int64_t>(rng_.below(static_cast<std::uint64_t>((hi - lo).count()) + 1)));
+  }
+  node_id random_node() { return c_.ids()[rng_.below(c_.ids().size())]; }
+  std::size_t up_count() const {
+    std::size_t n = 0;
+    for (node_id id : c_.ids()) n += c_.is_up(id) ? 1 : 0;
+    return n;
+  }
+  static std::string list(const std::vector<node_id>& ids) {
+    std::string s = "{";
+    for (node_id id : ids) s += (s.size() > 1 ? "," : "") + std::to_string(id);
+    return s + "}";
+  }
+  static std::string ms(duration d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + "ms";
+  }
+  void event(const std::string& what) {
+    if (!o_.trace) return;
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(c_.now()).count();
+    trace_ << "[" << us / 1000 << "." << (us % 1000) / 100 << (us % 100) / 10 << us % 10 << "ms] " << what << '\n';
+  }
+
+  run_options o_;
+  cluster<kv_store> c_;
+  invariant_checker<kv_store> checker_;
+  raftkit::detail::splitmix64 rng_;
+  raftkit::detail::splitmix64 net_rng_;
+  std::vector<client> clients_;
+  std::vector<std::pair<time_point, node_id>> restarts_;
+  bool faults_on_ = false;
+  bool stop_clients_ = false;
+  node_id last_leader_ = no_node;
+  term_t last_term_ = 0;
+  run_result r_;
+  std::ostringstream trace_;
+};
+
+}  // namespace detail
+
+/// Runs one seeded simulation (see file comment).
+inline run_result run(const run_options& o) { return detail::simulation(o).run(); }
+
+}  // namespace raftkit::sim
