@@ -1,0 +1,421 @@
+// raftkit-bench: throughput and latency of a real three-process raftkit cluster on
+// loopback, in the shape of NuRaft's raft_bench.
+//
+// The benchmark process runs node 1 (the leader: it gets the shortest election timeout)
+// and re-executes itself twice with the hidden `--serve ID` mode as followers 2 and 3.
+// Closed-loop clients in the leader's process each propose a payload through the Asio
+// driver, wait for its completion, record the latency (steady_clock) and propose again.
+// The clients are completion-driven chains on the driver's executor rather than OS
+// threads: the engine is single-threaded, so threads would only add contention.
+//
+//   raftkit-bench --clients 64 --payload 16 --duration 5 --log memory [--json]
+//
+// Followers die with the benchmark (SIGTERM, then SIGKILL; PR_SET_PDEATHSIG as a last
+// resort); file logs live in a temporary directory removed at exit.
+
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "raftkit/asio/node.hpp"
+#include "raftkit/file/log_store.hpp"
+#include "raftkit/memory/log_store.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using bench_clock = std::chrono::steady_clock;
+
+/// The replicated state: nothing. The benchmark measures the log, not the machine.
+struct noop_state_machine {
+  void apply(raftkit::index_t, std::span<const std::byte>) noexcept {}
+};
+
+/// A movable handle to a file::log_store (the store owns threads and cannot move).
+class file_store {
+ public:
+  explicit file_store(std::string dir) : s_(std::make_unique<raftkit::file::log_store>(std::move(dir))) {}
+
+  raftkit::index_t first_index() const noexcept { return s_->first_index(); }
+  raftkit::index_t last_index() const noexcept { return s_->last_index(); }
+  raftkit::term_t term_at(raftkit::index_t i) const noexcept { return s_->term_at(i); }
+  const raftkit::entry& at(raftkit::index_t i) const noexcept { return s_->at(i); }
+  raftkit::index_t durable_index() const noexcept { return s_->durable_index(); }
+  void append(std::span<const raftkit::entry> es) { s_->append(es); }
+  void truncate_after(raftkit::index_t i) { s_->truncate_after(i); }
+  void compact_before(raftkit::index_t i) { s_->compact_before(i); }
+  raftkit::hard_state load_hard_state() const noexcept { return s_->load_hard_state(); }
+  void save_hard_state(const raftkit::hard_state& hs) { s_->save_hard_state(hs); }
+  std::error_code error() const { return s_->error(); }
+  void set_durable_handler(std::function<void(raftkit::index_t)> h) {
+    s_->set_durable_handler(std::move(h));
+  }
+  std::error_code flush() { return s_->flush(); }
+
+ private:
+  std::unique_ptr<raftkit::file::log_store> s_;
+};
+
+struct settings {
+  int clients = 1;
+  std::size_t payload = 16;
+  double duration = 5.0;
+  double warmup = 0.5;
+  std::string log = "memory";
+  bool json = false;
+  // hidden --serve mode
+  unsigned serve = 0;
+  unsigned base_port = 0;
+  std::string dir;
+};
+
+constexpr std::uint64_t cluster_id = 0xBE7C4;
+
+raftkit::asio::cluster_map make_peers(unsigned base_port) {
+  raftkit::asio::cluster_map peers;
+  for (raftkit::node_id id = 1; id <= 3; ++id)
+    peers[id] = raftkit::asio::peer_address{"127.0.0.1", static_cast<std::uint16_t>(base_port + id)};
+  return peers;
+}
+
+raftkit::node_config make_config(raftkit::node_id id) {
+  using namespace std::chrono_literals;
+  raftkit::node_config cfg;
+  cfg.id = id;
+  cfg.members = {1, 2, 3};
+  cfg.seed = 7;
+  // Node 1 (in the benchmark process) should win the first election; the followers
+  // wait long enough not to compete while the cluster is healthy.
+  cfg.election_timeout = id == 1 ? raftkit::duration(150ms) : raftkit::duration(1500ms);
+  cfg.heartbeat_interval = 30ms;
+  return cfg;
+}
+
+std::string node_dir(const std::string& root, raftkit::node_id id) {
+  return root + "/node" + std::to_string(id);
+}
+
+/// Calls f with a freshly made log store of the kind asked for.
+template <class F>
+void with_store(const settings& s, raftkit::node_id id, F&& f) {
+  if (s.log == "file") {
+    fs::create_directories(node_dir(s.dir, id));
+    f(file_store(node_dir(s.dir, id)));
+  } else {
+    f(raftkit::memory::log_store{});
+  }
+}
+
+// ------------------------------------------------------------------ follower mode
+
+int serve(const settings& s) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() == 1) return 1;  // the benchmark is already gone
+  boost::asio::io_context io;
+  int rc = 0;
+  with_store(s, s.serve, [&](auto store) {
+    using store_t = decltype(store);
+    raftkit::asio::node<store_t, noop_state_machine> n(
+        io.get_executor(), make_config(s.serve), cluster_id, make_peers(s.base_port), std::move(store),
+        noop_state_machine{});
+    n.start();
+    boost::asio::signal_set sigs(io, SIGTERM, SIGINT);
+    sigs.async_wait([&](const boost::system::error_code&, int) {
+      n.stop([&io] { io.stop(); });
+    });
+    try {
+      io.run();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "raftkit-bench follower %u: %s\n", s.serve, e.what());
+      rc = 1;
+    }
+  });
+  return rc;
+}
+
+// ------------------------------------------------------------------ children
+
+struct children {
+  std::vector<pid_t> pids;
+
+  void spawn(const settings& s, raftkit::node_id id) {
+    std::vector<std::string> args = {"/proc/self/exe", "--serve", std::to_string(id),
+                                     "--base-port", std::to_string(s.base_port), "--log", s.log};
+    if (!s.dir.empty()) args.insert(args.end(), {"--dir", s.dir});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
+    if (pid == 0) {
+      ::execv(argv[0], argv.data());
+      std::_Exit(127);
+    }
+    pids.push_back(pid);
+  }
+
+  /// SIGTERM, up to 2 s for a clean exit, then SIGKILL; every child is reaped.
+  void reap() {
+    for (pid_t p : pids) ::kill(p, SIGTERM);
+    const auto deadline = bench_clock::now() + std::chrono::seconds(2);
+    for (pid_t p : pids) {
+      for (;;) {
+        int st = 0;
+        const pid_t r = ::waitpid(p, &st, WNOHANG);
+        if (r == p || (r < 0 && errno != EINTR)) break;
+        if (bench_clock::now() >= deadline) {
+          ::kill(p, SIGKILL);
+          ::waitpid(p, &st, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    pids.clear();
+  }
+  ~children() { reap(); }
+};
+
+// ------------------------------------------------------------------ leader and clients
+
+struct results {
+  double ops_per_sec = 0;
+  double p50 = 0, p95 = 0, p99 = 0, p999 = 0, max = 0;
+  std::uint64_t ops = 0, errors = 0;
+};
+
+double percentile_us(const std::vector<std::uint32_t>& sorted_ns, double q) {
+  if (sorted_ns.empty()) return 0;
+  const auto i = static_cast<std::size_t>(q * static_cast<double>(sorted_ns.size() - 1) + 0.5);
+  return static_cast<double>(sorted_ns[std::min(i, sorted_ns.size() - 1)]) / 1000.0;
+}
+
+template <class Node>
+results run_clients(boost::asio::io_context& io, Node& n, const settings& s) {
+  enum class phase { warmup, measure, drain };
+  struct shared_state {
+    phase ph = phase::warmup;
+    bench_clock::time_point t0{}, t1{};
+    std::vector<std::uint32_t> lat;  // ns, ops both started and finished in the window
+    std::uint64_t ops = 0;           // ops finished in the window
+    std::uint64_t errors = 0;
+    std::error_code first_error;
+    int outstanding = 0;
+    std::vector<std::byte> payload;
+  };
+  auto st = std::make_shared<shared_state>();
+  st->payload.assign(s.payload, std::byte{0x5A});
+  st->lat.reserve(1 << 22);
+
+  std::function<void()> issue = [&, st] {
+    if (st->ph == phase::drain) return;
+    ++st->outstanding;
+    const auto start = bench_clock::now();
+    n.propose(st->payload, [&, st, start](std::error_code ec, auto&&) {
+      --st->outstanding;
+      const auto end = bench_clock::now();
+      if (st->ph == phase::measure) {
+        if (ec) {
+          if (!st->first_error) st->first_error = ec;
+          ++st->errors;
+        } else {
+          ++st->ops;
+          if (start >= st->t0) {
+            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count();
+            st->lat.push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(ns, UINT32_MAX)));
+          }
+        }
+      }
+      if (ec && st->ph != phase::drain) {
+        // Back off briefly instead of spinning on a failing node.
+        auto t = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(5));
+        t->async_wait([t, &issue](const boost::system::error_code&) { issue(); });
+        return;
+      }
+      issue();
+    });
+  };
+
+  boost::asio::steady_timer timer(io);
+  for (int c = 0; c < s.clients; ++c) boost::asio::post(io, issue);
+  const auto warm = std::chrono::duration_cast<bench_clock::duration>(std::chrono::duration<double>(s.warmup));
+  const auto dur = std::chrono::duration_cast<bench_clock::duration>(std::chrono::duration<double>(s.duration));
+  timer.expires_after(warm);
+  timer.async_wait([&, st](const boost::system::error_code&) {
+    st->ph = phase::measure;
+    st->t0 = bench_clock::now();
+    timer.expires_after(dur);
+    timer.async_wait([&, st](const boost::system::error_code&) {
+      st->ph = phase::drain;
+      st->t1 = bench_clock::now();
+      // Give outstanding proposals up to 2 s to finish, then stop the node.
+      auto poll = std::make_shared<std::function<void(int)>>();
+      *poll = [&, st, poll](int left) {
+        if (st->outstanding == 0 || left == 0) {
+          n.stop([&io, poll] {
+            *poll = nullptr;
+            io.stop();
+          });
+          return;
+        }
+        timer.expires_after(std::chrono::milliseconds(10));
+        timer.async_wait([poll, left](const boost::system::error_code&) { (*poll)(left - 1); });
+      };
+      (*poll)(200);
+    });
+  });
+  io.restart();
+  io.run();
+
+  results r;
+  const double secs = std::chrono::duration<double>(st->t1 - st->t0).count();
+  r.ops = st->ops;
+  r.errors = st->errors;
+  r.ops_per_sec = secs > 0 ? static_cast<double>(st->ops) / secs : 0;
+  std::sort(st->lat.begin(), st->lat.end());
+  r.p50 = percentile_us(st->lat, 0.50);
+  r.p95 = percentile_us(st->lat, 0.95);
+  r.p99 = percentile_us(st->lat, 0.99);
+  r.p999 = percentile_us(st->lat, 0.999);
+  r.max = st->lat.empty() ? 0 : st->lat.back() / 1000.0;
+  if (st->errors && !s.json)
+    std::fprintf(stderr, "raftkit-bench: %llu proposals failed (first: %s)\n",
+                 static_cast<unsigned long long>(st->errors), st->first_error.message().c_str());
+  return r;
+}
+
+/// Waits (running the io_context) until node 1 is leader and has a committed entry of
+/// its term in place; false after `limit`.
+template <class Node>
+bool wait_leader(boost::asio::io_context& io, Node& n, std::chrono::milliseconds limit) {
+  const auto deadline = bench_clock::now() + limit;
+  while (bench_clock::now() < deadline) {
+    std::optional<raftkit::node_status> got;
+    n.status([&got](raftkit::node_status s) { got = std::move(s); });
+    io.restart();
+    while (!got && bench_clock::now() < deadline) io.run_for(std::chrono::milliseconds(20));
+    if (got && got->role == raftkit::role::leader && got->commit_index >= got->last_log_index &&
+        got->commit_index > 0)
+      return true;
+    io.restart();
+    io.run_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+int lead(settings s) {
+  std::optional<fs::path> tmp;
+  if (s.log == "file") {
+    char templ[] = "/tmp/raftkit-bench-XXXXXX";
+    if (!::mkdtemp(templ)) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    tmp = templ;
+    s.dir = templ;
+  }
+  struct remove_dir {
+    std::optional<fs::path>& p;
+    ~remove_dir() {
+      if (p) {
+        std::error_code ec;
+        fs::remove_all(*p, ec);
+      }
+    }
+  } cleanup_dir{tmp};
+
+  children kids;
+  kids.spawn(s, 2);
+  kids.spawn(s, 3);
+
+  results r;
+  bool ok = false;
+  with_store(s, 1, [&](auto store) {
+    using store_t = decltype(store);
+    boost::asio::io_context io(1);
+    raftkit::asio::node<store_t, noop_state_machine> n(
+        io.get_executor(), make_config(1), cluster_id, make_peers(s.base_port), std::move(store),
+        noop_state_machine{});
+    n.start();
+    if (!wait_leader(io, n, std::chrono::seconds(15))) {
+      std::fprintf(stderr, "raftkit-bench: node 1 did not become leader\n");
+      bool stopped = false;
+      n.stop([&stopped] { stopped = true; });
+      io.restart();
+      while (!stopped) io.run_for(std::chrono::milliseconds(50));
+      return;
+    }
+    r = run_clients(io, n, s);
+    ok = r.ops > 0;
+  });
+  kids.reap();
+  if (!ok) return 1;
+
+  if (s.json) {
+    std::printf(
+        "{\"clients\":%d,\"payload\":%zu,\"log\":\"%s\",\"duration_s\":%.3f,\"ops\":%llu,"
+        "\"errors\":%llu,\"ops_per_sec\":%.1f,\"p50_us\":%.1f,\"p95_us\":%.1f,\"p99_us\":%.1f,"
+        "\"p999_us\":%.1f,\"max_us\":%.1f}\n",
+        s.clients, s.payload, s.log.c_str(), s.duration, static_cast<unsigned long long>(r.ops),
+        static_cast<unsigned long long>(r.errors), r.ops_per_sec, r.p50, r.p95, r.p99, r.p999,
+        r.max);
+  } else {
+    std::printf("%-7s %7s %7s %12s %9s %9s %9s %9s %9s\n", "log", "clients", "payload", "ops/s",
+                "p50 us", "p95 us", "p99 us", "p99.9 us", "max us");
+    std::printf("%-7s %7d %7zu %12.0f %9.1f %9.1f %9.1f %9.1f %9.1f\n", s.log.c_str(), s.clients,
+                s.payload, r.ops_per_sec, r.p50, r.p95, r.p99, r.p999, r.max);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  CLI::App app{"raftkit-bench: a 3-process raftkit cluster on loopback, closed-loop proposals"};
+  app.add_option("--clients", s.clients, "closed-loop clients in the leader's process")
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--payload", s.payload, "bytes per proposal")->check(CLI::Range(0, 1 << 20));
+  app.add_option("--duration", s.duration, "measured seconds")->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--warmup", s.warmup, "seconds before measuring")->check(CLI::Range(0.0, 60.0));
+  app.add_option("--log", s.log, "log store: memory or file")
+      ->check(CLI::IsMember({"memory", "file"}));
+  app.add_flag("--json", s.json, "print one JSON object");
+  app.add_option("--serve", s.serve, "")->group("")->check(CLI::Range(1, 3));
+  app.add_option("--base-port", s.base_port, "")->group("");
+  app.add_option("--dir", s.dir, "")->group("");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (s.serve != 0) return serve(s);
+    // Raft ports base+1..base+3, below 32768 (outside the ephemeral range), by pid.
+    s.base_port = 10000 + static_cast<unsigned>(::getpid() % 2200) * 10;
+    return lead(s);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "raftkit-bench: %s\n", e.what());
+    return 1;
+  }
+}
