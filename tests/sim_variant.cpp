@@ -20,9 +20,7 @@ int main() {
   // Each broken rule with a fault mix under which a sweep finds it.
 #if defined(RAFTKIT_TEST_BREAK_ELECTION_RESTRICTION)
   name = "election restriction compares only the last index (§5.4.1)";
-  o.reorder = o.partitions = o.crashes = o.pauses = o.clock_drift = o.slow_disk = true;
-  o.loss = 0.02;
-  o.dup = 0.01;
+  o.all_faults();
 #elif defined(RAFTKIT_TEST_BREAK_COMMIT_RULE)
   name = "commit by counting replicas of an earlier term's entry (§5.4.2)";
   o.crashes = o.reorder = true;
@@ -31,9 +29,7 @@ int main() {
   o.time = 30s;
 #elif defined(RAFTKIT_TEST_BREAK_STALE_TRUNCATE)
   name = "truncate the log after a stale AppendEntries (§5.3)";
-  o.reorder = o.partitions = o.crashes = o.pauses = o.clock_drift = o.slow_disk = true;
-  o.loss = 0.02;
-  o.dup = 0.01;
+  o.all_faults();
 #elif defined(RAFTKIT_TEST_BREAK_DURABLE_VOTE)
   name = "the vote is not persisted, so a restarted node votes twice in a term (§5.2)";
   o.crashes = o.reorder = true;

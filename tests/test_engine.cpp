@@ -743,3 +743,20 @@ TEST_CASE("a duplicated forwarded proposal is appended once, and every copy gets
   CHECK(std::count(payloads.begin(), payloads.end(), "once") == 1);
 }
 }
+
+TEST_SUITE("engine") {
+TEST_CASE("thesis §3.10: a leader that stops hands leadership to an up-to-date follower at once") {
+  cluster c(options(3));
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  outcome o;
+  propose(c, l, "before", &o);
+  REQUIRE(c.run_until([&] { return o.done; }, 1s));
+  c.run_for(50ms);  // followers acknowledge everything
+  const term_t t = c.node(l).term();
+  c.node(l).stop();
+  // Well inside the shortest election timeout (150 ms): only a handover elects this fast.
+  REQUIRE(c.run_until([&] { const node_id n = c.leader(); return n != raftkit::no_node && n != l; }, 20ms));
+  CHECK(c.node(c.leader()).term() == t + 1);
+}
+}

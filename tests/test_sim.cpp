@@ -21,9 +21,7 @@ sim::run_options mixed(std::uint64_t seed, std::size_t nodes = 3) {
   sim::run_options o;
   o.seed = seed;
   o.nodes = nodes;
-  o.reorder = o.partitions = o.crashes = o.pauses = o.clock_drift = o.slow_disk = true;
-  o.loss = 0.02;
-  o.dup = 0.01;
+  o.all_faults();
   return o;
 }
 

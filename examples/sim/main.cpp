@@ -103,7 +103,12 @@ int main(int argc, char** argv) {
   o.slow_disk = slow_disk;
   const bool named = reorder->count() || parts->count() || crashes->count() || pauses->count() ||
                      drift_f->count() || slow_f->count();
-  if (!named) o.reorder = o.partitions = o.crashes = o.pauses = o.clock_drift = o.slow_disk = true;
+  if (!named) {
+    const double loss = o.loss, dup = o.dup;  // --loss and --dup given with no switch still count
+    o.all_faults();
+    o.loss = loss;
+    o.dup = dup;
+  }
   try {
     o.delay = parse_duration(delay);
   } catch (const std::exception& e) {

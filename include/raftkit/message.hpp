@@ -18,7 +18,7 @@ enum class message_type : std::uint8_t {
   append_entries_reply = 4,  ///< §5.3: success with match index, or rejection with hint
   install_snapshot = 5,      ///< reserved: §7 chunked snapshot transfer
   install_snapshot_reply = 6,///< reserved
-  timeout_now = 7,           ///< reserved: leadership transfer (thesis §3.10)
+  timeout_now = 7,           ///< leadership transfer: start an election now (thesis §3.10)
   forward_proposal = 8,      ///< a follower forwards a client proposal to the leader
   forward_reply = 9,         ///< the leader says where the forwarded proposal went
 };

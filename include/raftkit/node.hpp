@@ -127,9 +127,26 @@ class basic_node {
     after_input();
   }
 
-  /// Stops the node: every pending proposal completes with shutting_down, later inputs
-  /// are ignored.
-  void stop() { halt(errc::shutting_down); }
+  /// Stops the node: a leader first hands leadership to its most up-to-date follower
+  /// (thesis §3.10) so the cluster need not wait for an election timeout; every pending
+  /// proposal completes with shutting_down; later inputs are ignored.
+  void stop() {
+    if (!stopped_ && role_ == role::leader) transfer_leadership();
+    halt(errc::shutting_down);
+  }
+
+  /// Asks the follower whose log matches ours furthest to start an election now
+  /// (TimeoutNow, thesis §3.10). Returns the chosen follower, or no_node if none has
+  /// our whole log yet (then nothing is sent).
+  node_id transfer_leadership() {
+    if (role_ != role::leader) return no_node;
+    peer* best = nullptr;
+    for (auto& p : peers_)
+      if (!best || p.match > best->match) best = &p;
+    if (!best || best->match < log_.last_index()) return no_node;
+    transport_send(make(message_type::timeout_now, best->id));
+    return best->id;
+  }
 
   // ---------------------------------------------------------------- observers
 
@@ -225,6 +242,10 @@ class basic_node {
       case message_type::request_vote_reply: return on_vote_reply(m);
       case message_type::append_entries: return on_append_entries(m);
       case message_type::append_entries_reply: return on_append_reply(m);
+      case message_type::timeout_now:
+        // The leader of this term hands over: campaign now, without waiting (§3.10).
+        if (role_ == role::follower && m.from == leader_) start_election();
+        return;
       default: ++counters_.messages_ignored; return;
     }
   }
@@ -653,6 +674,8 @@ class basic_node {
     if (stopped_) return;
     stopped_ = true;
     stop_error_ = ec;
+    if (role_ == role::leader) leader_ = no_node;
+    role_ = role::follower;  // a stopped node takes no part, and claims no role
     fail_pending(ec);
     fail_forwards(ec);
   }

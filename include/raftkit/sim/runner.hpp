@@ -43,6 +43,15 @@ struct run_options {
   duration op_timeout = std::chrono::seconds(1);   ///< a client gives up after this
   duration recovery = std::chrono::seconds(10);    ///< budget to elect and commit after faults
   bool trace = false;       ///< keep a readable event log in the result
+
+  /// Turns every kind of fault on, with light message loss and duplication: the mix a
+  /// bare `raftkit-sim --seed N` runs.
+  run_options& all_faults() {
+    reorder = partitions = crashes = pauses = clock_drift = slow_disk = true;
+    loss = 0.02;
+    dup = 0.01;
+    return *this;
+  }
 };
 
 /// Counters of one run.
