@@ -760,3 +760,29 @@ TEST_CASE("thesis §3.10: a leader that stops hands leadership to an up-to-date 
   CHECK(c.node(c.leader()).term() == t + 1);
 }
 }
+
+TEST_SUITE("engine") {
+TEST_CASE("log_store_ref lends a caller-owned store to a node and forwards its optional members") {
+  raftkit::memory::log_store store;  // the caller's; it outlives the node
+  using ref = raftkit::log_store_ref<raftkit::memory::log_store>;
+  static_assert(raftkit::log_store<ref>);
+  static_assert(raftkit::detail::pollable_store<ref>);
+  static_assert(!raftkit::detail::failable_store<ref>);  // memory::log_store has no error()
+  auto net = std::make_shared<raftkit::memory::network>();
+  raftkit::node_config cfg;
+  cfg.id = 1;
+  cfg.members = {1};
+  {
+    raftkit::basic_node<raftkit::memory::transport, ref, recorder, raftkit::manual_clock> n(
+        cfg, {net, 1}, ref(store), recorder{}, raftkit::manual_clock{});
+    n.clock().advance(1s);
+    n.tick();
+    REQUIRE(n.is_leader());
+    bool ok = false;
+    n.propose(std::as_bytes(std::span("x", 1)), [&](std::error_code ec, index_t) { ok = !ec; });
+    CHECK(ok);
+  }
+  CHECK(store.last_index() == 2);  // the no-op and "x" stayed in the caller's store
+  CHECK(store.load_hard_state().term == 1);
+}
+}

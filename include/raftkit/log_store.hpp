@@ -12,6 +12,7 @@
 ///  - `std::error_code error() const`: a fatal storage failure (the node stops).
 
 #include <concepts>
+#include <functional>
 #include <span>
 #include <system_error>
 
@@ -51,6 +52,52 @@ template <class L>
 concept failable_store = requires(const L& s) {
   { s.error() } -> std::convertible_to<std::error_code>;
 };
+template <class L>
+concept durable_notifying_store = requires(L& s, std::function<void(index_t)> f) {
+  s.set_durable_handler(std::move(f));
+};
 }  // namespace detail
+
+/// A log store the caller owns, lent to a node by reference. A node holds its policies
+/// by value; a store that cannot move (one that owns threads or files, such as
+/// file::log_store) is kept by the caller and passed as `log_store_ref(store)`. The
+/// store must outlive the node. Optional capabilities of `L` are forwarded.
+template <log_store L>
+class log_store_ref {
+ public:
+  explicit log_store_ref(L& store) noexcept : s_(&store) {}
+
+  index_t first_index() const { return s_->first_index(); }
+  index_t last_index() const { return s_->last_index(); }
+  term_t term_at(index_t i) const { return s_->term_at(i); }
+  decltype(auto) at(index_t i) const { return s_->at(i); }
+  index_t durable_index() const { return s_->durable_index(); }
+  void append(std::span<const entry> es) { s_->append(es); }
+  void truncate_after(index_t i) { s_->truncate_after(i); }
+  hard_state load_hard_state() const { return s_->load_hard_state(); }
+  void save_hard_state(const hard_state& hs) { s_->save_hard_state(hs); }
+
+  void poll(time_point t)
+    requires detail::pollable_store<L>
+  {
+    s_->poll(t);
+  }
+  std::error_code error() const
+    requires detail::failable_store<L>
+  {
+    return s_->error();
+  }
+  void set_durable_handler(std::function<void(index_t)> f)
+    requires detail::durable_notifying_store<L>
+  {
+    s_->set_durable_handler(std::move(f));
+  }
+
+  /// The store itself.
+  L& get() const noexcept { return *s_; }
+
+ private:
+  L* s_;
+};
 
 }  // namespace raftkit
