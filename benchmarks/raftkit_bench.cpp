@@ -34,6 +34,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -56,31 +57,6 @@ struct noop_state_machine {
   void apply(raftkit::index_t, std::span<const std::byte>) noexcept {}
 };
 
-/// A movable handle to a file::log_store (the store owns threads and cannot move).
-class file_store {
- public:
-  explicit file_store(std::string dir) : s_(std::make_unique<raftkit::file::log_store>(std::move(dir))) {}
-
-  raftkit::index_t first_index() const noexcept { return s_->first_index(); }
-  raftkit::index_t last_index() const noexcept { return s_->last_index(); }
-  raftkit::term_t term_at(raftkit::index_t i) const noexcept { return s_->term_at(i); }
-  const raftkit::entry& at(raftkit::index_t i) const noexcept { return s_->at(i); }
-  raftkit::index_t durable_index() const noexcept { return s_->durable_index(); }
-  void append(std::span<const raftkit::entry> es) { s_->append(es); }
-  void truncate_after(raftkit::index_t i) { s_->truncate_after(i); }
-  void compact_before(raftkit::index_t i) { s_->compact_before(i); }
-  raftkit::hard_state load_hard_state() const noexcept { return s_->load_hard_state(); }
-  void save_hard_state(const raftkit::hard_state& hs) { s_->save_hard_state(hs); }
-  std::error_code error() const { return s_->error(); }
-  void set_durable_handler(std::function<void(raftkit::index_t)> h) {
-    s_->set_durable_handler(std::move(h));
-  }
-  std::error_code flush() { return s_->flush(); }
-
- private:
-  std::unique_ptr<raftkit::file::log_store> s_;
-};
-
 struct settings {
   int clients = 1;
   std::size_t payload = 16;
@@ -88,6 +64,8 @@ struct settings {
   double warmup = 0.5;
   std::string log = "memory";
   bool json = false;
+  bool verbose = false;
+  std::size_t inflight = 2;
   // hidden --serve mode
   unsigned serve = 0;
   unsigned base_port = 0;
@@ -103,7 +81,7 @@ raftkit::asio::cluster_map make_peers(unsigned base_port) {
   return peers;
 }
 
-raftkit::node_config make_config(raftkit::node_id id) {
+raftkit::node_config make_config(const settings& s, raftkit::node_id id) {
   using namespace std::chrono_literals;
   raftkit::node_config cfg;
   cfg.id = id;
@@ -113,6 +91,10 @@ raftkit::node_config make_config(raftkit::node_id id) {
   // wait long enough not to compete while the cluster is healthy.
   cfg.election_timeout = id == 1 ? raftkit::duration(150ms) : raftkit::duration(1500ms);
   cfg.heartbeat_interval = 30ms;
+  // A small window makes entries proposed while a message is in flight go out together
+  // in the next one (the engine sends one AppendEntries per proposal while the window
+  // has room).
+  cfg.max_inflight_messages = s.inflight;
   return cfg;
 }
 
@@ -120,14 +102,16 @@ std::string node_dir(const std::string& root, raftkit::node_id id) {
   return root + "/node" + std::to_string(id);
 }
 
-/// Calls f with a freshly made log store of the kind asked for.
+/// Calls f(type tag, factory) with a factory that makes the log store asked for (the
+/// driver builds a store that cannot move, like file::log_store, in place from it).
 template <class F>
 void with_store(const settings& s, raftkit::node_id id, F&& f) {
   if (s.log == "file") {
-    fs::create_directories(node_dir(s.dir, id));
-    f(file_store(node_dir(s.dir, id)));
+    const std::string dir = node_dir(s.dir, id);
+    fs::create_directories(dir);
+    f(std::type_identity<raftkit::file::log_store>{}, [dir] { return raftkit::file::log_store(dir); });
   } else {
-    f(raftkit::memory::log_store{});
+    f(std::type_identity<raftkit::memory::log_store>{}, [] { return raftkit::memory::log_store{}; });
   }
 }
 
@@ -138,11 +122,10 @@ int serve(const settings& s) {
   if (::getppid() == 1) return 1;  // the benchmark is already gone
   boost::asio::io_context io;
   int rc = 0;
-  with_store(s, s.serve, [&](auto store) {
-    using store_t = decltype(store);
-    raftkit::asio::node<store_t, noop_state_machine> n(
-        io.get_executor(), make_config(s.serve), cluster_id, make_peers(s.base_port), std::move(store),
-        noop_state_machine{});
+  with_store(s, s.serve, [&]<class Store>(std::type_identity<Store>, auto make) {
+    raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), make_config(s, s.serve),
+                                                     cluster_id, make_peers(s.base_port), make,
+                                                     noop_state_machine{});
     n.start();
     boost::asio::signal_set sigs(io, SIGTERM, SIGINT);
     sigs.async_wait([&](const boost::system::error_code&, int) {
@@ -165,7 +148,8 @@ struct children {
 
   void spawn(const settings& s, raftkit::node_id id) {
     std::vector<std::string> args = {"/proc/self/exe", "--serve", std::to_string(id),
-                                     "--base-port", std::to_string(s.base_port), "--log", s.log};
+                                     "--base-port", std::to_string(s.base_port), "--log", s.log,
+                                     "--inflight", std::to_string(s.inflight)};
     if (!s.dir.empty()) args.insert(args.end(), {"--dir", s.dir});
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -353,12 +337,11 @@ int lead(settings s) {
 
   results r;
   bool ok = false;
-  with_store(s, 1, [&](auto store) {
-    using store_t = decltype(store);
+  with_store(s, 1, [&]<class Store>(std::type_identity<Store>, auto make) {
     boost::asio::io_context io(1);
-    raftkit::asio::node<store_t, noop_state_machine> n(
-        io.get_executor(), make_config(1), cluster_id, make_peers(s.base_port), std::move(store),
-        noop_state_machine{});
+    raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), make_config(s, 1), cluster_id,
+                                                     make_peers(s.base_port), make,
+                                                     noop_state_machine{});
     n.start();
     if (!wait_leader(io, n, std::chrono::seconds(15))) {
       std::fprintf(stderr, "raftkit-bench: node 1 did not become leader\n");
@@ -370,6 +353,23 @@ int lead(settings s) {
     }
     r = run_clients(io, n, s);
     ok = r.ops > 0;
+    if (s.verbose) {
+      const auto c = n.counters();
+      const auto t = n.transport_stats();
+      std::fprintf(stderr,
+                   "leader: proposals %llu, applied %llu, appends_sent %llu, log_appends %llu, "
+                   "messages sent %llu / received %llu; tcp: writes %llu, bytes sent %llu, "
+                   "dropped %llu\n",
+                   static_cast<unsigned long long>(c.proposals),
+                   static_cast<unsigned long long>(c.applied),
+                   static_cast<unsigned long long>(c.appends_sent),
+                   static_cast<unsigned long long>(c.log_appends),
+                   static_cast<unsigned long long>(c.messages_sent),
+                   static_cast<unsigned long long>(c.messages_received),
+                   static_cast<unsigned long long>(t.writes),
+                   static_cast<unsigned long long>(t.bytes_sent),
+                   static_cast<unsigned long long>(t.dropped));
+    }
   });
   kids.reap();
   if (!ok) return 1;
@@ -404,6 +404,10 @@ int main(int argc, char** argv) {
   app.add_option("--log", s.log, "log store: memory or file")
       ->check(CLI::IsMember({"memory", "file"}));
   app.add_flag("--json", s.json, "print one JSON object");
+  app.add_option("--inflight", s.inflight,
+                 "node_config.max_inflight_messages: AppendEntries in flight per follower")
+      ->check(CLI::Range(1, 4096));
+  app.add_flag("--verbose", s.verbose, "also print the leader's engine and transport counters");
   app.add_option("--serve", s.serve, "")->group("")->check(CLI::Range(1, 3));
   app.add_option("--base-port", s.base_port, "")->group("");
   app.add_option("--dir", s.dir, "")->group("");
