@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 #include <string>
 
@@ -168,6 +169,24 @@ TEST_CASE("regression seeds: duplicated forwarded proposals (found by the simula
   b.reorder = b.partitions = b.crashes = b.pauses = true;
   const auto rb = sim::run(b);
   CHECK_MESSAGE(rb.passed, rb.failure);
+}
+
+TEST_CASE("seeds with file::log_store: real files, crashes close and recover them") {
+  const std::uint64_t seeds = 6;
+  std::uint64_t ok_ops = 0;
+  for (std::uint64_t s = 1; s <= seeds; ++s) {
+    char tmpl[] = "/tmp/raftkit-sim-file-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    auto o = mixed(500'000 + s);
+    o.time = 3s;
+    o.file_log_root = tmpl;
+    const auto r = sim::run(o);
+    std::filesystem::remove_all(tmpl);
+    CHECK_MESSAGE(r.passed, "seed " << o.seed << ": " << r.failure);
+    ok_ops += r.stats.ops_ok;
+  }
+  MESSAGE(seeds << " seeds on files, " << ok_ops << " acknowledged operations");
+  CHECK(ok_ops > seeds * 10);
 }
 
 TEST_CASE("a sweep of seeds with mixed faults: 3, 5 and 7 nodes, loss up to 30%, crashes, partitions") {

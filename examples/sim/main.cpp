@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -95,6 +97,8 @@ int main(int argc, char** argv) {
   app.add_option("--history", history_path, "write the client history (JSON lines) to FILE");
   app.add_option("--check-history", check_path, "only check a history file: exit 0 linearizable, 1 not, 2 malformed");
   app.add_flag("--trace", o.trace, "print a readable event log");
+  bool file_log = false;
+  app.add_flag("--file-log", file_log, "keep node logs in file::log_store directories (a temp dir per seed)");
   CLI11_PARSE(app, argc, argv);
 
   if (!check_path.empty()) return check_history(check_path);
@@ -141,6 +145,7 @@ int main(int argc, char** argv) {
     if (o.pauses) cmd << " --pauses";
     if (o.clock_drift) cmd << " --drift";
     if (o.slow_disk) cmd << " --slow-disk";
+    if (file_log) cmd << " --file-log";
     return cmd.str();
   };
 
@@ -149,7 +154,17 @@ int main(int argc, char** argv) {
   double virtual_s = 0;
   for (std::uint64_t s = first; s <= last; ++s) {
     o.seed = s;
+    std::string root;
+    if (file_log) {
+      char tmpl[] = "/tmp/raftkit-sim-XXXXXX";
+      if (!::mkdtemp(tmpl)) {
+        std::perror("raftkit-sim: mkdtemp");
+        return 2;
+      }
+      root = o.file_log_root = tmpl;
+    }
     const auto r = raftkit::sim::run(o);
+    if (!root.empty()) std::filesystem::remove_all(root);
     virtual_s += static_cast<double>(r.stats.virtual_ns) / 1e9;
     ok_ops += r.stats.ops_ok;
     unknown_ops += r.stats.ops_unknown;

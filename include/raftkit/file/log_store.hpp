@@ -270,7 +270,7 @@ class basic_log_store {
     return i >= first_ && i <= last_index() ? entries_[i - first_].term : 0;
   }
   /// Entry `i`, sharing its payload; precondition first_index() <= i <= last_index().
-  const entry& at(index_t i) const noexcept {
+  const entry& at(index_t i) const {  // not noexcept: RAFTKIT_ASSERT may throw if a user redefines it
     RAFTKIT_ASSERT(i >= first_ && i <= last_index(), "file::log_store::at out of range");
     return entries_[i - first_];
   }

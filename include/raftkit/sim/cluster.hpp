@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,23 @@
 
 namespace raftkit::sim {
 
+/// The default storage of simulated nodes: memory::log_store, whose durable and unsynced
+/// parts let a crash lose exactly the unsynced writes, with a configurable write delay.
+/// A storage policy tells the cluster how to make, lend, crash and reopen a node's
+/// store; sim/file_storage.hpp has one over file::log_store.
+struct memory_storage {
+  using store_type = memory::log_store;  ///< what the cluster keeps across crashes
+  using node_store = memory::log_store;  ///< what the node holds (a handle to it)
+  memory::log_store_options options;
+
+  store_type make(node_id) const { return store_type(options); }
+  static node_store lend(store_type& s) { return s; }
+  static memory::log_store& disk(store_type& s) { return s; }
+  static void crash(store_type& s) { s.crash(); }
+  static void reopen(store_type&, node_id) {}
+  static bool is_open(const store_type&) { return true; }
+};
+
 /// How a simulated cluster is set up.
 struct cluster_options {
   std::size_t nodes = 3;
@@ -35,22 +53,27 @@ struct cluster_options {
   node_config node;  ///< template: id, members and seed are filled per node
 };
 
-/// A simulated cluster of `basic_node`s running StateMachine.
-template <class StateMachine>
+/// A simulated cluster of `basic_node`s running StateMachine over Storage.
+template <class StateMachine, class Storage = memory_storage>
 class cluster {
  public:
+  using storage_type = Storage;
   using node_type =
-      basic_node<memory::transport, memory::log_store, StateMachine, manual_clock>;
+      basic_node<memory::transport, typename Storage::node_store, StateMachine, manual_clock>;
 
-  explicit cluster(cluster_options opts)
+  /// With the default storage, `opts.store` configures it; another storage policy is
+  /// passed in `storage`.
+  explicit cluster(cluster_options opts, Storage storage = make_default_storage<Storage>())
       : opts_(std::move(opts)),
+        storage_(std::move(storage)),
         net_(std::make_shared<memory::network>(opts_.latency)) {
     RAFTKIT_ASSERT(opts_.nodes >= 1, "a cluster needs a node");
     for (std::size_t i = 1; i <= opts_.nodes; ++i) ids_.push_back(i);
     for (std::size_t i = 0; i < opts_.nodes; ++i) slots_.push_back(std::make_unique<slot>());
     for (node_id id : ids_) {
+      if constexpr (std::is_same_v<Storage, memory_storage>) storage_.options = opts_.store;
       slot& s = at(id);
-      s.store = memory::log_store(opts_.store);
+      s.store.emplace(storage_.make(id));
       start(id);
     }
     net_->set_fault_hook([this](const message& m) { return route(m); });
@@ -67,7 +90,10 @@ class cluster {
     RAFTKIT_ASSERT(is_up(id), "node is down");
     return *at(id).node;
   }
-  memory::log_store& store(node_id id) { return at(id).store; }
+  /// The node's "disk": memory::log_store& by default. Valid while has_store(id).
+  auto& store(node_id id) { return Storage::disk(*at(id).store); }
+  /// Whether `id`'s store can be read now (a file store is closed while its node is down).
+  bool has_store(node_id id) const { return Storage::is_open(*at(id).store); }
   manual_clock& clock(node_id id) { return at(id).clock; }
   memory::network& net() noexcept { return *net_; }
   time_point now() const noexcept { return now_; }
@@ -124,7 +150,7 @@ class cluster {
     s.node->stop();
     s.node.reset();
     s.paused = false;
-    s.store.crash();
+    storage_.crash(*s.store);
     net_->drop_in_flight(id, false);
   }
   /// Starts `id` again from what its store made durable, with a fresh state machine.
@@ -169,6 +195,7 @@ class cluster {
           any = true;
         }
       }
+      if (!any) any = sync_storage();
       if (!any) return;
     }
     RAFTKIT_ASSERT(false, "cluster did not settle (livelock)");
@@ -183,7 +210,9 @@ class cluster {
       slot& s = at(id);
       if (!s.node || s.paused) continue;
       next = std::min(next, global_time_for(s, s.node->next_deadline()));
-      if (s.store.next_completion(t)) next = std::min(next, global_time_for(s, t));
+      if constexpr (requires { store(id).next_completion(t); }) {
+        if (store(id).next_completion(t)) next = std::min(next, global_time_for(s, t));
+      }
     }
     advance_to(std::max(next, now_));
     settle();
@@ -237,7 +266,7 @@ class cluster {
 
  private:
   struct slot {
-    memory::log_store store;
+    std::optional<typename Storage::store_type> store;
     manual_clock clock;
     std::optional<node_type> node;
     bool paused = false;
@@ -263,7 +292,8 @@ class cluster {
     c.members = ids_;
     c.seed = opts_.seed * 1000003u + s.incarnation;
     ++s.incarnation;
-    s.node.emplace(std::move(c), memory::transport(net_, id), s.store, StateMachine{}, s.clock);
+    storage_.reopen(*s.store, id);
+    s.node.emplace(std::move(c), memory::transport(net_, id), Storage::lend(*s.store), StateMachine{}, s.clock);
     net_->attach(id, [this, id](message&& m) { deliver_to(id, std::move(m)); });
   }
 
@@ -301,13 +331,41 @@ class cluster {
         continue;
       }
       s.clock.advance(duration(static_cast<std::int64_t>(static_cast<double>(d.count()) * s.rate)));
-      const index_t before = s.store.durable_index();
-      s.store.poll(s.clock.now());
-      if (s.node && s.store.durable_index() != before) s.node->notify_durable();
+      if (!s.node) continue;
+      auto& disk = store(id);
+      const index_t before = disk.durable_index();
+      if constexpr (requires { disk.poll(s.clock.now()); }) disk.poll(s.clock.now());
+      if (s.node && disk.durable_index() != before) s.node->notify_durable();
     }
   }
 
+  /// A storage whose durability runs on its own threads (files) is brought to a
+  /// deterministic point when the cluster is quiet: everything appended is made
+  /// durable and the node told. Returns whether any node's durability moved.
+  bool sync_storage() {
+    bool moved = false;
+    if constexpr (requires(typename Storage::store_type& st) { Storage::sync(st); }) {
+      for (node_id id : ids_) {
+        slot& s = at(id);
+        if (!s.node || s.paused) continue;
+        const index_t before = store(id).durable_index();
+        Storage::sync(*s.store);
+        if (store(id).durable_index() != before) {
+          s.node->notify_durable();
+          moved = true;
+        }
+      }
+    }
+    return moved;
+  }
+
+  template <class S>
+  static S make_default_storage() {
+    return S{};
+  }
+
   cluster_options opts_;
+  Storage storage_;
   std::shared_ptr<memory::network> net_;
   std::vector<node_id> ids_;
   std::vector<std::unique_ptr<slot>> slots_;

@@ -44,10 +44,10 @@ inline std::uint64_t entry_hash(const entry& e) noexcept {
 }  // namespace detail
 
 /// Checks the invariants of one cluster; call `check()` after every step.
-template <class StateMachine>
+template <class StateMachine, class Storage = memory_storage>
 class invariant_checker {
  public:
-  explicit invariant_checker(cluster<StateMachine>& c) : c_(c), nodes_(c.ids().size() + 1) {}
+  explicit invariant_checker(cluster<StateMachine, Storage>& c) : c_(c), nodes_(c.ids().size() + 1) {}
 
   /// Checks every invariant; returns a description of the first violation, if any.
   std::optional<std::string> check() {
@@ -82,8 +82,8 @@ class invariant_checker {
 
   std::optional<std::string> check_node(node_id id) {
     node_view& v = nodes_[id];
-    auto& store = c_.store(id);
-    refresh_chain(v, store);
+    if (!c_.has_store(id)) return std::nullopt;  // a closed file store: checked when reopened
+    refresh_chain(v, c_.store(id));
     const std::string who = "node " + std::to_string(id);
     // Log matching, on every log (a crashed node's disk included): the same (index,
     // term) must always carry the same prefix.
@@ -166,6 +166,7 @@ class invariant_checker {
     // The committed chain cannot be compared with a payload hash directly; compare the
     // payload of any node holding the committed entry.
     for (node_id id : c_.ids()) {
+      if (!c_.has_store(id)) continue;
       auto& store = c_.store(id);
       const node_view& v = nodes_[id];
       if (i < store.first_index() || i > store.last_index() || i > v.chain.size()) continue;
@@ -178,8 +179,11 @@ class invariant_checker {
   }
 
   /// Recomputes the cached terms and chained hashes from the lowest changed index.
-  void refresh_chain(node_view& v, memory::log_store& store) {
-    const index_t from = store.take_changed_from();
+  template <class Store>
+  void refresh_chain(node_view& v, Store& store) {
+    // A store that reports what changed is re-read from there; another from the start.
+    index_t from = 1;
+    if constexpr (requires { store.take_changed_from(); }) from = store.take_changed_from();
     const index_t last = store.last_index();
     index_t start = std::min<index_t>(from, v.terms.size() + 1);
     start = std::max<index_t>(start, 1);
@@ -199,7 +203,7 @@ class invariant_checker {
     term_t term = 0;  // a term in which it was seen committed
   };
 
-  cluster<StateMachine>& c_;
+  cluster<StateMachine, Storage>& c_;
   std::vector<node_view> nodes_;
   std::map<term_t, node_id> leaders_;
   std::map<std::pair<index_t, term_t>, std::uint64_t> prefixes_;

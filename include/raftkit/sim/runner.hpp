@@ -17,6 +17,7 @@
 
 #include "raftkit/detail/random.hpp"
 #include "raftkit/sim/cluster.hpp"
+#include "raftkit/sim/file_storage.hpp"
 #include "raftkit/sim/history.hpp"
 #include "raftkit/sim/invariants.hpp"
 #include "raftkit/sim/kv.hpp"
@@ -43,6 +44,10 @@ struct run_options {
   duration op_timeout = std::chrono::seconds(1);   ///< a client gives up after this
   duration recovery = std::chrono::seconds(10);    ///< budget to elect and commit after faults
   bool trace = false;       ///< keep a readable event log in the result
+  /// Non-empty: nodes keep their logs in file::log_store directories under this root
+  /// (which must exist and be empty) instead of memory::log_store. A crash then closes
+  /// the files and a restart recovers them; disk slowness is not simulated.
+  std::string file_log_root;
 
   /// Turns every kind of fault on, with light message loss and duplication: the mix a
   /// bare `raftkit-sim --seed N` runs.
@@ -78,11 +83,12 @@ struct run_result {
 namespace detail {
 
 /// One seeded run (see file comment).
+template <class Storage>
 class simulation {
  public:
-  explicit simulation(const run_options& o)
+  simulation(const run_options& o, Storage storage)
       : o_(o),
-        c_(make_options(o)),
+        c_(make_options(o), std::move(storage)),
         checker_(c_),
         rng_(o.seed * 0x2545F4914F6CDD1Dull + 17),
         net_rng_(o.seed * 0x9E3779B97F4A7C15ull + 3),
@@ -309,8 +315,10 @@ class simulation {
         break;
       case 8: {
         const auto d = std::chrono::microseconds(200 + rng_.below(50'000));
-        c_.store(n).set_write_delay(d);
-        event("disk of node " + std::to_string(n) + " takes " + std::to_string(d.count()) + "us");
+        if constexpr (requires { c_.store(n).set_write_delay(d); }) {
+          c_.store(n).set_write_delay(d);
+          event("disk of node " + std::to_string(n) + " takes " + std::to_string(d.count()) + "us");
+        }
         break;
       }
     }
@@ -339,7 +347,8 @@ class simulation {
       c_.resume(id);
       c_.restart(id);
       c_.set_clock_rate(id, 1.0);
-      c_.store(id).set_write_delay(std::chrono::microseconds(200));
+      if constexpr (requires { c_.store(id).set_write_delay(duration{}); })
+        c_.store(id).set_write_delay(std::chrono::microseconds(200));
     }
     event("faults stop: network healed, every node running");
   }
@@ -451,8 +460,8 @@ class simulation {
   }
 
   run_options o_;
-  cluster<kv_store> c_;
-  invariant_checker<kv_store> checker_;
+  cluster<kv_store, Storage> c_;
+  invariant_checker<kv_store, Storage> checker_;
   raftkit::detail::splitmix64 rng_;
   raftkit::detail::splitmix64 net_rng_;
   std::vector<client> clients_;
@@ -468,6 +477,12 @@ class simulation {
 }  // namespace detail
 
 /// Runs one seeded simulation (see file comment).
-inline run_result run(const run_options& o) { return detail::simulation(o).run(); }
+inline run_result run(const run_options& o) {
+  if (o.file_log_root.empty()) return detail::simulation<memory_storage>(o, memory_storage{}).run();
+  file_storage fs;
+  fs.root = o.file_log_root;
+  fs.options.segment_size = 64 << 10;  // small segments: rolling happens in short runs
+  return detail::simulation<file_storage>(o, std::move(fs)).run();
+}
 
 }  // namespace raftkit::sim
