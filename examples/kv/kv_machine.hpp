@@ -1,0 +1,112 @@
+#pragma once
+// The replicated key-value map of raftkit-kv and its command encoding.
+//
+// A command is: one op byte, the key length as a LEB128 varint, the key, then the value
+// (everything left). Compact, and decoding needs no framing beyond the log entry itself.
+// Every read goes through the log too (a get is a command), so a read is ordered with
+// every write and cannot see stale state on a deposed leader.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "raftkit/types.hpp"
+
+namespace kv {
+
+/// What a command does.
+enum class op : std::uint8_t { put = 1, append = 2, erase = 3, get = 4 };
+
+/// A decoded command; views into the entry's bytes.
+struct command {
+  kv::op op{};
+  std::string_view key;
+  std::string_view value;
+};
+
+/// Encodes a command.
+inline std::vector<std::byte> encode(op o, std::string_view key, std::string_view value = {}) {
+  std::vector<std::byte> out;
+  out.reserve(1 + 5 + key.size() + value.size());
+  out.push_back(static_cast<std::byte>(o));
+  std::uint64_t n = key.size();
+  do {
+    std::uint8_t b = n & 0x7F;
+    n >>= 7;
+    if (n) b |= 0x80;
+    out.push_back(static_cast<std::byte>(b));
+  } while (n);
+  for (char c : key) out.push_back(static_cast<std::byte>(c));
+  for (char c : value) out.push_back(static_cast<std::byte>(c));
+  return out;
+}
+
+/// Decodes a command; nullopt for bytes that are not one (never trusted to be well-formed).
+inline std::optional<command> decode(std::span<const std::byte> in) {
+  if (in.empty()) return std::nullopt;
+  const auto o = static_cast<std::uint8_t>(in[0]);
+  if (o < 1 || o > 4) return std::nullopt;
+  std::size_t pos = 1;
+  std::uint64_t len = 0;
+  for (int shift = 0;; shift += 7) {
+    if (pos >= in.size() || shift > 56) return std::nullopt;
+    const auto b = static_cast<std::uint8_t>(in[pos++]);
+    len |= std::uint64_t{b & 0x7Fu} << shift;
+    if (!(b & 0x80)) break;
+  }
+  if (len > in.size() - pos) return std::nullopt;
+  const auto* p = reinterpret_cast<const char*>(in.data());
+  command c;
+  c.op = static_cast<op>(o);
+  c.key = std::string_view(p + pos, static_cast<std::size_t>(len));
+  c.value = std::string_view(p + pos + len, in.size() - pos - static_cast<std::size_t>(len));
+  return c;
+}
+
+/// A command's outcome: whether the key existed (before a write, at a get) and, for a
+/// get, the value.
+struct result {
+  bool found = false;
+  bool bad = false;  ///< the entry did not decode (no change was made)
+  std::string value;
+};
+
+/// The state machine: a map from keys to values.
+class machine {
+ public:
+  result apply(raftkit::index_t, std::span<const std::byte> bytes) {
+    result r;
+    const auto c = decode(bytes);
+    if (!c) {
+      r.bad = true;
+      return r;
+    }
+    auto it = map_.find(std::string(c->key));
+    r.found = it != map_.end();
+    switch (c->op) {
+      case op::put: map_.insert_or_assign(std::string(c->key), std::string(c->value)); break;
+      case op::append:
+        if (r.found) it->second.append(c->value);
+        else map_.emplace(std::string(c->key), std::string(c->value));
+        break;
+      case op::erase:
+        if (r.found) map_.erase(it);
+        break;
+      case op::get:
+        if (r.found) r.value = it->second;
+        break;
+    }
+    return r;
+  }
+  std::size_t size() const noexcept { return map_.size(); }
+
+ private:
+  std::unordered_map<std::string, std::string> map_;
+};
+
+}  // namespace kv
