@@ -342,6 +342,9 @@ def main():
     ap.add_argument("--log", default="file", choices=["file", "memory"])
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, history)")
     ap.add_argument("--history", default=None, help="also copy the history here")
+    ap.add_argument("--corrupt", action="store_true",
+                    help="self-check: falsify one successful read before checking, so the "
+                         "run must FAIL (proves the checker sees this history)")
     args = ap.parse_args()
 
     seed = args.seed if args.seed is not None else (os.getpid() ^ time.time_ns()) & 0xFFFFFFFF
@@ -387,6 +390,12 @@ def main():
         hist_path = os.path.join(workdir, "history.jsonl")
         with history.lock:
             ops = sorted(history.ops, key=lambda o: o["call"])
+        if args.corrupt:
+            gets = [o for o in ops if o["op"] == "get" and "return" in o]
+            if gets:
+                victim = gets[len(gets) // 2]
+                victim["output"] = victim["output"] + "corrupted;"
+                log(f"self-check: falsified the read {victim}"[:300])
         with open(hist_path, "w") as f:
             for op in ops:
                 f.write(json.dumps(op, separators=(",", ":")) + "\n")
@@ -422,7 +431,8 @@ def main():
             ok = False
         rc = 0 if ok else 1
         if not ok:
-            args.keep = True
+            if not args.keep:
+                log("(re-run with --seed and --keep to keep the history and node logs)")
             for i in NODES:
                 p = os.path.join(workdir, f"node{i}.log")
                 if os.path.exists(p):
@@ -435,7 +445,6 @@ def main():
         rc = 130
     except Exception as e:  # noqa: BLE001
         log(f"ERROR: {e!r}")
-        args.keep = True
         rc = 1
     finally:
         if nemesis is not None:
