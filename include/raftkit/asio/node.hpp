@@ -6,7 +6,9 @@
 /// Public calls may come from any thread; they post to the strand. Asynchronous calls take
 /// an Asio completion token (a callback, `boost::asio::use_future`, `use_awaitable`...):
 /// each completes once, never inside the initiating call, through the handler's
-/// associated executor (the strand when it has none).
+/// associated executor (the strand when it has none). The error is a std::error_code, which
+/// Asio does not turn into an exception: `use_future` gives a future of
+/// `std::tuple<std::error_code, result_type>` and `co_await ... use_awaitable` that tuple.
 ///
 /// Ownership: the node front object owns the state; queued work keeps it alive until it has
 /// run. Destroying the node stops it (as `stop` does, without a completion). As with any
@@ -203,10 +205,10 @@ class node {
         token);
   }
 
-  /// Stops the node: pending operations complete with shutting_down, then the node stops
-  /// participating and the transport closes; completes with `()`. Leadership transfer
-  /// does not exist in the engine yet, so a stopping leader simply falls silent and the
-  /// others elect a new one after an election timeout. Idempotent.
+  /// Stops the node: a leader hands leadership to its most up-to-date follower (the
+  /// engine's TimeoutNow, thesis §3.10), pending operations complete with shutting_down,
+  /// the node stops participating, and once what it sent has left (at most `drain_limit`)
+  /// the transport closes; then completes with `()`. Idempotent.
   template <class Token>
   auto stop(Token&& token) {
     return boost::asio::async_initiate<Token, void()>(
@@ -214,7 +216,11 @@ class node {
           auto work = detail::tracked_executor(handler, s->strand_);
           boost::asio::post(s->strand_, [s, h = std::move(handler), work = std::move(work)]() mutable {
             s->shutdown(errc::shutting_down);
-            boost::asio::dispatch(work, std::move(h));
+            auto done = [work = std::move(work), h = std::move(h)]() mutable {
+              boost::asio::dispatch(work, std::move(h));
+            };
+            if (s->transport_closed_) done();
+            else s->on_closed_.emplace_back(std::move(done));
           });
         },
         token);
@@ -251,13 +257,18 @@ class node {
     bool timer_armed_ = false;
     time_point armed_at_{0};
     bool started_ = false;
-    bool closed_ = false;
+    bool closed_ = false;            // stopped: the engine takes no more inputs
+    bool transport_closed_ = false;  // and what it sent has left (or was given up)
+    std::vector<raftkit::detail::unique_function<void()>> on_closed_;
     mutable std::mutex counters_mu_;
     node_counters counters_;
 
     /// Longest wait between ticks, whatever next_deadline says: bounds the delay to notice
     /// a failed store that reports no progress.
     static constexpr time_point max_wait = std::chrono::milliseconds(10);
+    /// How long a stopping node waits for its last messages (the TimeoutNow of a
+    /// leadership transfer) to be written before it closes the transport anyway.
+    static constexpr time_point drain_limit = std::chrono::milliseconds(200);
 
     void init(boost::asio::any_io_executor ex, node_config cfg, std::uint64_t cluster_id,
               cluster_map peers, std::unique_ptr<LogStore> store, StateMachine sm,
@@ -345,13 +356,14 @@ class node {
       });
     }
 
-    /// Stops the engine (pending operations fail with `why`), the timer and the transport.
+    /// Stops the engine (pending operations fail with `why`) and the timer, then closes
+    /// the transport once it has written or dropped every message the engine gave it.
     void shutdown(std::error_code why) {
       if (closed_) return;
       closed_ = true;
       if constexpr (detail::durable_notifier<LogStore>) engine_->log().get().set_durable_handler(nullptr);
-      // The engine fails everything pending with shutting_down on stop(); a store failure
-      // already halted it with that failure's code.
+      // stop() hands leadership over and fails everything pending with shutting_down; a
+      // store failure already halted the engine with that failure's code.
       if (why == make_error_code(errc::shutting_down)) engine_->stop();
       {
         std::lock_guard lk(counters_mu_);
@@ -359,7 +371,25 @@ class node {
       }
       ++timer_gen_;
       timer_->cancel();
+      drain(engine_->clock().now() + drain_limit);
+    }
+
+    void drain(time_point until) {
+      const tcp_stats t = transport_->stats();
+      const bool flushed = t.messages_sent + t.dropped >= engine_->counters().messages_sent;
+      if (flushed || engine_->clock().now() >= until) return close_transport();
+      timer_->expires_after(std::chrono::milliseconds(1));
+      timer_->async_wait([s = this->shared_from_this(), until](const boost::system::error_code&) {
+        s->drain(until);
+      });
+    }
+
+    void close_transport() {
+      if (transport_closed_) return;
+      transport_closed_ = true;
       transport_->close();
+      auto waiting = std::move(on_closed_);
+      for (auto& f : waiting) f();
     }
   };
 
