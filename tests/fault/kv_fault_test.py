@@ -7,8 +7,9 @@ while a nemesis SIGKILLs-and-restarts or SIGSTOPs-and-SIGCONTs one node at a
 time, then heals the cluster, writes the client history (JSON lines, times
 from time.monotonic_ns()) and checks it with `raftkit-sim --check-history`.
 
-Exit 0 only if the history is linearizable and at least --min-ok operations
-succeeded. Every process it starts is killed and reaped on every exit path.
+Exit 0 only if the history is linearizable, at least --min-ok operations
+succeeded, every node serves a read of every key after healing, and no server
+exited on its own. Every process it starts is killed and reaped on every exit path.
 
 Usage: kv_fault_test.py RAFTKIT_KV RAFTKIT_SIM [--duration S] [--clients N] ...
 Python 3 standard library only.
@@ -387,6 +388,31 @@ def main():
             log("warning: some clients did not stop in time")
         dead = cluster.died()
 
+        # Liveness after healing: every node serves a (linearizable, logged) read of every
+        # key within 15 s; the reads join the history under a client of their own.
+        final_client = clients.new_client_id()
+        stuck = []
+        for i in NODES:
+            for key in [f"k{j}" for j in range(args.keys)]:
+                deadline = time.monotonic() + 15
+                while True:
+                    call = time.monotonic_ns()
+                    try:
+                        st, _, data = http_request(cluster.http_port[i], "GET", f"/kv/{key}",
+                                                   None, 2.0)
+                    except Exception:  # noqa: BLE001
+                        st, data = None, b""
+                    if st in (200, 404):
+                        history.add({"client": final_client, "op": "get", "key": key,
+                                     "call": call, "return": time.monotonic_ns(),
+                                     "output": data.decode("utf-8", errors="surrogateescape")
+                                     if st == 200 else ""})
+                        break
+                    if time.monotonic() > deadline:
+                        stuck.append(f"node {i} key {key} (last status {st})")
+                        break
+                    time.sleep(0.1)
+
         hist_path = os.path.join(workdir, "history.jsonl")
         with history.lock:
             ops = sorted(history.ops, key=lambda o: o["call"])
@@ -422,6 +448,9 @@ def main():
             ok = False
         if s["ok"] < args.min_ok:
             log(f"FAIL: only {s['ok']} operations succeeded (need {args.min_ok})")
+            ok = False
+        if stuck:
+            log(f"FAIL: no read served after healing: {', '.join(stuck)}")
             ok = False
         if dead:
             log(f"FAIL: raftkit-kv processes exited on their own: {dead}")
