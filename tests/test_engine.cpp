@@ -786,3 +786,30 @@ TEST_CASE("log_store_ref lends a caller-owned store to a node and forwards its o
   CHECK(store.load_hard_state().term == 1);
 }
 }
+
+TEST_SUITE("engine") {
+TEST_CASE("proposals inside batch() reach the log in one write and each follower in one message") {
+  cluster c(options(3));
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  c.run_for(50ms);
+  std::size_t appends_with_entries = 0;
+  c.set_observer([&](const message& m) {
+    if (m.type == message_type::append_entries && !m.entries.empty()) ++appends_with_entries;
+    return true;
+  });
+  const auto writes_before = c.store(l).write_count();
+  outcome outs[50];
+  c.node(l).batch([&] {
+    for (int i = 0; i < 50; ++i) propose(c, l, "b" + std::to_string(i), &outs[i]);
+  });
+  CHECK(c.store(l).write_count() == writes_before + 1);
+  CHECK(appends_with_entries == 2);  // one per follower
+  REQUIRE(c.run_until([&] { return outs[49].done; }, 1s));
+  for (int i = 0; i < 50; ++i) {
+    CHECK_FALSE(outs[i].ec);
+    if (i) CHECK(outs[i].index == outs[i - 1].index + 1);
+  }
+  CHECK(c.node(l).state_machine().applied.back().second == "b49");
+}
+}
