@@ -13,6 +13,7 @@
 
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -157,6 +158,15 @@ struct cluster {
   }
 };
 
+/// The real file system, except that fdatasync fails with EIO once `fail` is set.
+struct failing_fs : raftkit::file::posix_fs {
+  std::shared_ptr<std::atomic<bool>> fail = std::make_shared<std::atomic<bool>>(false);
+  int fdatasync(int fd) {
+    if (*fail) return -EIO;
+    return posix_fs::fdatasync(fd);
+  }
+};
+
 auto memory_store() {
   return [](raftkit::node_id) { return raftkit::memory::log_store{}; };
 }
@@ -268,5 +278,42 @@ TEST_SUITE("asio_node") {
     // from the log, continues from 20.
     auto f = leader.propose(cmd(1), ba::use_future);
     CHECK(ok(get(f)) == 21);
+  }
+
+  TEST_CASE("a log store failure stops the node: pending and later proposals fail with io_error") {
+    temp_dir dir;
+    failing_fs fs;
+    using store = raftkit::file::basic_log_store<failing_fs>;
+    ba::io_context io;
+    raftkit::node_config cfg;
+    cfg.id = 1;
+    cfg.members = {1};  // a cluster of one elects itself and commits alone
+    cfg.election_timeout = 50ms;
+    cfg.heartbeat_interval = 10ms;
+    raftkit::asio::node<store, adder> n(io.get_executor(), cfg, 99, {{1, {"127.0.0.1", 0}}},
+                                        [&] { return store((dir.path / "log").string(), {}, fs); },
+                                        adder{});
+    auto work = ba::make_work_guard(io);
+    std::thread runner([&] { io.run(); });
+    n.start();
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (;;) {  // polls every 5 ms until the node has elected itself
+      auto st = n.status(ba::use_future);
+      if (get(st).role == raftkit::role::leader) break;
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      ba::steady_timer t(io, 5ms);
+      t.async_wait(ba::use_future).wait_for(1s);
+    }
+    auto first = n.propose(cmd(1), ba::use_future);
+    CHECK(ok(get(first)) == 1);
+    *fs.fail = true;
+    auto failed = n.propose(cmd(1), ba::use_future);
+    CHECK(std::get<0>(get(failed)) == raftkit::errc::io_error);
+    auto after = n.propose(cmd(1), ba::use_future);
+    CHECK(std::get<0>(get(after)) == raftkit::errc::io_error);
+    auto stopped = n.stop(ba::use_future);
+    get(stopped);
+    work.reset();
+    runner.join();
   }
 }
