@@ -174,11 +174,7 @@ class node {
   auto propose(std::vector<std::byte> command, Token&& token) {
     return boost::asio::async_initiate<Token, void(std::error_code, result_type)>(
         [s = impl_](auto handler, std::vector<std::byte> cmd) {
-          auto done = s->wrap(std::move(handler));
-          boost::asio::post(s->strand_, [s, cmd = std::move(cmd), done = std::move(done)]() mutable {
-            s->engine_->propose(std::span<const std::byte>(cmd), std::move(done));
-            s->after_input();
-          });
+          s->enqueue(std::move(cmd), s->wrap(std::move(handler)));
         },
         token, std::move(command));
   }
@@ -262,6 +258,14 @@ class node {
     std::vector<raftkit::detail::unique_function<void()>> on_closed_;
     mutable std::mutex counters_mu_;
     node_counters counters_;
+    struct queued {
+      std::vector<std::byte> cmd;
+      completion done;
+    };
+    std::mutex queue_mu_;
+    std::vector<queued> queue_;     // proposals waiting for the next drain (under queue_mu_)
+    std::vector<queued> draining_;  // the batch being proposed (strand only)
+    bool drain_posted_ = false;     // under queue_mu_
 
     /// Longest wait between ticks, whatever next_deadline says: bounds the delay to notice
     /// a failed store that reports no progress.
@@ -306,6 +310,32 @@ class node {
         transport_->close();
         throw;
       }
+    }
+
+    /// Queues a proposal; the first one queued posts a drain. Proposals that pile up
+    /// while the strand is busy are proposed together in one engine batch(): one log
+    /// write and one AppendEntries per follower for all of them.
+    void enqueue(std::vector<std::byte> cmd, completion done) {
+      bool post_drain = false;
+      {
+        std::lock_guard lk(queue_mu_);
+        queue_.push_back(queued{std::move(cmd), std::move(done)});
+        post_drain = !std::exchange(drain_posted_, true);
+      }
+      if (post_drain) boost::asio::post(strand_, [s = this->shared_from_this()] { s->drain(); });
+    }
+
+    void drain() {
+      {
+        std::lock_guard lk(queue_mu_);
+        draining_.swap(queue_);
+        drain_posted_ = false;
+      }
+      engine_->batch([&] {
+        for (auto& q : draining_) engine_->propose(std::span<const std::byte>(q.cmd), std::move(q.done));
+      });
+      draining_.clear();
+      after_input();
     }
 
     void on_receive(message&& m) {
