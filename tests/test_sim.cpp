@@ -171,6 +171,21 @@ TEST_CASE("regression seeds: duplicated forwarded proposals (found by the simula
   CHECK_MESSAGE(rb.passed, rb.failure);
 }
 
+TEST_CASE("regression seed: a forward rejected by a restarted leader is an unknown outcome (found by the simulator)") {
+  // Seed 959 failed linearizability: a duplicate of a forwarded proposal reached the
+  // leader's next incarnation, which answered "not leader" although its earlier self
+  // had appended the command; the follower reported it as not applied.
+  sim::run_options o;
+  o.seed = 959;
+  o.time = 30s;
+  o.loss = 0.1;
+  o.dup = 0.01;
+  o.delay = 100ms;
+  o.crashes = o.reorder = true;
+  const auto r = sim::run(o);
+  CHECK_MESSAGE(r.passed, r.failure);
+}
+
 TEST_CASE("seeds with file::log_store: real files, crashes close and recover them") {
   const std::uint64_t seeds = 6;
   std::uint64_t ok_ops = 0;
