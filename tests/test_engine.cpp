@@ -813,3 +813,20 @@ TEST_CASE("proposals inside batch() reach the log in one write and each follower
   CHECK(c.node(l).state_machine().applied.back().second == "b49");
 }
 }
+
+TEST_SUITE("engine") {
+TEST_CASE("a follower that starts an election fails its forwarded proposals at once as outcome unknown") {
+  cluster c(options(3));
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  c.run_for(50ms);
+  const node_id f = l == 1 ? 2 : 1;
+  c.cut_one_way(f, l);  // the forward never arrives
+  outcome o;
+  propose(c, f, "x", &o);
+  CHECK_FALSE(o.done);
+  c.expire_election_timer(f);
+  CHECK(o.done);
+  CHECK(o.ec == errc::leadership_lost);
+}
+}

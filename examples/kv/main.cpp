@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -60,6 +61,8 @@ struct settings {
   unsigned request_timeout_ms = 2000;
   std::size_t max_body = 1 << 20;
   unsigned election_timeout_ms = 150;
+  /// fdatasync latency of the file log, for /metrics (unset with --log memory).
+  std::function<raftkit::file::sync_stats()> fsync_stats;
 };
 
 constexpr std::size_t max_key = 1024;
@@ -305,6 +308,14 @@ class server {
     metric("raftkit_bytes_sent_total", "counter", "Raft frame bytes written", t.bytes_sent);
     metric("raftkit_bytes_received_total", "counter", "Raft frame bytes received", t.bytes_received);
     metric("raftkit_messages_dropped_total", "counter", "Raft messages dropped by the transport", t.dropped);
+    if (s_.fsync_stats) {
+      const raftkit::file::sync_stats f = s_.fsync_stats();
+      out += "# HELP raftkit_fsync_seconds fdatasync latency of the log store\n# TYPE raftkit_fsync_seconds summary\n";
+      out += "raftkit_fsync_seconds_sum " + std::to_string(static_cast<double>(f.total_ns) / 1e9) + '\n';
+      out += "raftkit_fsync_seconds_count " + std::to_string(f.count) + '\n';
+      out += "# HELP raftkit_fsync_seconds_max longest fdatasync so far\n# TYPE raftkit_fsync_seconds_max gauge\n";
+      out += "raftkit_fsync_seconds_max " + std::to_string(static_cast<double>(f.max_ns) / 1e9) + '\n';
+    }
     co_return make_response(req, http::status::ok, std::move(out), "text/plain; version=0.0.4");
   }
 
@@ -378,7 +389,11 @@ int main(int argc, char** argv) {
     }
     const std::filesystem::path dir = std::filesystem::path(s.data) / "raft-log";
     std::filesystem::create_directories(dir);
-    return run<raftkit::file::log_store>(s, [&] { return raftkit::file::log_store(dir.string()); });
+    // The store lives here, lent to the node, so /metrics can read its fsync latency.
+    raftkit::file::log_store store(dir.string());
+    s.fsync_stats = [&store] { return store.fsync_stats(); };
+    using store_ref = raftkit::log_store_ref<raftkit::file::log_store>;
+    return run<store_ref>(s, [&] { return store_ref(store); });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "raftkit-kv %llu: %s\n", static_cast<unsigned long long>(s.id), e.what());
     return 1;

@@ -108,10 +108,13 @@ def main(binary):
         names = ["raftkit_role", "raftkit_term", "raftkit_leader", "raftkit_commit_index",
                  "raftkit_applied_index", "raftkit_proposals_total", "raftkit_elections_total",
                  "raftkit_messages_sent_total", "raftkit_messages_received_total",
-                 "raftkit_bytes_sent_total", "raftkit_bytes_received_total"]
+                 "raftkit_bytes_sent_total", "raftkit_bytes_received_total",
+                 "raftkit_fsync_seconds_sum", "raftkit_fsync_seconds_count", "raftkit_fsync_seconds_max"]
         present = {line.split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
         check(st == 200 and all(n in present for n in names), "metrics text has every required metric")
         check("raftkit_role 2" in text, "metrics: the leader's role is 2")
+        fsyncs = [l for l in text.splitlines() if l.startswith("raftkit_fsync_seconds_count ")]
+        check(bool(fsyncs) and int(fsyncs[0].split()[1]) > 0, "metrics: the file log has counted its fsyncs")
 
         # --- kill the leader: a new one serves every acknowledged key
         acked = {}

@@ -281,6 +281,9 @@ class basic_node {
     ++counters_.elections;
     role_ = role::candidate;
     leader_ = no_node;
+    // Proposals forwarded to the old leader will get no answer we could wait for: their
+    // outcome is unknown now, not after forward_timeout.
+    fail_forwards(errc::leadership_lost);
     set_hard_state(term_ + 1, cfg_.id);  // durable before any message of the new term
     votes_.assign(1, cfg_.id);
     reset_election_deadline();

@@ -47,6 +47,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <bit>
 #include <condition_variable>
 #include <cstdint>
@@ -82,6 +83,13 @@ struct options {
   std::uint64_t segment_size = 64u << 20;
   /// Bytes the writer gathers at most before one write + fdatasync.
   std::size_t max_batch_bytes = 8u << 20;
+};
+
+/// fdatasync latency of a store: calls, their total and their longest duration.
+struct sync_stats {
+  std::uint64_t count = 0;
+  std::uint64_t total_ns = 0;
+  std::uint64_t max_ns = 0;
 };
 
 /// What opening the store found.
@@ -391,6 +399,11 @@ class basic_log_store {
   const std::string& directory() const noexcept { return dir_; }
   /// Number of fdatasync calls the writer made for log records (for benchmarks).
   std::uint64_t sync_count() const noexcept { return syncs_.load(std::memory_order_relaxed); }
+  /// fdatasync latency so far (for metrics); readable from any thread.
+  sync_stats fsync_stats() const noexcept {
+    return {sync_calls_.load(std::memory_order_relaxed), sync_total_ns_.load(std::memory_order_relaxed),
+            sync_max_ns_.load(std::memory_order_relaxed)};
+  }
 
  private:
   enum class op_kind : std::uint8_t { append, truncate, compact };
@@ -667,6 +680,15 @@ class basic_log_store {
   }
 
   /// The sync thread: one fdatasync per group handed over by flush_group, then publish.
+  void record_sync_latency(std::chrono::steady_clock::duration d) noexcept {
+    const auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+    sync_calls_.fetch_add(1, std::memory_order_relaxed);
+    sync_total_ns_.fetch_add(ns, std::memory_order_relaxed);
+    std::uint64_t prev = sync_max_ns_.load(std::memory_order_relaxed);
+    while (ns > prev && !sync_max_ns_.compare_exchange_weak(prev, ns, std::memory_order_relaxed)) {
+    }
+  }
+
   void run_syncer() {
     std::unique_lock lk(sync_mu_);
     for (;;) {
@@ -674,7 +696,9 @@ class basic_log_store {
       if (!sync_pending_) return;
       const sync_request req = sync_req_;
       lk.unlock();
+      const auto sync_start = std::chrono::steady_clock::now();
       int r = fs_.fdatasync(req.fd);
+      record_sync_latency(std::chrono::steady_clock::now() - sync_start);
       if (r < 0) {
         fail(detail::failure{detail::errno_code(r), "fdatasync " + path(detail::segment_name(req.segment)) +
                                                         ": " + std::generic_category().message(-r)});
@@ -911,6 +935,9 @@ class basic_log_store {
   std::string error_what_;
   std::atomic<index_t> durable_{0};
   std::atomic<std::uint64_t> syncs_{0};
+  std::atomic<std::uint64_t> sync_calls_{0};     // fdatasync calls, failed ones included
+  std::atomic<std::uint64_t> sync_total_ns_{0};
+  std::atomic<std::uint64_t> sync_max_ns_{0};
   std::mutex handler_mu_;
   std::function<void(index_t)> handler_;
 
