@@ -14,6 +14,7 @@
 #include <concepts>
 #include <functional>
 #include <span>
+#include <type_traits>
 #include <system_error>
 
 #include "raftkit/types.hpp"
@@ -58,14 +59,23 @@ concept durable_notifying_store = requires(L& s, std::function<void(index_t)> f)
 };
 }  // namespace detail
 
-/// A log store the caller owns, lent to a node by reference. A node holds its policies
-/// by value; a store that cannot move (one that owns threads or files, such as
-/// file::log_store) is kept by the caller and passed as `log_store_ref(store)`. The
-/// store must outlive the node. Optional capabilities of `L` are forwarded.
-template <log_store L>
+/// A log store lent to a node through a pointer-like `Holder`. A node holds its
+/// policies by value; a store that cannot move (one that owns threads or files, such as
+/// file::log_store) is kept elsewhere and reached through this handle:
+///  - `log_store_ref<L>` (Holder = L*): the caller owns the store, which must outlive
+///    the node; build it with `log_store_ref(store)`.
+///  - `log_store_ref<L, std::unique_ptr<L>>`: the handle owns the store on the heap.
+/// Optional capabilities of `L` are forwarded, and only those, so the engine detects
+/// the same ones it would on the store itself.
+template <log_store L, class Holder = L*>
 class log_store_ref {
  public:
-  explicit log_store_ref(L& store) noexcept : s_(&store) {}
+  explicit log_store_ref(L& store) noexcept
+    requires std::is_same_v<Holder, L*>
+      : s_(&store) {}
+  explicit log_store_ref(Holder h) noexcept
+    requires(!std::is_same_v<Holder, L*>)
+      : s_(std::move(h)) {}
 
   index_t first_index() const { return s_->first_index(); }
   index_t last_index() const { return s_->last_index(); }
@@ -97,7 +107,7 @@ class log_store_ref {
   L& get() const noexcept { return *s_; }
 
  private:
-  L* s_;
+  Holder s_;
 };
 
 }  // namespace raftkit

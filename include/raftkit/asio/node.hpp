@@ -65,47 +65,10 @@ struct transport_handle {
   void send(message&& m) { t->send(std::move(m)); }
 };
 
-template <class L>
-concept durable_notifier = requires(L& s, std::function<void(index_t)> h) {
-  s.set_durable_handler(std::move(h));
-};
-
-/// A movable handle on a log store (file::log_store owns threads and cannot move). It
-/// forwards the log_store concept and the optional capabilities the store has, and only
-/// those, so the engine detects the same ones it would on the store itself.
+/// The engine's handle on a store the driver owns on the heap (file::log_store owns
+/// threads and cannot move).
 template <raftkit::log_store LogStore>
-class store_handle {
- public:
-  explicit store_handle(std::unique_ptr<LogStore> s) : s_(std::move(s)) {}
-
-  index_t first_index() const { return s_->first_index(); }
-  index_t last_index() const { return s_->last_index(); }
-  term_t term_at(index_t i) const { return s_->term_at(i); }
-  decltype(auto) at(index_t i) const { return s_->at(i); }
-  index_t durable_index() const { return s_->durable_index(); }
-  void append(std::span<const entry> es) { s_->append(es); }
-  void truncate_after(index_t i) { s_->truncate_after(i); }
-  hard_state load_hard_state() const { return s_->load_hard_state(); }
-  void save_hard_state(const hard_state& hs) { s_->save_hard_state(hs); }
-
-  void poll(time_point now)
-    requires raftkit::detail::pollable_store<LogStore>
-  {
-    s_->poll(now);
-  }
-  std::error_code error() const
-    requires raftkit::detail::failable_store<LogStore>
-  {
-    return s_->error();
-  }
-
-  /// The store itself.
-  LogStore& get() noexcept { return *s_; }
-  const LogStore& get() const noexcept { return *s_; }
-
- private:
-  std::unique_ptr<LogStore> s_;
-};
+using store_handle = raftkit::log_store_ref<LogStore, std::unique_ptr<LogStore>>;
 
 /// The executor a handler completes on (its associated one, else `fallback`), marked as
 /// having outstanding work so its io_context keeps running while the operation is pending.
@@ -289,7 +252,7 @@ class node {
           topts);
       strand_ = transport_->get_executor();
       timer_.emplace(strand_);
-      if constexpr (detail::durable_notifier<LogStore>) {
+      if constexpr (raftkit::detail::durable_notifying_store<LogStore>) {
         // Called on the store's own thread: hop onto the strand. It holds only a weak
         // reference, so the store's thread never destroys the node (and joins itself).
         store->set_durable_handler([weak, ex = strand_](index_t) {
@@ -391,7 +354,7 @@ class node {
     void shutdown(std::error_code why) {
       if (closed_) return;
       closed_ = true;
-      if constexpr (detail::durable_notifier<LogStore>) engine_->log().get().set_durable_handler(nullptr);
+      if constexpr (raftkit::detail::durable_notifying_store<LogStore>) engine_->log().get().set_durable_handler(nullptr);
       // stop() hands leadership over and fails everything pending with shutting_down; a
       // store failure already halted the engine with that failure's code.
       if (why == make_error_code(errc::shutting_down)) engine_->stop();
