@@ -19,27 +19,34 @@
 /// after the CRC), term u64, index u64, meta u64 (type: 8 bits, flags: 8 bits, sync-group
 /// sequence: 48 bits), payload. Type 0xFF is a *seal*: the last record of every segment but
 /// the newest, carrying the segment's last index. A sync group is everything made durable by
-/// one fdatasync; its last record in a file has flag bit 0 set.
+/// one fdatasync; its last record in a file has flag bit 0 set, and flag bit 1 when the
+/// group's first bytes were written before the previous group was durable.
 ///
 /// ## Recovery
 /// Every record is verified. A record that fails in a sealed (non-newest) segment, or an
 /// unsealed older segment, refuses to open with `errc::corrupt_log` naming file and offset.
 /// In the newest segment, bytes after the last good record that are not all zero are either
 /// a torn write (cut off, zeroed, and reported in `recovery()`) or corruption of data that
-/// was once durable — told apart by the sync-group sequence: if a valid record of a *later*
-/// sync group follows the bad bytes, the bad record's group had completed its fdatasync
-/// before, so it is corruption and the store refuses to open. (Corruption of the very last
-/// sync group is indistinguishable from a torn write and is cut.)
+/// was once durable — told apart by the sync-group sequence: if a valid record follows the
+/// bad bytes that was written after the bad record's group was durable (its group is two
+/// later, or one later and its last record lacks flag bit 1), that group had completed its
+/// fdatasync, so it is corruption and the store refuses to open. (Corruption of the last
+/// one or two synced groups is indistinguishable from a torn write and is cut.)
 ///
 /// ## Threads
 /// `append`, `truncate_after`, `compact_before`, `at`, `term_at`, `first_index`,
-/// `last_index`, `save_hard_state`, `load_hard_state` belong to one owner thread. A writer
-/// thread serialises what was appended since its last round into one buffer and writes it
-/// with one call; a sync thread makes it durable with one fdatasync (group commit) and
-/// advances `durable_index()` (thread-safe), while the writer already encodes the next group.
-/// A group is written only after the previous one's fdatasync returned, so at most one group
-/// is ever unsynced — what recovery relies on. Any failed write or sync is fatal: `error()`
-/// reports it (`no_space` for ENOSPC, else `io_error`) and durability never advances again.
+/// `last_index`, `save_hard_state`, `load_hard_state` belong to one owner thread. It hands
+/// entries to a writer thread without copying payloads or touching their reference counts
+/// (it keeps what it drops alive until the writer is past it). The writer encodes records
+/// (CRC included) into a buffer; a sync thread makes them durable with one fdatasync per
+/// group (group commit) and advances `durable_index()` (thread-safe). While a group is
+/// being synced the writer gathers the next one and already writes it in chunks of
+/// max_batch_bytes / 8, all but its last record; when the sync returns it writes the rest
+/// and hands the group over at once. So the disk never waits for the CPU, and at most two
+/// groups are ever unsynced — the group being synced and the open one — which recovery
+/// relies on. A group is closed at max_batch_bytes. Any failed write or sync is fatal:
+/// `error()` reports it (`no_space` for ENOSPC, else `io_error`) and durability never
+/// advances again.
 ///
 /// Errors found while opening are thrown as `std::system_error` holding a `raftkit::errc`
 /// (`corrupt_log`, `locked`, `io_error`, `no_space`) and a message naming the file.
@@ -112,6 +119,9 @@ inline constexpr std::size_t record_header_size = 32;
 inline constexpr std::size_t hard_state_size = 64;
 inline constexpr std::uint8_t seal_type = 0xFF;
 inline constexpr std::uint8_t flag_group_end = 1;
+/// On a group's last record: the group's first bytes were written while the previous
+/// group's fdatasync was still running (see "Threads" above).
+inline constexpr std::uint8_t flag_after_unsynced = 2;
 inline constexpr std::uint64_t max_seq = (std::uint64_t{1} << 48) - 1;
 
 template <class T>
@@ -160,22 +170,25 @@ inline std::uint32_t record_crc(const std::byte* p, std::uint32_t len) noexcept 
   return raftkit::detail::crc32c_extend(c, p + 8, record_header_size - 8 + len);
 }
 
-/// Writes a record header (CRC left zero) and payload at `p`; padding must be zero already.
+/// Encodes a complete record at `p` (flags 0, sync-group sequence `seq`, zero padding,
+/// CRC): `record_size(payload.size())` bytes. The CRC is computed here, while the bytes are
+/// still in the cache; only a group's last record is touched again (mark_group_end).
 inline void encode_record(std::byte* p, term_t term, index_t index, std::uint8_t type,
-                          std::span<const std::byte> payload) noexcept {
-  store<std::uint32_t>(p, static_cast<std::uint32_t>(payload.size()));
-  store<std::uint32_t>(p + 4, 0);
+                          std::uint64_t seq, std::span<const std::byte> payload) noexcept {
+  const std::size_t rs = record_size(payload.size());
+  store<std::uint64_t>(p + rs - 8, 0);  // padding (overwritten below when there is none)
+  const auto len = static_cast<std::uint32_t>(payload.size());
+  store<std::uint32_t>(p, len);
   store<std::uint64_t>(p + 8, term);
   store<std::uint64_t>(p + 16, index);
-  store<std::uint64_t>(p + 24, type);
-  if (!payload.empty()) std::memcpy(p + record_header_size, payload.data(), payload.size());
+  store<std::uint64_t>(p + 24, std::uint64_t{type} | seq << 16);
+  if (len) std::memcpy(p + record_header_size, payload.data(), len);
+  store<std::uint32_t>(p + 4, record_crc(p, len));
 }
 
-/// Stamps the sync-group sequence and flags into an encoded record and seals it with its CRC.
-inline void finish_record(std::byte* p, std::uint64_t seq, std::uint8_t flags) noexcept {
-  auto meta = load<std::uint64_t>(p + 24) & 0xFF;
-  meta |= std::uint64_t{flags} << 8 | seq << 16;
-  store<std::uint64_t>(p + 24, meta);
+/// Sets the group-end flags of an encoded record and re-seals it with its CRC.
+inline void mark_group_end(std::byte* p, std::uint8_t flags = flag_group_end) noexcept {
+  store<std::uint64_t>(p + 24, load<std::uint64_t>(p + 24) | std::uint64_t{flags} << 8);
   store<std::uint32_t>(p + 4, record_crc(p, load<std::uint32_t>(p)));
 }
 
@@ -187,6 +200,16 @@ inline bool record_valid(const std::byte* p, std::size_t avail, record_header& h
   if (h.type > static_cast<std::uint8_t>(entry_type::config) && h.type != seal_type) return false;
   if (record_size(h.len) > avail || h.len > avail) return false;
   return record_crc(p, h.len) == h.crc;
+}
+
+/// A sync group number g such that every group numbered up to g was durable before record
+/// `r` was written. A group is written only once the group two before it is durable; a
+/// group's last record says whether the group just before it was durable too (when it lacks
+/// flag_after_unsynced). Numbers of consecutively written groups are consecutive.
+inline std::uint64_t synced_before(const record_header& r) noexcept {
+  const bool one_behind = (r.flags & flag_group_end) && !(r.flags & flag_after_unsynced);
+  const std::uint64_t lag = one_behind ? 1 : 2;
+  return r.seq > lag ? r.seq - lag : 0;
 }
 
 inline bool all_zero(const std::byte* p, std::size_t n) noexcept {
@@ -259,7 +282,7 @@ class basic_log_store {
     work_cv_.notify_one();
     writer_.join();
     {
-      std::lock_guard lk(sync_mu_);
+      std::lock_guard lk(mu_);
       sync_stop_ = true;
     }
     sync_cv_.notify_all();
@@ -286,34 +309,55 @@ class basic_log_store {
   index_t durable_index() const noexcept { return durable_.load(std::memory_order_acquire); }
 
   /// Appends entries starting at last_index() + 1; returns at once, durability follows.
+  /// Precondition: every payload is at most max_payload bytes.
   void append(std::span<const entry> es) {
     if (es.empty()) return;
     for (const entry& e : es) {
       RAFTKIT_ASSERT(e.index == last_index() + 1, "file::log_store::append: not contiguous");
+      RAFTKIT_ASSERT(e.payload.size() <= max_payload, "file::log_store::append: payload too large");
       entries_.push_back(e);
     }
+    bool wake;
     {
       std::lock_guard lk(mu_);
       if (failed_) return;
-      for (const entry& e : es) ops_.push_back(op{op_kind::append, 0, e});
+      // The writer reads the payloads through plain pointers: entries_ keeps them alive,
+      // and whatever truncate_after/compact_before drop before the writer has encoded it
+      // is parked in retired_ until then. No reference count is touched on two threads.
+      for (const entry& e : es) {
+        ops_.push_back(op{op_kind::append, static_cast<std::uint8_t>(e.type),
+                          static_cast<std::uint32_t>(e.payload.size()), e.term, e.index,
+                          e.payload.data()});
+        ops_bytes_ += detail::record_size(e.payload.size());
+      }
       ++submitted_;
+      wake = writer_idle_ && writer_has_work();
     }
-    work_cv_.notify_one();
+    if (wake) work_cv_.notify_one();  // a futex call only when the writer waits for this
   }
+
+  /// The largest payload a record holds.
+  static constexpr std::size_t max_payload = std::numeric_limits<std::uint32_t>::max() - 64;
 
   /// Removes every entry after `i` (§5.3). durable_index() drops to at most `i` at once; the
   /// removal reaches the disk in order with later appends (before any of them is durable).
   void truncate_after(index_t i) {
     if (i >= last_index()) return;
     RAFTKIT_ASSERT(i + 1 >= first_, "file::log_store::truncate_after below first_index");
+    const index_t durable = durable_.load(std::memory_order_acquire);
+    std::vector<shared_bytes> keep;
+    for (std::size_t k = i + 1 - first_; k < entries_.size(); ++k)
+      if (entries_[k].index > durable && !entries_[k].payload.empty())
+        keep.push_back(std::move(entries_[k].payload));
     entries_.resize(i + 1 - first_);
     {
       std::lock_guard lk(mu_);
       ++trunc_issued_;
       floor_ = std::min(floor_, i);
       if (durable_.load(std::memory_order_relaxed) > i) durable_.store(i, std::memory_order_release);
+      retire(std::move(keep));
       if (failed_) return;
-      ops_.push_back(op{op_kind::truncate, i, {}});
+      ops_.push_back(op{op_kind::truncate, 0, 0, 0, i, nullptr});
       ++submitted_;
     }
     work_cv_.notify_one();
@@ -325,14 +369,19 @@ class basic_log_store {
   void compact_before(index_t i) {
     if (i <= first_) return;
     RAFTKIT_ASSERT(i <= last_index() + 1, "file::log_store::compact_before past the end");
+    const index_t durable = durable_.load(std::memory_order_acquire);
+    std::vector<shared_bytes> keep;
     while (first_ < i) {
+      if (first_ > durable && !entries_.front().payload.empty())
+        keep.push_back(std::move(entries_.front().payload));
       entries_.pop_front();
       ++first_;
     }
     {
       std::lock_guard lk(mu_);
+      retire(std::move(keep));
       if (failed_) return;
-      ops_.push_back(op{op_kind::compact, i, {}});
+      ops_.push_back(op{op_kind::compact, 0, 0, 0, i, nullptr});
       ++submitted_;
     }
     work_cv_.notify_one();
@@ -407,10 +456,20 @@ class basic_log_store {
 
  private:
   enum class op_kind : std::uint8_t { append, truncate, compact };
+  /// What the owner hands the writer: an entry to encode (its payload borrowed, see append),
+  /// or a truncation/compaction at `index`.
   struct op {
     op_kind kind;
-    index_t arg;
-    entry e;
+    std::uint8_t type;
+    std::uint32_t len;
+    term_t term;
+    index_t index;
+    const std::byte* data;
+  };
+  /// Payloads dropped by the owner that ops up to number `upto` may still point into.
+  struct retirement {
+    std::uint64_t upto;
+    std::vector<shared_bytes> payloads;
   };
   struct segment {
     std::uint64_t id;
@@ -560,7 +619,6 @@ class basic_log_store {
     std::size_t off = detail::segment_header_size;
     term_t last_term = entries_.empty() ? 0 : entries_.back().term;
     std::uint64_t last_seq = next_seq_ - 1;  // sequences never decrease along the log
-    bool group_end = true;                   // a new segment starts a new sync group
     bool sealed = false;
     detail::record_header h;
     for (;;) {
@@ -570,7 +628,6 @@ class basic_log_store {
                            : h.index == last_index() + 1 && h.term >= last_term);
       if (!ok) break;
       last_seq = h.seq;
-      group_end = (h.flags & detail::flag_group_end) != 0;
       if (h.type == detail::seal_type) {
         off += detail::record_size(h.len);
         sealed = true;
@@ -599,21 +656,21 @@ class basic_log_store {
     if (detail::all_zero(b + off, size - off)) return;  // the normal, preallocated tail
 
     // Non-zero bytes after the last good record: a torn write, or lost durable data?
-    // A valid record of a later sync group after them proves their group was synced.
-    std::vector<std::uint64_t> later;  // sync groups seen after the bad bytes
+    // The bad record's sync group is at most the lowest group m of the valid records after
+    // it (groups only grow along a file). If one of those records was written when every
+    // group up to m was already durable (detail::synced_before), the bad record had been
+    // synced: this is corruption. After a torn write no record can claim that.
+    std::uint64_t lowest_after = std::numeric_limits<std::uint64_t>::max();
+    std::uint64_t claimed = 0;  // the highest group some later record says was durable
     std::uint64_t max_seen = last_seq;
     for (std::size_t o = off; o + detail::record_header_size <= size; o += 8) {
       detail::record_header r;
       if (!detail::record_valid(b + o, size - o, r)) continue;
       max_seen = std::max(max_seen, r.seq);
-      if (r.seq > last_seq) later.push_back(r.seq);
+      lowest_after = std::min(lowest_after, r.seq);
+      claimed = std::max(claimed, detail::synced_before(r));
     }
-    std::sort(later.begin(), later.end());
-    later.erase(std::unique(later.begin(), later.end()), later.end());
-    // The bad record belongs to the last good record's group (if that group had not
-    // ended) or to the next group; a valid record of any group after that one proves it
-    // was synced.
-    const bool corrupt = group_end ? later.size() >= 2 : !later.empty();
+    const bool corrupt = claimed > 0 && claimed >= lowest_after;
     if (corrupt) {
       fs_.close(fd);
       cur_fd_ = -1;
@@ -642,6 +699,12 @@ class basic_log_store {
   }
 
   // ---------------------------------------------------------------- writer thread
+  //
+  // Group commit: the writer encodes ops into buf_ (CRC computed as each record is
+  // encoded). While the sync thread is busy with the previous group it keeps gathering, up
+  // to max_batch_bytes; as soon as the sync thread is free, what is buffered is written with
+  // one pwrite and handed over for one fdatasync. So a lone append is written at once, and
+  // under load each fdatasync covers everything that arrived during the previous one.
 
   void run() {
     std::vector<op> batch;
@@ -649,21 +712,22 @@ class basic_log_store {
       std::uint64_t taken;
       {
         std::unique_lock lk(mu_);
-        work_cv_.wait(lk, [&] { return stop_ || failed_ || !ops_.empty(); });
-        if (failed_ || ops_.empty()) break;
+        writer_idle_ = true;
+        work_cv_.wait(lk, [&] { return writer_has_work(); });
+        writer_idle_ = false;
+        if (failed_ || (ops_.empty() && buf_len_ == 0)) break;
         batch.swap(ops_);
+        ops_bytes_ = 0;
         taken = submitted_;
       }
       try {
-        for (op& o : batch) {
-          apply(o);
-          if (buf_.size() >= opts_.max_batch_bytes) flush_group(0);
-        }
-        if (!buf_.empty()) {
-          flush_group(taken);  // the sync thread completes this batch
-        } else {  // nothing left to sync: complete the batch once earlier groups are durable
-          wait_sync();
-          publish(written_last_, taken);
+        for (const op& o : batch) apply(o);
+        buf_taken_ = taken;
+        release_retired(taken);
+        if (buf_len_ > 0) {
+          if (!sync_busy()) flush_group();  // else: gather more until the disk is free
+        } else {
+          complete_when_synced(taken);
         }
       } catch (const detail::failure& f) {
         fail(f);
@@ -679,7 +743,56 @@ class basic_log_store {
     cur_fd_ = -1;
   }
 
-  /// The sync thread: one fdatasync per group handed over by flush_group, then publish.
+  /// Under mu_: whether the writer has something to do. While a group is being synced it
+  /// waits for that, unless wake_bytes of records have queued up meanwhile (those it
+  /// encodes at once, so the next write is ready when the sync returns). Otherwise any op
+  /// wakes it: a lone append is written without delay.
+  /// buf_len_ belongs to the writer: the owner calls this only while writer_idle_, when the
+  /// writer is parked on mu_ and its last write of buf_len_ happened before.
+  bool writer_has_work() const {
+    if (failed_) return true;
+    if (buf_len_ > 0 && !sync_pending_) return true;
+    if (!ops_.empty() && (!sync_pending_ || ops_bytes_ >= wake_bytes())) return true;
+    return buf_len_ == 0 && stop_;
+  }
+  std::size_t wake_bytes() const noexcept { return std::max<std::size_t>(opts_.max_batch_bytes / 8, 64); }
+
+  /// Frees payloads the owner dropped once no op the writer has yet to read points into them.
+  void release_retired(std::uint64_t taken) {
+    std::vector<retirement> done;
+    {
+      std::lock_guard lk(mu_);
+      if (retired_.empty() || retired_.front().upto > taken) return;
+      auto it = std::find_if(retired_.begin(), retired_.end(),
+                             [&](const retirement& r) { return r.upto > taken; });
+      done.assign(std::make_move_iterator(retired_.begin()), std::make_move_iterator(it));
+      retired_.erase(retired_.begin(), it);
+    }
+  }
+
+  /// Owner side, under mu_: parks dropped payloads until the writer is past the next op.
+  void retire(std::vector<shared_bytes>&& payloads) {
+    if (!payloads.empty()) retired_.push_back(retirement{submitted_ + 1, std::move(payloads)});
+  }
+
+  bool sync_busy() {
+    std::lock_guard lk(mu_);
+    return sync_pending_;
+  }
+
+  /// Everything up to op number `taken` is written: it is complete when the group being
+  /// synced (if any) is durable.
+  void complete_when_synced(std::uint64_t taken) {
+    {
+      std::lock_guard lk(mu_);
+      if (sync_pending_) {  // the pending group is the last one written: it completes `taken`
+        sync_req_.taken = taken;
+        return;
+      }
+    }
+    publish(written_last_, taken);
+  }
+
   void record_sync_latency(std::chrono::steady_clock::duration d) noexcept {
     const auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
     sync_calls_.fetch_add(1, std::memory_order_relaxed);
@@ -689,8 +802,9 @@ class basic_log_store {
     }
   }
 
+  /// The sync thread: one fdatasync per group handed over by flush_group, then publish.
   void run_syncer() {
-    std::unique_lock lk(sync_mu_);
+    std::unique_lock lk(mu_);
     for (;;) {
       sync_cv_.wait(lk, [&] { return sync_pending_ || sync_stop_; });
       if (!sync_pending_) return;
@@ -704,82 +818,112 @@ class basic_log_store {
                                                         ": " + std::generic_category().message(-r)});
       } else {
         syncs_.fetch_add(1, std::memory_order_relaxed);
-        publish(req.last, req.taken);
+        publish(req.last, 0);  // the handler runs before the next group can be synced
       }
       lk.lock();
+      // the writer may have attached a later completion while this group was syncing
+      if (r >= 0 && !failed_) completed_ = std::max(completed_, sync_req_.taken);
       sync_pending_ = false;
       if (r < 0) sync_failed_ = true;
-      sync_cv_.notify_all();
+      lk.unlock();
+      done_cv_.notify_all();
+      work_cv_.notify_one();
+      lk.lock();
     }
   }
 
   /// Waits until the group handed to the sync thread is durable; throws if its sync failed.
   void wait_sync() {
-    std::unique_lock lk(sync_mu_);
-    sync_cv_.wait(lk, [&] { return !sync_pending_; });
+    std::unique_lock lk(mu_);
+    work_cv_.wait(lk, [&] { return !sync_pending_; });
     if (sync_failed_) throw detail::failure{errc::io_error, "an earlier fdatasync failed"};
   }
 
-  void apply(op& o) {
+  void apply(const op& o) {
     switch (o.kind) {
-      case op_kind::append: add_record(o.e); break;
-      case op_kind::truncate: do_truncate(o.arg); break;
-      case op_kind::compact: do_compact(o.arg); break;
+      case op_kind::append: add_record(o); break;
+      case op_kind::truncate: do_truncate(o.index); break;
+      case op_kind::compact: do_compact(o.index); break;
     }
   }
 
-  void add_record(const entry& e) {
-    const std::size_t rs = detail::record_size(e.payload.size());
+  void add_record(const op& o) {
+    const std::size_t rs = detail::record_size(o.len);
     if (cur_fd_ < 0) open_segment(buf_last_ + 1, rs);
-    if (cur_off_ + buf_.size() + rs + detail::record_header_size > cur_cap_) {
+    if (cur_off_ + buf_len_ + rs + detail::record_header_size > cur_cap_) {
       // no room for this record and a seal: seal this segment and roll
       encode_seal(buf_last_);
-      flush_group(0);
+      flush_group();
       wait_sync();  // the next segment is written only once this one is durable
       fs_.close(cur_fd_);
       cur_fd_ = -1;
       open_segment(buf_last_ + 1, rs);
     }
-    encode(e.term, e.index, static_cast<std::uint8_t>(e.type), e.payload.bytes());
-    buf_last_ = e.index;
+    encode(o.term, o.index, o.type, {o.data, o.len});
+    buf_last_ = o.index;
+    if (buf_len_ >= chunk_bytes()) {
+      if (!sync_busy() || group_bytes_ + buf_len_ >= opts_.max_batch_bytes)
+        flush_group();  // closes the group (after waiting for the disk if it is full)
+      else
+        write_partial();
+    }
+  }
+
+  /// Bytes the writer gathers before it writes part of an open group.
+  std::size_t chunk_bytes() const noexcept { return wake_bytes(); }
+
+  /// While the previous group is being synced: writes the open group's records but the last
+  /// (which mark_group_end will still change) so the buffer stays small and the final
+  /// write short. Records of this group may now reach the disk before the previous group
+  /// is durable; the group's last record will say so (flag_after_unsynced).
+  void write_partial() {
+    if (last_rec_ == 0) return;
+    const auto h = detail::record_header::decode(buf_.data() + last_rec_);
+    if (long long w = fs_.pwrite(cur_fd_, buf_.data(), last_rec_, cur_off_); w < 0)
+      throw_io(static_cast<int>(w), "write " + path(detail::segment_name(segs_.back().id)));
+    cur_off_ += last_rec_;
+    group_bytes_ += last_rec_;
+    group_partial_ = true;
+    written_last_ = h.index - 1;  // records in the buffer are contiguous entries
+    std::memmove(buf_.data(), buf_.data() + last_rec_, buf_len_ - last_rec_);
+    buf_len_ -= last_rec_;
+    last_rec_ = 0;
   }
 
   void encode(term_t term, index_t index, std::uint8_t type, std::span<const std::byte> payload) {
-    const std::size_t at = buf_.size();
-    buf_.resize(at + detail::record_size(payload.size()));
-    std::byte* p = buf_.data() + at;
-    std::memset(p + detail::record_header_size + payload.size(), 0,
-                detail::pad8(payload.size()) - payload.size());
-    detail::encode_record(p, term, index, type, payload);
-    rec_off_.push_back(static_cast<std::uint32_t>(at));
-    rec_idx_.push_back(index);
+    const std::size_t rs = detail::record_size(payload.size());
+    if (buf_.size() < buf_len_ + rs)  // grows rarely: it starts at max_batch_bytes + 64 KiB
+      buf_.resize(std::max({buf_len_ + rs, 2 * buf_.size(), opts_.max_batch_bytes + (64u << 10)}));
+    detail::encode_record(buf_.data() + buf_len_, term, index, type, next_seq_, payload);
+    last_rec_ = buf_len_;
+    buf_len_ += rs;
   }
 
   /// A seal (term 0) closes the current segment at index `last`.
   void encode_seal(index_t last) { encode(0, last, detail::seal_type, {}); }
 
   /// Writes the buffered records with one call once the previous group is durable, and
-  /// hands their fdatasync to the sync thread; `taken` (if not 0) completes a batch.
-  void flush_group(std::uint64_t taken) {
-    if (buf_.empty()) return;
-    const std::uint64_t seq = next_seq_++;
-    for (std::size_t k = 0; k < rec_off_.size(); ++k)
-      detail::finish_record(buf_.data() + rec_off_[k], seq,
-                            k + 1 == rec_off_.size() ? detail::flag_group_end : 0);
+  /// hands their fdatasync to the sync thread; it completes the ops up to buf_taken_.
+  void flush_group() {
+    if (buf_len_ == 0) return;
+    detail::mark_group_end(buf_.data() + last_rec_,
+                           group_partial_ ? detail::flag_group_end | detail::flag_after_unsynced
+                                          : detail::flag_group_end);
     wait_sync();
-    if (long long w = fs_.pwrite(cur_fd_, buf_.data(), buf_.size(), cur_off_); w < 0)
+    if (long long w = fs_.pwrite(cur_fd_, buf_.data(), buf_len_, cur_off_); w < 0)
       throw_io(static_cast<int>(w), "write " + path(detail::segment_name(segs_.back().id)));
-    cur_off_ += buf_.size();
-    buf_.clear();
-    rec_off_.clear();
-    rec_idx_.clear();
+    cur_off_ += buf_len_;
+    buf_len_ = 0;
+    group_bytes_ = 0;
+    group_partial_ = false;
+    ++next_seq_;
     written_last_ = buf_last_;
     {
-      std::lock_guard lk(sync_mu_);
-      sync_req_ = sync_request{cur_fd_, segs_.back().id, written_last_, taken};
+      std::lock_guard lk(mu_);
+      sync_req_ = sync_request{cur_fd_, segs_.back().id, written_last_, buf_taken_};
       sync_pending_ = true;
     }
-    sync_cv_.notify_all();
+    sync_cv_.notify_one();
   }
 
   /// Creates a segment starting at `first`, big enough for a record of `need` bytes.
@@ -817,18 +961,24 @@ class basic_log_store {
 
   void do_truncate(index_t t) {
     if (t >= buf_last_) return truncation_done();
-    if (t >= written_last_) {  // only buffered records go
-      auto k = static_cast<std::size_t>(
-          std::upper_bound(rec_idx_.begin(), rec_idx_.end(), t) - rec_idx_.begin());
-      buf_.resize(rec_off_[k]);
-      rec_off_.resize(k);
-      rec_idx_.resize(k);
-      buf_last_ = t;
-      return truncation_done();
+    if (t >= written_last_) {  // only buffered records go: cut the buffer at the first > t
+      std::size_t off = 0, last = 0;
+      while (off < buf_len_) {
+        const auto h = detail::record_header::decode(buf_.data() + off);
+        if (h.index > t) break;
+        last = off;
+        off += detail::record_size(h.len);
+      }
+      // A partly written group needs a buffered record to end it; without one, the
+      // general path below ends it with a seal.
+      if (off > 0 || !group_partial_) {
+        buf_len_ = off;
+        last_rec_ = last;
+        buf_last_ = t;
+        return truncation_done();
+      }
     }
-    buf_.clear();
-    rec_off_.clear();
-    rec_idx_.clear();
+    buf_len_ = 0;
     buf_last_ = written_last_;
     wait_sync();
     // delete whole segments past t, newest first, so a crash leaves a consistent prefix
@@ -842,12 +992,14 @@ class basic_log_store {
       if (int r = fs_.unlink(p); r < 0) throw_io(r, "unlink " + p);
       segs_.pop_back();
       removed = true;
+      group_bytes_ = 0;  // a partly written group went with its segment
+      group_partial_ = false;
     }
     if (removed)
       if (int r = fs_.sync_dir(dir_); r < 0) throw_io(r, "fsync " + dir_);
     if (cur_fd_ >= 0) {  // the newest segment holds t: seal it, entries past t stay behind
       encode_seal(written_last_);
-      flush_group(0);
+      flush_group();
       wait_sync();
       fs_.close(cur_fd_);
       cur_fd_ = -1;
@@ -925,8 +1077,11 @@ class basic_log_store {
 
   // shared, under mu_
   mutable std::mutex mu_;
-  std::condition_variable work_cv_, done_cv_;
+  std::condition_variable work_cv_, done_cv_, sync_cv_;  // writer, waiters, sync thread
   std::vector<op> ops_;
+  std::size_t ops_bytes_ = 0;  // record bytes in ops_
+  bool writer_idle_ = false;   // the writer waits in run() for writer_has_work()
+  std::vector<retirement> retired_;
   std::uint64_t submitted_ = 0, completed_ = 0;
   index_t floor_ = std::numeric_limits<index_t>::max();  // min truncation not yet on disk
   std::uint64_t trunc_issued_ = 0, trunc_done_ = 0;
@@ -945,21 +1100,22 @@ class basic_log_store {
   std::vector<segment> segs_;
   int cur_fd_ = -1;
   std::uint64_t cur_off_ = 0, cur_cap_ = 0;
-  std::vector<std::byte> buf_;
-  std::vector<std::uint32_t> rec_off_;
-  std::vector<index_t> rec_idx_;
+  std::vector<std::byte> buf_;  // records of the group being gathered: the first buf_len_ bytes
+  std::size_t buf_len_ = 0;
+  std::size_t last_rec_ = 0;    // offset of the last record in buf_
+  std::size_t group_bytes_ = 0;  // bytes of the open group already written (write_partial)
+  bool group_partial_ = false;   // the open group has been partly written
+  std::uint64_t buf_taken_ = 0;  // ops up to this number are encoded (or written)
   index_t written_last_ = 0, buf_last_ = 0;
   std::uint64_t next_seq_ = 1, next_id_ = 1;
 
-  // hand-over between writer and sync thread, under sync_mu_
+  // hand-over between writer and sync thread, under mu_
   struct sync_request {
     int fd;
     std::uint64_t segment;
     index_t last;
     std::uint64_t taken;
   };
-  std::mutex sync_mu_;
-  std::condition_variable sync_cv_;
   sync_request sync_req_{};
   bool sync_pending_ = false, sync_failed_ = false, sync_stop_ = false;
 
