@@ -406,6 +406,7 @@ TEST_CASE("crc32c hardware and table paths agree at every length and alignment, 
       REQUIRE(hw == raftkit::detail::crc32c_portable(v.data() + a, n));
       std::size_t cut = n / 3;
       REQUIRE(raftkit::detail::crc32c_extend(raftkit::detail::crc32c(v.data() + a, cut), v.data() + a + cut, n - cut) == hw);
+      REQUIRE(raftkit::detail::crc32c_concat(v.data() + a, cut, v.data() + a + cut, n - cut) == hw);
     }
 }
 

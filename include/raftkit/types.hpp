@@ -82,6 +82,14 @@ class shared_bytes {
   std::string_view view() const noexcept {
     return {reinterpret_cast<const char*>(data()), size()};
   }
+  /// Asks the CPU to bring the buffer's header (reference count, size, first bytes) into
+  /// the cache for writing. For a loop about to copy many buffers that may be cold: their
+  /// misses then overlap instead of stalling one atomic increment after another.
+  void prefetch() const noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    if (rep_) __builtin_prefetch(rep_, 1, 3);
+#endif
+  }
   long use_count() const noexcept {
     return rep_ ? static_cast<long>(rep_->refs.load(std::memory_order_relaxed)) : 0;
   }
