@@ -58,6 +58,8 @@ int main(int argc, char** argv) {
 
   raftkit::file::options opts;
   opts.segment_size = 1 << 20;  // roll every few hundred batches
+  // every other run: small groups, written in parts while the previous group syncs
+  if (std::strtoull(argv[2], nullptr, 10) % 2 == 0) opts.max_batch_bytes = 16 << 10;
   try {
     raftkit::file::log_store s(dir, opts);
     if (s.last_index() < reported)
