@@ -354,6 +354,27 @@ static_assert(raftkit::file::file_system<sim_fs>);
 using sim_store = raftkit::file::basic_log_store<sim_fs>;
 static_assert(raftkit::log_store<sim_store>);
 
+/// Holds the next fdatasync of a sim_disk once armed, until release(): a test acts while a
+/// group's sync is in flight.
+struct sync_gate {
+  sim_disk& disk;
+  std::promise<void> entered_, release_;
+  std::shared_future<void> released_ = release_.get_future().share();
+  std::atomic<bool> armed_;
+  sync_gate(sim_disk& d, bool armed) : disk(d), armed_(armed) {
+    disk.before_fdatasync = [this] {
+      if (armed_.exchange(false)) {
+        entered_.set_value();
+        released_.wait();
+      }
+    };
+  }
+  ~sync_gate() { disk.before_fdatasync = nullptr; }
+  void arm() { armed_ = true; }
+  void wait_entered() { entered_.get_future().wait(); }  // the held sync has begun
+  void release() { release_.set_value(); }
+};
+
 raftkit::file::options small_segments(std::uint64_t size = 4096) {
   raftkit::file::options o;
   o.segment_size = size;
@@ -707,15 +728,7 @@ TEST_CASE("truncate_after lowers durable_index at once and the removal survives 
 
 TEST_CASE("a truncation while a group's fdatasync is in flight caps the durability that sync reports") {
   auto disk = std::make_shared<sim_disk>();
-  std::promise<void> entered, release;
-  auto released = release.get_future().share();
-  std::atomic<bool> armed{true};
-  disk->before_fdatasync = [&] {
-    if (armed.exchange(false)) {
-      entered.set_value();
-      released.wait();
-    }
-  };
+  sync_gate gate(*disk, true);
   std::vector<index_t> seen;
   std::mutex m;
   {
@@ -725,10 +738,10 @@ TEST_CASE("a truncation while a group's fdatasync is in flight caps the durabili
       seen.push_back(i);
     });
     append_range(s, 1, 100, 1);
-    entered.get_future().wait();  // 1..100 are written; their fdatasync is held
+    gate.wait_entered();  // 1..100 are written; their fdatasync is held
     s.truncate_after(50);
     CHECK(s.durable_index() == 0);
-    release.set_value();
+    gate.release();
     CHECK(!s.flush());
     CHECK(s.durable_index() == 50);
     append_range(s, 51, 60, 2);
@@ -908,15 +921,7 @@ namespace {
 /// appended: the writer writes parts of the next group meanwhile, until that group is full.
 /// Returns the number of pwrite calls made while that fdatasync was held.
 std::uint64_t write_parts_during_a_sync(std::shared_ptr<sim_disk> disk, bool crash) {
-  std::promise<void> entered, release;
-  auto released = release.get_future().share();
-  std::atomic<bool> armed{false};
-  disk->before_fdatasync = [&] {
-    if (armed.exchange(false)) {
-      entered.set_value();
-      released.wait();
-    }
-  };
+  sync_gate gate(*disk, false);
   auto opts = small_segments(1 << 20);
   opts.max_batch_bytes = 8192;  // parts of 1 KiB
   std::uint64_t parts;
@@ -924,9 +929,9 @@ std::uint64_t write_parts_during_a_sync(std::shared_ptr<sim_disk> disk, bool cra
     sim_store s("/d", opts, sim_fs{disk});
     append_range(s, 1, 10, 1);
     REQUIRE(!s.wait_durable(10));
-    armed = true;
+    gate.arm();
     append_range(s, 11, 20, 1);
-    entered.get_future().wait();  // (some of) 11..20 are written, their fdatasync is held
+    gate.wait_entered();  // (some of) 11..20 are written, their fdatasync is held
     std::uint64_t before;
     {
       std::lock_guard lk(disk->mu);
@@ -940,7 +945,7 @@ std::uint64_t write_parts_during_a_sync(std::shared_ptr<sim_disk> disk, bool cra
     }
     CHECK(s.durable_index() == 10);
     if (crash) disk->stop_now();  // the power fails now: the held sync will not complete
-    release.set_value();
+    gate.release();
     if (!crash) {
       CHECK(!s.flush());
       CHECK(s.durable_index() == 300);
@@ -950,7 +955,6 @@ std::uint64_t write_parts_during_a_sync(std::shared_ptr<sim_disk> disk, bool cra
       REQUIRE(!s.wait_durable(320));
     }
   }
-  disk->before_fdatasync = nullptr;
   return parts;
 }
 }  // namespace

@@ -749,7 +749,7 @@ class basic_log_store {
   }
 
   /// Under mu_: whether the writer has something to do. While a group is being synced it
-  /// waits for that, unless wake_bytes of records have queued up meanwhile (those it
+  /// waits for that, unless part_bytes() of records have queued up meanwhile (those it
   /// encodes at once, so the next write is ready when the sync returns). Otherwise any op
   /// wakes it: a lone append is written without delay.
   /// buf_len_ belongs to the writer: the owner calls this only while writer_idle_, when the
@@ -757,10 +757,12 @@ class basic_log_store {
   bool writer_has_work() const {
     if (failed_) return true;
     if (buf_len_ > 0 && !sync_pending_) return true;
-    if (!ops_.empty() && (!sync_pending_ || ops_bytes_ >= wake_bytes())) return true;
+    if (!ops_.empty() && (!sync_pending_ || ops_bytes_ >= part_bytes())) return true;
     return buf_len_ == 0 && stop_;
   }
-  std::size_t wake_bytes() const noexcept { return std::max<std::size_t>(opts_.max_batch_bytes / 8, 64); }
+  /// Bytes the writer gathers before it writes part of an open group; also what wakes it
+  /// while a sync runs.
+  std::size_t part_bytes() const noexcept { return std::max<std::size_t>(opts_.max_batch_bytes / 8, 64); }
 
   /// Frees payloads the owner dropped once no op the writer has yet to read points into them.
   void release_retired(std::uint64_t taken) {
@@ -866,16 +868,13 @@ class basic_log_store {
     }
     encode(o.term, o.index, o.type, {o.data, o.len});
     buf_last_ = o.index;
-    if (buf_len_ >= chunk_bytes()) {
+    if (buf_len_ >= part_bytes()) {
       if (!sync_busy() || group_bytes_ + buf_len_ >= opts_.max_batch_bytes)
         flush_group();  // closes the group (after waiting for the disk if it is full)
       else
         write_partial();
     }
   }
-
-  /// Bytes the writer gathers before it writes part of an open group.
-  std::size_t chunk_bytes() const noexcept { return wake_bytes(); }
 
   /// While the previous group is being synced: writes the open group's records but the last
   /// (which mark_group_end will still change) so the buffer stays small and the final
