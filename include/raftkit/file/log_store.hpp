@@ -707,9 +707,10 @@ class basic_log_store {
   //
   // Group commit: the writer encodes ops into buf_ (CRC computed as each record is
   // encoded). While the sync thread is busy with the previous group it keeps gathering, up
-  // to max_batch_bytes; as soon as the sync thread is free, what is buffered is written with
-  // one pwrite and handed over for one fdatasync. So a lone append is written at once, and
-  // under load each fdatasync covers everything that arrived during the previous one.
+  // to max_batch_bytes, and writes what it gathers in parts of part_bytes() (write_partial);
+  // as soon as the sync thread is free, the rest is written and the group handed over for
+  // one fdatasync (flush_group). So a lone append is written at once, and under load each
+  // fdatasync covers everything that arrived during the previous one.
 
   void run() {
     std::vector<op> batch;
