@@ -41,7 +41,7 @@ struct state_machine {
 };
 
 struct clock {
-  raftkit::time_point t{0};
+  raftkit::time_point t{};
   raftkit::time_point now() const { return t; }
 };
 

@@ -120,7 +120,7 @@ TEST_CASE("policy archetypes: the engine needs nothing beyond the four concepts"
   cfg.members = {1, 2, 3};
   archetype::node n(cfg, archetype::transport{&out}, archetype::log_store{}, archetype::state_machine{},
                     archetype::clock{});
-  n.clock().t = std::chrono::seconds(1);
+  n.clock().t = raftkit::time_point(std::chrono::seconds(1));
   n.tick();
   CHECK(n.role_now() == raftkit::role::candidate);
   REQUIRE(out.size() == 2);

@@ -58,4 +58,12 @@ TEST_CASE("node_config rejects set-ups that cannot work") {
   c.heartbeat_interval = c.election_timeout;
   CHECK_THROWS_AS(c.validate(), std::invalid_argument);
 }
+
+// Finding 10.8 of the hardening review: durations were declared as time points. The two
+// are distinct types now, so a deadline cannot be passed where a timeout is meant.
+static_assert(!std::is_same_v<raftkit::duration, raftkit::time_point>);
+static_assert(!std::is_convertible_v<raftkit::duration, raftkit::time_point>);
+static_assert(!std::is_convertible_v<raftkit::time_point, raftkit::duration>);
+static_assert(std::is_same_v<decltype(raftkit::time_point{} - raftkit::time_point{}), raftkit::duration>);
+static_assert(std::is_same_v<decltype(raftkit::time_point{} + raftkit::duration{}), raftkit::time_point>);
 }

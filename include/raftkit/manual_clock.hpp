@@ -11,7 +11,7 @@ namespace raftkit {
 /// the time of the node that owns another.
 class manual_clock {
  public:
-  manual_clock() : now_(std::make_shared<time_point>(0)) {}
+  manual_clock() : now_(std::make_shared<time_point>()) {}
 
   /// The current time.
   time_point now() const noexcept { return *now_; }

@@ -65,8 +65,8 @@ class basic_node {
       if (m != cfg_.id) peers_.emplace_back(m, cfg_.max_inflight_messages);
     }
     quorum_scratch_.reserve(cfg_.members.size());
-    next_request_id_ = rng_.next() ^ static_cast<std::uint64_t>(clock_.now().count());
-    boot_id_ = (rng_.next() ^ static_cast<std::uint64_t>(clock_.now().count())) | 1;
+    next_request_id_ = rng_.next() ^ static_cast<std::uint64_t>(clock_.now().time_since_epoch().count());
+    boot_id_ = (rng_.next() ^ static_cast<std::uint64_t>(clock_.now().time_since_epoch().count())) | 1;
     reset_election_deadline();
   }
 
@@ -237,7 +237,7 @@ class basic_node {
   };
   struct forwarded {
     completion done;
-    time_point deadline{0};
+    time_point deadline{};
     term_t term = 0;
     index_t index = 0;  // 0 until the leader says where it went
     std::uint64_t leader_boot = 0;  // the incarnation of the leader it was sent to
@@ -795,8 +795,8 @@ class basic_node {
   index_t applied_ = 0;
   index_t verified_ = 0;  // highest index known to match the current leader's log
   index_t acked_ = 0;     // highest match index acknowledged to the current leader
-  time_point election_deadline_{0};
-  time_point heartbeat_deadline_{0};
+  time_point election_deadline_{};
+  time_point heartbeat_deadline_{};
   std::vector<node_id> votes_;
   std::vector<peer> peers_;
   std::vector<index_t> quorum_scratch_;

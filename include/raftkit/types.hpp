@@ -20,9 +20,20 @@ using node_id = std::uint64_t;
 using term_t = std::uint64_t;
 /// A log index. The first entry has index 1; 0 means "before the log".
 using index_t = std::uint64_t;
-/// Time as seen by a clock policy: nanoseconds since that clock's epoch.
+/// The epoch of the times a clock policy reports. A tag, not a clock: the engine never
+/// reads time itself, it asks its clock policy (manual_clock, asio::steady_clock...).
+struct clock_epoch {
+  using rep = std::int64_t;
+  using period = std::nano;
+  using duration = std::chrono::nanoseconds;
+  using time_point = std::chrono::time_point<clock_epoch, duration>;
+  static constexpr bool is_steady = true;
+};
+/// A span of time, in nanoseconds.
 using duration = std::chrono::nanoseconds;
-using time_point = std::chrono::nanoseconds;
+/// A moment as seen by a clock policy: nanoseconds since that clock's epoch. A distinct
+/// type from `duration`, so a deadline cannot be passed where a timeout is meant.
+using time_point = std::chrono::time_point<clock_epoch, duration>;
 
 inline constexpr node_id no_node = 0;
 

@@ -214,7 +214,7 @@ class node {
     std::optional<boost::asio::steady_timer> timer_;
     std::uint64_t timer_gen_ = 0;
     bool timer_armed_ = false;
-    time_point armed_at_{0};
+    time_point armed_at_{};
     bool started_ = false;
     bool closed_ = false;            // stopped: the engine takes no more inputs
     bool transport_closed_ = false;  // and what it sent has left (or was given up)
@@ -232,10 +232,10 @@ class node {
 
     /// Longest wait between ticks, whatever next_deadline says: bounds the delay to notice
     /// a failed store that reports no progress.
-    static constexpr time_point max_wait = std::chrono::milliseconds(10);
+    static constexpr duration max_wait = std::chrono::milliseconds(10);
     /// How long a stopping node waits for its last messages (the TimeoutNow of a
     /// leadership transfer) to be written before it closes the transport anyway.
-    static constexpr time_point drain_limit = std::chrono::milliseconds(200);
+    static constexpr duration drain_limit = std::chrono::milliseconds(200);
 
     void init(boost::asio::any_io_executor ex, node_config cfg, std::uint64_t cluster_id,
               cluster_map peers, std::unique_ptr<LogStore> store, StateMachine sm,
@@ -339,7 +339,7 @@ class node {
       armed_at_ = t;
       const std::uint64_t gen = ++timer_gen_;
       timer_->expires_at(std::chrono::steady_clock::time_point(
-          std::chrono::duration_cast<std::chrono::steady_clock::duration>(t)));
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(t.time_since_epoch())));
       timer_->async_wait([s = this->shared_from_this(), gen](const boost::system::error_code&) {
         // A re-arm supersedes this wait even when it had already fired.
         if (gen != s->timer_gen_ || s->closed_) return;

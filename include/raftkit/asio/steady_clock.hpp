@@ -15,8 +15,8 @@ namespace raftkit::asio {
 struct steady_clock {
   /// Now, as the engine's time_point (nanoseconds since the steady clock's epoch).
   time_point now() const noexcept {
-    return std::chrono::duration_cast<time_point>(
-        std::chrono::steady_clock::now().time_since_epoch());
+    return time_point(std::chrono::duration_cast<duration>(
+        std::chrono::steady_clock::now().time_since_epoch()));
   }
 };
 

@@ -122,7 +122,7 @@ class log_store {
  private:
   struct pending_write {
     index_t index = 0;
-    time_point ready{0};
+    time_point ready{};
   };
   struct state {
     log_store_options opts;
@@ -131,7 +131,7 @@ class log_store {
     term_t base_term = 0;
     index_t durable = 0;
     hard_state hs;
-    time_point now{0};
+    time_point now{};
     detail::ring<pending_write> pending;
     std::size_t writes = 0;
     std::size_t hard_state_writes = 0;

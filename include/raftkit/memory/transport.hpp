@@ -118,7 +118,7 @@ class network {
 
  private:
   struct item {
-    time_point at{0};
+    time_point at{};
     std::uint64_t seq = 0;
     message msg;
   };
@@ -131,7 +131,7 @@ class network {
   }
 
   duration latency_;
-  time_point now_{0};
+  time_point now_{};
   std::uint64_t next_seq_ = 0;
   std::vector<item> queue_;
   std::map<node_id, receiver> receivers_;

@@ -372,7 +372,7 @@ class cluster {
   std::set<std::pair<node_id, node_id>> blocked_;
   std::function<memory::delivery(const message&)> faults_;
   std::function<bool(const message&)> observer_;
-  time_point now_{0};
+  time_point now_{};
 };
 
 }  // namespace raftkit::sim

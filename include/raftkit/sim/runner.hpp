@@ -102,7 +102,7 @@ class simulation {
     } catch (const std::exception& e) {
       fail(std::string("engine assertion: ") + e.what());
     }
-    r_.stats.virtual_ns = c_.now().count();
+    r_.stats.virtual_ns = c_.now().time_since_epoch().count();
     r_.stats.leaders = checker_.terms_with_leader();
     r_.stats.messages = c_.net().stats().sent;
     r_.trace = trace_.str();
@@ -114,11 +114,11 @@ class simulation {
     bool busy = false;
     std::uint64_t generation = 0;
     std::uint64_t count = 0;
-    time_point next_start{0};
-    time_point deadline{0};
+    time_point next_start{};
+    time_point deadline{};
     op_kind op = op_kind::get;
     std::string key, value;
-    time_point call{0};
+    time_point call{};
   };
 
   /// The cluster's shape also comes from the seed: batch sizes and timeouts vary so
@@ -397,8 +397,8 @@ class simulation {
     cl.next_start = c_.now() + pick(std::chrono::microseconds(0), std::chrono::milliseconds(20));
     if (!ec) {
       ++r_.stats.ops_ok;
-      const std::size_t id = r_.hist.invoke(i, cl.op, cl.key, cl.value, cl.call.count());
-      r_.hist.complete(id, c_.now().count(), res.output);
+      const std::size_t id = r_.hist.invoke(i, cl.op, cl.key, cl.value, cl.call.time_since_epoch().count());
+      r_.hist.complete(id, c_.now().time_since_epoch().count(), res.output);
       if (o_.trace) event("client " + std::to_string(i) + " " + std::string(to_string(cl.op)) + " " + cl.key + " ok at index " + std::to_string(res.index));
       if (auto bad = checker_.acknowledged(res.index, cmd.bytes())) fail("invariant: " + *bad);
     } else {
@@ -413,7 +413,7 @@ class simulation {
 
   void record_unknown(std::size_t i, client& cl) {
     ++r_.stats.ops_unknown;
-    const std::size_t id = r_.hist.invoke(i, cl.op, cl.key, cl.value, cl.call.count());
+    const std::size_t id = r_.hist.invoke(i, cl.op, cl.key, cl.value, cl.call.time_since_epoch().count());
     r_.hist.complete_unknown(id);
   }
 
@@ -455,7 +455,7 @@ class simulation {
   }
   void event(const std::string& what) {
     if (!o_.trace) return;
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(c_.now()).count();
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(c_.now().time_since_epoch()).count();
     trace_ << "[" << us / 1000 << "." << (us % 1000) / 100 << (us % 100) / 10 << us % 10 << "ms] " << what << '\n';
   }
 
