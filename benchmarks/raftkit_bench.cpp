@@ -220,7 +220,7 @@ results run_clients(boost::asio::io_context& io, Node& n, const settings& s) {
     if (st->ph == phase::drain) return;
     ++st->outstanding;
     const auto start = bench_clock::now();
-    n.propose(st->payload, [&, st, start](std::error_code ec, auto&&) {
+    n.propose(st->payload, [&, st, start](std::error_code ec, raftkit::index_t, auto&&) {
       --st->outstanding;
       const auto end = bench_clock::now();
       if (st->ph == phase::measure) {

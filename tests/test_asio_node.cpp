@@ -63,9 +63,11 @@ T get(std::future<T>& f, std::chrono::seconds guard = 10s) {
 /// With a std::error_code first, use_future and use_awaitable deliver (error, value) as a
 /// tuple (Asio turns only boost::system::error_code into exceptions): checks the error is
 /// empty and returns the value.
-std::int64_t ok(const std::tuple<std::error_code, std::int64_t>& r) {
+/// The tuple is (error, index, value); the index is checked to be set on success.
+std::int64_t ok(const std::tuple<std::error_code, raftkit::index_t, std::int64_t>& r) {
   CHECK_MESSAGE(!std::get<0>(r), std::get<0>(r).message());
-  return std::get<1>(r);
+  CHECK(std::get<1>(r) > 0);
+  return std::get<2>(r);
 }
 
 struct temp_dir {
@@ -180,7 +182,7 @@ TEST_SUITE("asio_node") {
     std::promise<std::pair<std::error_code, std::int64_t>> p;
     std::atomic<bool> on_strand{false};
     auto& leader = *c.nodes[l];
-    leader.propose(cmd(5), [&](std::error_code ec, std::int64_t v) {
+    leader.propose(cmd(5), [&](std::error_code ec, raftkit::index_t, std::int64_t v) {
       on_strand = leader.get_executor().running_in_this_thread();
       p.set_value({ec, v});
     });
@@ -201,9 +203,9 @@ TEST_SUITE("asio_node") {
     auto f2 = ba::co_spawn(
         c.io,
         [&]() -> ba::awaitable<std::int64_t> {
-          const auto [ea, a] = co_await leader.propose(cmd(3), ba::use_awaitable);
-          const auto [eb, b] = co_await leader.read(cmd(0), ba::use_awaitable);
-          if (ea || eb) co_return -1;
+          const auto [ea, ia, a] = co_await leader.propose(cmd(3), ba::use_awaitable);
+          const auto [eb, ib, b] = co_await leader.read(cmd(0), ba::use_awaitable);
+          if (ea || eb || ib <= ia) co_return -1;
           co_return a * 100 + b;
         },
         ba::use_future);
@@ -227,7 +229,7 @@ TEST_SUITE("asio_node") {
     std::thread t([&] {
       for (int i = 0; i < 50; ++i) {
         auto f = leader.propose(cmd(1), ba::use_future);
-        last = std::get<1>(get(f));
+        last = std::get<2>(get(f));
       }
     });
     t.join();

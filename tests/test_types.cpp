@@ -2,6 +2,7 @@
 
 #include <string>
 #include <system_error>
+#include <type_traits>
 
 #include "raftkit/config.hpp"
 #include "raftkit/errc.hpp"

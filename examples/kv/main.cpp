@@ -232,7 +232,7 @@ class server {
     auto ex = co_await ba::this_coro::executor;
     auto st = std::make_shared<op_state>(ex);
     st->timer.expires_after(std::chrono::milliseconds(s_.request_timeout_ms));
-    auto on_done = ba::bind_executor(ex, [st](std::error_code ec, kv::result r) {
+    auto on_done = ba::bind_executor(ex, [st](std::error_code ec, raftkit::index_t, kv::result r) {
       if (st->done) return;
       st->done = true;
       st->ec = ec;

@@ -43,10 +43,13 @@ class basic_node {
   using log_store_type = LogStore;
   using state_machine_type = StateMachine;
   using clock_type = Clock;
-  /// What a proposal's completion receives besides the error code.
+  /// What a proposal's completion receives besides the error code and the index.
   using result_type = apply_result_t<StateMachine>;
-  /// A proposal's completion: `(error_code, result)`; result is default on error.
-  using completion = detail::unique_function<void(std::error_code, result_type)>;
+  /// A proposal's completion: `(error_code, index, result)`. On success `index` is where
+  /// the command sits in the log and `result` what the state machine returned for it. On
+  /// an error the result is default; the index is the one the command was appended at
+  /// when that is known (an outcome-unknown error after appending), else 0.
+  using completion = detail::unique_function<void(std::error_code, index_t, result_type)>;
 
   /// Builds a node and restores term and vote from the log store (a restart is a new
   /// incarnation: commit and applied start at 0 and the state machine replays the log).
@@ -114,7 +117,7 @@ class basic_node {
   /// proposal completes exactly once; `done` may run before `propose` returns.
   template <class Handler>
   void propose(std::span<const std::byte> command, Handler&& done) {
-    completion c(std::forward<Handler>(done));
+    completion c = make_completion(std::forward<Handler>(done));
     if (stopped_) return fail(c, stop_reason());
     ++counters_.proposals;
     if (role_ != role::leader) {
@@ -676,7 +679,7 @@ class basic_node {
     while (!pending_.empty() && pending_.front().index <= e.index) {
       pending_proposal p = pending_.pop_front();
       if (p.index == e.index && p.term == e.term) {
-        p.done(std::error_code{}, std::move(result));
+        p.done(std::error_code{}, e.index, std::move(result));
       } else {
         fail(p.done, errc::leadership_lost);
       }
@@ -686,7 +689,7 @@ class basic_node {
         completion c = std::move(it->second.done);
         const bool same = it->second.term == e.term;
         it = forwards_.erase(it);
-        if (same) c(std::error_code{}, result_type{result});
+        if (same) c(std::error_code{}, e.index, result_type{result});
         else fail(c, errc::leadership_lost);
       } else {
         ++it;
@@ -732,7 +735,21 @@ class basic_node {
       fail(c, ec);
     }
   }
-  static void fail(completion& c, std::error_code ec) { c(ec, result_type{}); }
+  static void fail(completion& c, std::error_code ec, index_t index = 0) { c(ec, index, result_type{}); }
+
+  /// Accepts a handler taking `(error_code, index, result)` or, for callers that do not
+  /// need the index, `(error_code, result)`.
+  template <class Handler>
+  static completion make_completion(Handler&& h) {
+    if constexpr (std::is_invocable_v<std::decay_t<Handler>&, std::error_code, index_t, result_type>) {
+      return completion(std::forward<Handler>(h));
+    } else {
+      static_assert(std::is_invocable_v<std::decay_t<Handler>&, std::error_code, result_type>,
+                    "a proposal handler takes (std::error_code, index_t, result) or (std::error_code, result)");
+      return completion([f = std::decay_t<Handler>(std::forward<Handler>(h))](
+                            std::error_code ec, index_t, result_type r) mutable { f(ec, std::move(r)); });
+    }
+  }
 
   // ---------------------------------------------------------------- helpers
 

@@ -8,7 +8,7 @@
 /// each completes once, never inside the initiating call, through the handler's
 /// associated executor (the strand when it has none). The error is a std::error_code, which
 /// Asio does not turn into an exception: `use_future` gives a future of
-/// `std::tuple<std::error_code, result_type>` and `co_await ... use_awaitable` that tuple.
+/// `std::tuple<std::error_code, index_t, result_type>` and `co_await ... use_awaitable` that tuple.
 ///
 /// Ownership: the node front object owns the state; queued work keeps it alive until it has
 /// run. Destroying the node stops it (as `stop` does, without a completion). As with any
@@ -131,11 +131,12 @@ class node {
     });
   }
 
-  /// Proposes `command`; completes with `(error_code, result_type)` once it is applied on
+  /// Proposes `command`; completes with `(error_code, index_t, result_type)` (the index the
+  /// command was applied at, see basic_node::completion) once it is applied on
   /// this node (see basic_node::propose: followers forward, or fail with not_leader).
   template <class Token>
   auto propose(std::vector<std::byte> command, Token&& token) {
-    return boost::asio::async_initiate<Token, void(std::error_code, result_type)>(
+    return boost::asio::async_initiate<Token, void(std::error_code, index_t, result_type)>(
         [s = impl_](auto handler, std::vector<std::byte> cmd) {
           s->enqueue(std::move(cmd), s->wrap(std::move(handler)));
         },
@@ -312,9 +313,9 @@ class node {
     template <class Handler>
     completion wrap(Handler handler) {
       auto work = detail::tracked_executor(handler, strand_);
-      return [h = std::move(handler), work = std::move(work)](std::error_code ec, result_type r) mutable {
-        boost::asio::dispatch(work, [h = std::move(h), ec, r = std::move(r)]() mutable {
-          std::move(h)(ec, std::move(r));
+      return [h = std::move(handler), work = std::move(work)](std::error_code ec, index_t i, result_type r) mutable {
+        boost::asio::dispatch(work, [h = std::move(h), ec, i, r = std::move(r)]() mutable {
+          std::move(h)(ec, i, std::move(r));
         });
       };
     }
