@@ -53,6 +53,9 @@ message sample_message(message_type type) {
   m.hint_index = 12;
   m.hint_term = 6;
   m.request_id = 0xABCDEFull;
+  m.boot_id = 0x0102030405060708ull;
+  m.received_index = 39;
+  m.code = 4;
   if (type == message_type::append_entries || type == message_type::forward_proposal) {
     m.entries.push_back({7, 42, entry_type::noop, {}});
     m.entries.push_back({7, 43, entry_type::normal, shared_bytes::copy_of("set x=1")});
@@ -269,7 +272,7 @@ TEST_CASE("wire: decoder rejects each kind of bad frame") {
   }
   SUBCASE("unknown version") {
     auto f = good;
-    wire::detail::put_le<std::uint16_t>(f.data() + 4, 2);
+    wire::detail::put_le<std::uint16_t>(f.data() + 4, wire::protocol_version + 1);
     reseal_header(f);
     CHECK(decode(f, r) == errc::bad_message);
   }

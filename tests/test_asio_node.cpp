@@ -236,7 +236,7 @@ TEST_SUITE("asio_node") {
     CHECK(last == 50);
   }
 
-  TEST_CASE("stop completes pending proposals with shutting_down, later ones too") {
+  TEST_CASE("stop completes pending proposals with shutting_down, later ones with stopped") {
     cluster<raftkit::memory::log_store> c(memory_store());
     const std::size_t l = c.wait_leader();
     // Without its followers the leader cannot commit, so the proposal stays pending.
@@ -252,7 +252,7 @@ TEST_SUITE("asio_node") {
     get(stopped);
     CHECK(std::get<0>(get(pending)) == raftkit::errc::shutting_down);
     auto after = c.nodes[l]->propose(cmd(1), ba::use_future);
-    CHECK(std::get<0>(get(after)) == raftkit::errc::shutting_down);
+    CHECK(std::get<0>(get(after)) == raftkit::errc::stopped);  // refused: entered no log
     auto again = c.nodes[l]->stop(ba::use_future);  // idempotent
     get(again);
   }
@@ -282,7 +282,7 @@ TEST_SUITE("asio_node") {
     CHECK(ok(get(f)) == 21);
   }
 
-  TEST_CASE("a log store failure stops the node: pending and later proposals fail with io_error") {
+  TEST_CASE("a log store failure stops the node: pending proposals fail with io_error, later ones with stopped") {
     temp_dir dir;
     failing_fs fs;
     using store = raftkit::file::basic_log_store<failing_fs>;
@@ -312,7 +312,7 @@ TEST_SUITE("asio_node") {
     auto failed = n.propose(cmd(1), ba::use_future);
     CHECK(std::get<0>(get(failed)) == raftkit::errc::io_error);
     auto after = n.propose(cmd(1), ba::use_future);
-    CHECK(std::get<0>(get(after)) == raftkit::errc::io_error);
+    CHECK(std::get<0>(get(after)) == raftkit::errc::stopped);  // the node had halted: not applied
     auto stopped = n.stop(ba::use_future);
     get(stopped);
     work.reset();

@@ -31,20 +31,26 @@ inline constexpr std::uint32_t pre_vote = 1u << 0;  ///< reserved: pre-vote (the
 inline constexpr std::uint32_t transfer = 1u << 1;  ///< reserved: vote for a leadership transfer
 }  // namespace message_flags
 
-/// One Raft message.
+/// One Raft message. Each field carries one meaning; a field a type does not use is 0.
 ///
-/// | type                 | log_index          | log_term        | commit        | reject | hint_index / hint_term            |
-/// |----------------------|--------------------|-----------------|---------------|--------|-----------------------------------|
-/// | request_vote         | last log index     | last log term   |               |        |                                   |
-/// | request_vote_reply   |                    |                 |               | !grant |                                   |
-/// | append_entries       | prev log index     | prev log term   | leader commit |        |                                   |
-/// | append_entries_reply | match / rejected   |                 |               | reject | conflict index / conflict term    |
-/// | forward_proposal     |                    |                 |               |        | (request_id, entries[0] payload)  |
-/// | forward_reply        | index it went to   | its term        | sender's boot | failed | hint_index = errc if failed       |
+/// | type                 | log_index          | log_term        | commit        | reject  | other fields                                   |
+/// |----------------------|--------------------|-----------------|---------------|---------|------------------------------------------------|
+/// | request_vote         | last log index     | last log term   |               |         | flags: pre_vote, transfer                      |
+/// | request_vote_reply   |                    |                 |               | !grant  | flags: pre_vote                                |
+/// | append_entries       | prev log index     | prev log term   | leader commit |         | entries                                        |
+/// | append_entries_reply | match / rejected   |                 |               | reject  | received_index; hint_index / hint_term         |
+/// | timeout_now          |                    |                 |               |         |                                                |
+/// | forward_proposal     |                    |                 |               |         | request_id (first of entries.size()), entries  |
+/// | forward_reply        | index of the first | their term      |               | refused | request_id, code (errc) when refused           |
 ///
-/// `request_id` names a forwarded proposal in forward_proposal and forward_reply; in
-/// every other message it carries the sender's boot id (random per incarnation), so a
-/// follower can tell a restarted leader from the one it forwarded to.
+/// - `boot_id` is the sender's incarnation (random per start), in every message: a
+///   follower can tell a restarted leader from the one it forwarded to.
+/// - `received_index` (append_entries_reply): the highest index the follower holds that
+///   it has verified against this leader's log in this term, durable or not. `log_index`
+///   (match) covers only what is also durable. The leader tells a slow disk (received,
+///   not yet durable) from lost messages (not received) with it.
+/// - A forward_proposal carries a batch: entry k has request id `request_id + k`; the
+///   reply places entry k at `log_index + k`, or refuses the whole batch with `code`.
 struct message {
   message_type type = message_type::append_entries;
   node_id from = no_node;
@@ -58,6 +64,9 @@ struct message {
   index_t hint_index = 0;
   term_t hint_term = 0;
   std::uint64_t request_id = 0;
+  std::uint64_t boot_id = 0;
+  index_t received_index = 0;
+  std::uint32_t code = 0;
   entry_batch entries;
 
   friend bool operator==(const message&, const message&) = default;

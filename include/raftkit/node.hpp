@@ -7,10 +7,15 @@
 /// entries to the log store, committed commands to the state machine, results to the
 /// proposal's completion. Given the same inputs in the same order it does the same
 /// thing: no wall clock, no unseeded randomness.
+///
+/// Errors: every completion error is either *definitely not applied* or *outcome
+/// unknown*; `raftkit::may_have_applied(ec)` (errc.hpp) tells them apart. The node halts
+/// (stops taking part, fails what is pending, and reports why in `error()`) when its log
+/// store fails, when persisting its term or vote fails, and when the state machine throws.
 
 #include <algorithm>
 #include <cstdint>
-#include <map>
+#include <exception>
 #include <optional>
 #include <span>
 #include <system_error>
@@ -21,6 +26,7 @@
 #include "raftkit/assert.hpp"
 #include "raftkit/clock.hpp"
 #include "raftkit/config.hpp"
+#include "raftkit/detail/forwarding.hpp"
 #include "raftkit/detail/progress.hpp"
 #include "raftkit/detail/random.hpp"
 #include "raftkit/detail/ring.hpp"
@@ -53,6 +59,7 @@ class basic_node {
 
   /// Builds a node and restores term and vote from the log store (a restart is a new
   /// incarnation: commit and applied start at 0 and the state machine replays the log).
+  /// Throws std::invalid_argument on an invalid configuration.
   basic_node(node_config cfg, Transport t, LogStore l, StateMachine s, Clock c)
       : cfg_(std::move(cfg)),
         transport_(std::move(t)),
@@ -68,13 +75,18 @@ class basic_node {
       if (m != cfg_.id) peers_.emplace_back(m, cfg_.max_inflight_messages);
     }
     quorum_scratch_.reserve(cfg_.members.size());
-    next_request_id_ = rng_.next() ^ static_cast<std::uint64_t>(clock_.now().time_since_epoch().count());
-    boot_id_ = (rng_.next() ^ static_cast<std::uint64_t>(clock_.now().time_since_epoch().count())) | 1;
+    const auto seed_time = static_cast<std::uint64_t>(clock_.now().time_since_epoch().count());
+    next_request_id_ = rng_.next() ^ seed_time;
+    boot_id_ = (rng_.next() ^ seed_time) | 1;
     reset_election_deadline();
   }
 
   basic_node(const basic_node&) = delete;
   basic_node& operator=(const basic_node&) = delete;
+
+  /// A node destroyed without `stop()` still completes every pending proposal, with
+  /// shutting_down (outcome unknown), so no caller waits forever.
+  ~basic_node() { halt(errc::shutting_down); }
 
   // ---------------------------------------------------------------- inputs
 
@@ -101,7 +113,9 @@ class basic_node {
     } else if (now >= election_deadline_) {
       start_election();
     }
-    expire_forwards(now);
+    forwards_.expire(now, [&](auto& b) {
+      for (auto& c : b.done) fail(c, errc::timeout);
+    });
     after_input();
   }
 
@@ -114,20 +128,28 @@ class basic_node {
   /// Proposes `command`. On the leader, `done` receives the state machine's result once
   /// the entry is applied here. On a follower the proposal is forwarded to the known
   /// leader (if configured) or fails at once with not_leader (see `leader()`). Every
-  /// proposal completes exactly once; `done` may run before `propose` returns.
+  /// proposal completes exactly once; `done` may run before `propose` returns. `done`
+  /// takes `(error_code, index_t, result_type)` or `(error_code, result_type)`.
+  ///
+  /// Refused at once (definitely not applied): too_large when the entry could never fit
+  /// in one AppendEntries (`max_bytes_per_message`), busy beyond `max_pending_proposals`
+  /// or `max_uncommitted_bytes`, not_leader, and stopped once the node has stopped.
   template <class Handler>
   void propose(std::span<const std::byte> command, Handler&& done) {
     completion c = make_completion(std::forward<Handler>(done));
-    if (stopped_) return fail(c, stop_reason());
+    if (stopped_) return fail(c, errc::stopped);
     ++counters_.proposals;
+    if (!fits_one_message(command.size())) return refuse(c, errc::too_large);
     if (role_ != role::leader) {
       if (cfg_.forward_proposals && leader_ != no_node) return forward(command, std::move(c));
-      return fail(c, errc::not_leader);
+      return refuse(c, errc::not_leader);
     }
-    if (pending_.size() >= cfg_.max_pending_proposals) return fail(c, errc::busy);
+    if (pending_.size() >= cfg_.max_pending_proposals) return refuse(c, errc::busy);
+    if (!room_for_uncommitted(command.size())) return refuse(c, errc::busy);
     if (batch_depth_ > 0) {  // inside batch(): appended and replicated when it ends
       const index_t idx = log_.last_index() + batch_.size() + 1;
       batch_.push_back(entry{term_, idx, entry_type::normal, shared_bytes::copy_of(command)});
+      note_uncommitted(batch_.back());
       pending_.push_back(pending_proposal{idx, term_, std::move(c)});
       return;
     }
@@ -139,9 +161,10 @@ class basic_node {
 
   /// Runs `f`, whose `propose` calls append to the log but send nothing; when it ends,
   /// their entries reach the log store in one write and each follower in as few
-  /// AppendEntries as the batch limits allow. A driver that drains a queue of
-  /// proposals does so inside one batch: under load this is what turns many small
-  /// proposals into few messages and few fsyncs. Only `propose` may be called in `f`.
+  /// AppendEntries as the batch limits allow. On a follower, the proposals `f` forwards
+  /// leave in as few forward messages as the same limits allow. A driver that drains a
+  /// queue of proposals does so inside one batch: under load this is what turns many
+  /// small proposals into few messages and few fsyncs. Only `propose` may be called in `f`.
   template <class F>
   void batch(F&& f) {
     ++batch_depth_;
@@ -156,7 +179,8 @@ class basic_node {
 
   /// Stops the node: a leader first hands leadership to its most up-to-date follower
   /// (thesis §3.10) so the cluster need not wait for an election timeout; every pending
-  /// proposal completes with shutting_down; later inputs are ignored.
+  /// proposal completes with shutting_down (outcome unknown: it was appended and may
+  /// still commit); later proposals fail with stopped; later inputs are ignored.
   void stop() {
     if (!stopped_ && role_ == role::leader) transfer_leadership();
     halt(errc::shutting_down);
@@ -185,10 +209,23 @@ class basic_node {
   node_id leader() const noexcept { return leader_; }
   index_t commit_index() const noexcept { return commit_; }
   index_t applied_index() const noexcept { return applied_; }
-  /// Why the node stopped (shutting_down, io_error...), or empty while it runs.
+  /// Why the node stopped (shutting_down, io_error, apply_failed...), or empty while it runs.
   std::error_code error() const noexcept { return stop_error_; }
+  /// When the node halted because the state machine threw (apply_failed): what it threw.
+  std::exception_ptr apply_exception() const noexcept { return apply_exception_; }
+  /// Whether the node has stopped (by stop(), destruction or a failure).
+  bool stopped() const noexcept { return stopped_; }
   const node_config& config() const noexcept { return cfg_; }
   const node_counters& counters() const noexcept { return counters_; }
+
+  /// On a leader, the highest index known durable on follower `peer` (its match index);
+  /// 0 elsewhere or for an unknown peer.
+  index_t match_index(node_id peer) const noexcept {
+    if (role_ != role::leader) return 0;
+    for (const auto& p : peers_)
+      if (p.id == peer) return p.match;
+    return 0;
+  }
 
   /// A snapshot of the node's state, with per-peer progress on the leader.
   node_status status() const {
@@ -201,7 +238,8 @@ class basic_node {
     s.applied_index = applied_;
     s.last_log_index = log_.last_index();
     s.durable_index = log_.durable_index();
-    s.pending_proposals = pending_.size();
+    s.pending_proposals = pending_.size() + forwards_.size();
+    s.uncommitted_bytes = uncommitted_bytes();
     if (role_ == role::leader) {
       for (const auto& p : peers_) {
         s.peers.push_back(peer_status{p.id, p.match, p.next, p.inflight.size(), p.probing});
@@ -210,10 +248,12 @@ class basic_node {
     return s;
   }
 
-  /// The earliest time at which `tick` has work to do.
+  /// The earliest time at which `tick` has work to do; time_point::max() once stopped
+  /// (a stopped node has nothing left to do, and a driver must not spin on it).
   time_point next_deadline() const noexcept {
+    if (stopped_) return time_point::max();
     time_point t = role_ == role::leader ? heartbeat_deadline_ : election_deadline_;
-    for (const auto& [id, f] : forwards_) t = std::min(t, f.deadline);
+    t = std::min(t, forwards_.next_deadline());
     if (applied_ < commit_) t = std::min(t, clock_.now());
     return t;
   }
@@ -233,17 +273,11 @@ class basic_node {
     term_t term = 0;
     completion done;
   };
-  struct forward_outcome {
-    errc rejected{};  // errc{} when appended at (index, term)
+  /// Entries this leader appended in its term and has not committed, for the bound on
+  /// uncommitted bytes: `total` is the running sum of wire sizes up to `index`.
+  struct uncommitted_mark {
     index_t index = 0;
-    term_t term = 0;
-  };
-  struct forwarded {
-    completion done;
-    time_point deadline{};
-    term_t term = 0;
-    index_t index = 0;  // 0 until the leader says where it went
-    std::uint64_t leader_boot = 0;  // the incarnation of the leader it was sent to
+    std::uint64_t total = 0;
   };
 
   // ---------------------------------------------------------------- dispatch
@@ -257,7 +291,7 @@ class basic_node {
     // §5.1: a message with a higher term makes this node a follower of that term,
     // whatever its role. Only AppendEntries names the new leader.
     if (m.term > term_) {
-      become_follower(m.term, m.type == message_type::append_entries ? m.from : no_node);
+      if (!become_follower(m.term, m.type == message_type::append_entries ? m.from : no_node)) return;
     } else if (m.term < term_) {
       // A stale sender learns the newer term from our reply (§5.1); replies are dropped.
       if (m.type == message_type::request_vote) return reply_vote(m.from, false);
@@ -287,7 +321,8 @@ class basic_node {
     // Proposals forwarded to the old leader will get no answer we could wait for: their
     // outcome is unknown now, not after forward_timeout.
     fail_forwards(errc::leadership_lost);
-    set_hard_state(term_ + 1, cfg_.id);  // durable before any message of the new term
+    // Durable before any message of the new term (Fig. 2); on failure nothing is sent.
+    if (!persist_hard_state(term_ + 1, cfg_.id)) return;
     votes_.assign(1, cfg_.id);
     reset_election_deadline();
     if (has_quorum(votes_.size())) return become_leader();
@@ -316,7 +351,8 @@ class basic_node {
     const bool can_vote = vote_ == no_node || vote_ == m.from;
     const bool grant = can_vote && up_to_date && role_ == role::follower;
     if (grant) {
-      set_hard_state(term_, m.from);  // durable before the reply leaves (§5.2, Fig. 2)
+      // Durable before the reply leaves (§5.2, Fig. 2); on failure no reply leaves.
+      if (!persist_hard_state(term_, m.from)) return;
       reset_election_deadline();
     }
     reply_vote(m.from, grant);
@@ -343,6 +379,8 @@ class basic_node {
     leader_ = cfg_.id;
     const index_t last = log_.last_index();
     for (auto& p : peers_) p.reset(last + 1);
+    uncommitted_.clear();
+    uncommitted_total_ = uncommitted_committed_ = 0;
     // §5.4.2 and §8: a leader commits entries of earlier terms only through an entry of
     // its own term, so it appends a no-op at once.
     append_local(entry_type::noop, shared_bytes{});
@@ -350,17 +388,19 @@ class basic_node {
     for (auto& p : peers_) send_append(p);
   }
 
-  void become_follower(term_t term, node_id leader) {
+  /// Becomes a follower of `term` (>= ours), following `leader` if known. Returns false
+  /// when the new term could not be persisted (the node halted; nothing may be sent).
+  bool become_follower(term_t term, node_id leader) {
     const bool was_leader = role_ == role::leader;
     if (term > term_) {
-      set_hard_state(term, no_node);
+      if (!persist_hard_state(term, no_node)) return false;
       fail_forwards(errc::leadership_lost);
     }
     role_ = role::follower;
-    if (leader_ != leader) verified_ = acked_ = 0;
     leader_ = leader;
     if (was_leader) fail_pending(errc::leadership_lost);
     reset_election_deadline();
+    return true;
   }
 
   // ---------------------------------------------------------------- replication (§5.3)
@@ -368,7 +408,7 @@ class basic_node {
   void on_append_entries(message& m) {
     RAFTKIT_ASSERT(role_ != role::leader, "two leaders in one term");
     if (role_ == role::candidate || leader_ != m.from) become_follower(term_, m.from);
-    leader_boot_ = m.request_id;
+    leader_boot_ = m.boot_id;
     reset_election_deadline();
 
     const index_t prev = m.log_index;
@@ -410,6 +450,10 @@ class basic_node {
       ++counters_.log_appends;
     }
 
+    // What this message verified: our log matches the leader's up to last_new. Within
+    // one term that stays true (a leader only appends to its own log, and nothing else
+    // can truncate ours in its term), so it accumulates; a new term starts it again from
+    // 0 (see set_term), because another leader may have overwritten entries meanwhile.
     const index_t last_new = prev + es.size();
     verified_ = std::max(verified_, last_new);
     // Follower commit: min(leader commit, index of last new entry) (Fig. 2).
@@ -418,15 +462,23 @@ class basic_node {
     ack_durable(true);
   }
 
-  /// Acknowledges to the leader what is both verified against its log and durable
-  /// here; a follower never acknowledges an entry it could lose in a crash.
+  /// Acknowledges to the leader what is both verified against its log in this term and
+  /// durable here; a follower never acknowledges an entry it could lose in a crash.
   void ack_durable(bool always) {
     if (role_ != role::follower || leader_ == no_node) return;
-    const index_t match = std::min(verified_, log_.durable_index());
+#ifdef RAFTKIT_TEST_BREAK_ACK_ACROSS_TERMS
+    // Test-only broken variant: verification from an earlier term is trusted (the
+    // behaviour before hardening finding 1).
+    const index_t verified = std::max(verified_, stale_verified_);
+#else
+    const index_t verified = verified_;
+#endif
+    const index_t match = std::min(verified, log_.durable_index());
     if (!always && match <= acked_) return;
     acked_ = match;
     message r = make(message_type::append_entries_reply, leader_);
     r.log_index = match;
+    r.received_index = verified;
     transport_send(std::move(r));
   }
 
@@ -446,11 +498,14 @@ class basic_node {
     p->recent_active = true;
     if (m.reject) {
       if (!p->is_current_rejection(m.log_index)) return;  // stale or reordered
+      p->received = p->match;  // what we thought it holds, it does not
       p->to_probe(next_after_rejection(*p, m));
       ++counters_.rejections;
     } else {
       // A reordered old reply cannot move match backwards.
-      p->acknowledge(std::min(m.log_index, log_.last_index()));
+      const index_t last = log_.last_index();
+      p->note_received(std::min(m.received_index, last));
+      p->acknowledge(std::min(m.log_index, last));
     }
     maybe_commit();
     send_append(*p);
@@ -504,9 +559,10 @@ class basic_node {
   }
 
   /// A heartbeat asserts leadership and carries the commit index (§5.2). To a probing
-  /// peer it re-sends the probe; it also recovers a window whose messages were lost.
+  /// peer it re-sends the probe; it also recovers a window whose messages were lost
+  /// (not a window whose entries arrived and wait for the follower's disk).
   void heartbeat(peer& p) {
-    if (p.stalled()) p.to_probe(p.match + 1);
+    if (p.stalled()) p.to_probe(p.resume_point());
     if (p.probing) {
       p.probe_sent = false;
       return send_append(p);
@@ -531,7 +587,11 @@ class basic_node {
     std::nth_element(quorum_scratch_.begin(), quorum_scratch_.begin() + (q - 1),
                      quorum_scratch_.end(), std::greater<>());
     const index_t n = quorum_scratch_[q - 1];
-    if (n > commit_ && commit_rule_allows(n)) commit_ = n;
+    if (n > commit_ && commit_rule_allows(n)) {
+      commit_ = n;
+      while (!uncommitted_.empty() && uncommitted_.front().index <= commit_)
+        uncommitted_committed_ = uncommitted_.pop_front().total;
+    }
   }
 
   bool commit_rule_allows(index_t n) const {
@@ -553,108 +613,143 @@ class basic_node {
       for (auto& p : peers_) send_append(p);
     }
     batch_.clear();
+    send_forward_batch();
     after_input();
   }
 
   index_t append_local(entry_type type, shared_bytes payload) {
     entry e{term_, log_.last_index() + 1, type, std::move(payload)};
+    note_uncommitted(e);
     log_.append(std::span<const entry>(&e, 1));
     ++counters_.log_appends;
     return e.index;
   }
 
+  /// Whether an entry with a `payload_size`-byte payload fits in one AppendEntries.
+  bool fits_one_message(std::size_t payload_size) const noexcept {
+    return entry::wire_overhead + payload_size <= cfg_.max_bytes_per_message;
+  }
+
+  // Back-pressure on a leader: the bytes it appended in this term and has not committed.
+  std::uint64_t uncommitted_bytes() const noexcept { return uncommitted_total_ - uncommitted_committed_; }
+  bool room_for_uncommitted(std::size_t payload_size) const noexcept {
+    return uncommitted_bytes() + entry::wire_overhead + payload_size <= cfg_.max_uncommitted_bytes;
+  }
+  void note_uncommitted(const entry& e) {
+    uncommitted_total_ += e.wire_size();
+    uncommitted_.push_back({e.index, uncommitted_total_});
+  }
+
+  /// Queues a proposal for the leader; outside batch() it leaves at once.
   void forward(std::span<const std::byte> command, completion c) {
-    const std::uint64_t rid = ++next_request_id_;
-    message m = make(message_type::forward_proposal, leader_);
-    m.request_id = rid;
-    m.entries.push_back(entry{0, 0, entry_type::normal, shared_bytes::copy_of(command)});
-    forwards_.emplace(rid, forwarded{std::move(c), clock_.now() + cfg_.forward_timeout, term_, 0, leader_boot_});
+    if (forwards_.size() + forward_batch_done_.size() >= cfg_.max_pending_proposals)
+      return refuse(c, errc::busy);
+    const std::size_t bytes = entry::wire_overhead + command.size();
+    if (!forward_batch_.empty() && forward_batch_bytes_ + bytes > cfg_.max_bytes_per_message)
+      send_forward_batch();
+    forward_batch_.push_back(entry{0, 0, entry_type::normal, shared_bytes::copy_of(command)});
+    forward_batch_done_.push_back(std::move(c));
+    forward_batch_bytes_ += bytes;
     ++counters_.forwarded;
+    if (batch_depth_ == 0 || forward_batch_.size() >= cfg_.max_entries_per_message) send_forward_batch();
+  }
+
+  /// Sends the proposals queued for the leader as one forward_proposal.
+  void send_forward_batch() {
+    if (forward_batch_.empty()) return;
+    std::vector<completion> done = std::move(forward_batch_done_);
+    forward_batch_done_.clear();
+    forward_batch_bytes_ = 0;
+    if (stopped_ || role_ != role::follower || leader_ == no_node) {
+      // The leader went away while the batch filled (inside batch()): nothing left.
+      forward_batch_.clear();
+      for (auto& c : done) refuse(c, errc::not_leader);
+      return;
+    }
+    const std::uint64_t first = next_request_id_ + 1;
+    next_request_id_ += forward_batch_.size();
+    message m = make(message_type::forward_proposal, leader_);
+    m.request_id = first;
+    for (auto& e : forward_batch_) m.entries.push_back(std::move(e));
+    forward_batch_.clear();
+    forwards_.add(first, {std::move(done), clock_.now() + cfg_.forward_timeout, leader_boot_});
     transport_send(std::move(m));
   }
 
   void on_forward_proposal(message& m) {
     message r = make(message_type::forward_reply, m.from);
     r.request_id = m.request_id;
-    r.commit = boot_id_;
     // The network may deliver a forward twice, before and after a change of leader:
-    // every copy of one request gets the answer the first copy got, so a follower
-    // never reports "not applied" for a command that was in fact appended.
-    if (auto seen = recent_forwards_.find({m.from, m.request_id}); seen != recent_forwards_.end()) {
-      r.reject = seen->second.rejected != errc{};
-      r.hint_index = static_cast<index_t>(seen->second.rejected);
-      r.log_index = seen->second.index;
-      r.log_term = seen->second.term;
-      return transport_send(std::move(r));
-    }
-    forward_outcome out;
-    if (role_ != role::leader || m.entries.size() != 1) {
-      out.rejected = errc::not_leader;
-    } else if (pending_.size() >= cfg_.max_pending_proposals) {
-      out.rejected = errc::busy;
+    // every copy of one batch gets the answer the first copy got, so a follower never
+    // reports "not applied" for a command that was in fact appended.
+    if (const auto* seen = forward_answers_.find(m.from, m.request_id)) return reply_forward(r, *seen);
+    detail::forward_answers::answer a;
+    auto& es = m.entries.items();
+    std::size_t bytes = 0;
+    for (const auto& e : es) bytes += e.wire_size();
+    bool fits = !es.empty();
+    for (const auto& e : es) fits = fits && fits_one_message(e.payload.size());
+    if (role_ != role::leader) {
+      a.refused = errc::not_leader;
+    } else if (!fits) {
+      a.refused = errc::too_large;
+    } else if (uncommitted_bytes() + bytes > cfg_.max_uncommitted_bytes) {
+      a.refused = errc::busy;
     } else {
-      out.index = append_local(entry_type::normal, std::move(m.entries.items()[0].payload));
-      out.term = term_;
+      a.index = log_.last_index() + 1;
+      a.term = term_;
+      for (std::size_t k = 0; k < es.size(); ++k) {
+        es[k].term = term_;
+        es[k].index = a.index + k;
+        es[k].type = entry_type::normal;
+        note_uncommitted(es[k]);
+      }
+      log_.append(std::span<const entry>(es.data(), es.size()));
+      ++counters_.log_appends;
       for (auto& p : peers_) send_append(p);
     }
-    remember_forward(m.from, m.request_id, out);
-    r.reject = out.rejected != errc{};
-    r.hint_index = static_cast<index_t>(out.rejected);
-    r.log_index = out.index;
-    r.log_term = out.term;
+    forward_answers_.remember(m.from, m.request_id, a);
+    reply_forward(r, a);
+  }
+
+  void reply_forward(message& r, const detail::forward_answers::answer& a) {
+    r.reject = a.refused != errc{};
+    r.code = static_cast<std::uint32_t>(a.refused);
+    r.log_index = a.index;
+    r.log_term = a.term;
     transport_send(std::move(r));
   }
 
-  /// Keeps the most recent forwarded requests' outcomes, bounded, for duplicates.
-  void remember_forward(node_id from, std::uint64_t rid, forward_outcome out) {
-    recent_forwards_.emplace(std::make_pair(from, rid), out);
-    recent_forward_order_.push_back({from, rid});
-    if (recent_forward_order_.size() > max_remembered_forwards) {
-      recent_forwards_.erase(recent_forward_order_.pop_front());
-    }
-  }
-
   void on_forward_reply(const message& m) {
-    auto it = forwards_.find(m.request_id);
-    if (it == forwards_.end()) return;
+    auto* b = forwards_.find(m.request_id);
+    if (!b) return;
     if (m.reject) {
-      const auto code = static_cast<errc>(m.hint_index);
       // "Not appended" is certain only from the incarnation we sent to: a restarted
-      // node cannot know what its earlier self did with a copy of this request.
-      const bool certain = m.commit == it->second.leader_boot;
-      completion c = std::move(it->second.done);
-      forwards_.erase(it);
-      if (!certain) return fail(c, errc::leadership_lost);
-      return fail(c, code == errc::busy ? errc::busy : errc::not_leader);
-    }
-    if (m.log_index <= applied_) {
-      // Applied here before the leader's answer arrived: we cannot tell this result
-      // from another, so the outcome is reported unknown rather than guessed.
-      completion c = std::move(it->second.done);
-      forwards_.erase(it);
-      return fail(c, errc::timeout);
-    }
-    it->second.index = m.log_index;
-    it->second.term = m.log_term;
-    it->second.deadline = time_point::max();  // now waits for apply, not for the leader
-  }
-
-  void expire_forwards(time_point now) {
-    for (auto it = forwards_.begin(); it != forwards_.end();) {
-      if (it->second.index == 0 && it->second.deadline <= now) {
-        completion c = std::move(it->second.done);
-        it = forwards_.erase(it);
-        fail(c, errc::timeout);
-      } else {
-        ++it;
+      // node cannot know what its earlier self did with a copy of this batch.
+      const bool certain = m.boot_id == b->leader_boot;
+      const auto code = static_cast<errc>(m.code);
+      const errc why = !certain ? errc::leadership_lost
+                       : (code == errc::busy || code == errc::too_large) ? code
+                                                                         : errc::not_leader;
+      auto batch = forwards_.take(m.request_id);
+      for (auto& c : batch.done) {
+        if (may_have_applied(why)) fail(c, why);
+        else refuse(c, why);
       }
+      return;
     }
+    // Applied here before the leader's answer arrived: we cannot tell this result from
+    // another, so the outcome is reported unknown rather than guessed.
+    forwards_.place(m.request_id, m.log_index, m.log_term, applied_,
+                    [](completion& c, index_t at) { fail(c, errc::timeout, at); });
   }
 
   // ---------------------------------------------------------------- applying
 
   /// Applies committed entries in index order, each once per incarnation, and hands
-  /// each result to whoever proposed it.
+  /// each result to whoever proposed it. A state machine that throws halts the node
+  /// (apply_failed): it cannot skip a committed entry, and retrying would repeat
+  /// whatever part of the command it had done.
   void apply_committed() {
     std::size_t n = 0;
     while (applied_ < commit_ && n < cfg_.max_apply_batch && !stopped_) {
@@ -662,10 +757,16 @@ class basic_node {
       const entry e = log_.at(idx);
       result_type result{};
       if (e.type == entry_type::normal) {
-        if constexpr (std::is_void_v<decltype(sm_.apply(idx, e.payload.bytes()))>) {
-          sm_.apply(idx, e.payload.bytes());
-        } else {
-          result = sm_.apply(idx, e.payload.bytes());
+        try {
+          if constexpr (std::is_void_v<decltype(sm_.apply(idx, e.payload.bytes()))>) {
+            sm_.apply(idx, e.payload.bytes());
+          } else {
+            result = sm_.apply(idx, e.payload.bytes());
+          }
+        } catch (...) {
+          apply_exception_ = std::current_exception();
+          counters_.applied += n;
+          return halt(errc::apply_failed);
         }
       }
       applied_ = idx;
@@ -681,20 +782,13 @@ class basic_node {
       if (p.index == e.index && p.term == e.term) {
         p.done(std::error_code{}, e.index, std::move(result));
       } else {
-        fail(p.done, errc::leadership_lost);
+        fail(p.done, errc::leadership_lost, p.index);
       }
     }
-    for (auto it = forwards_.begin(); it != forwards_.end();) {
-      if (it->second.index == e.index) {
-        completion c = std::move(it->second.done);
-        const bool same = it->second.term == e.term;
-        it = forwards_.erase(it);
-        if (same) c(std::error_code{}, e.index, result_type{result});
-        else fail(c, errc::leadership_lost);
-      } else {
-        ++it;
-      }
-    }
+    if (forwards_.empty()) return;
+    forwards_.applied(
+        e.index, e.term, [&](completion& c) { c(std::error_code{}, e.index, result_type{result}); },
+        [&](completion& c) { fail(c, errc::leadership_lost); });
   }
 
   // ---------------------------------------------------------------- after every input
@@ -703,6 +797,7 @@ class basic_node {
     if constexpr (detail::failable_store<LogStore>) {
       if (const std::error_code ec = log_.error()) return halt(ec);
     }
+    if (stopped_) return;
     if (role_ == role::leader) {
       maybe_commit();
     } else {
@@ -719,23 +814,28 @@ class basic_node {
     role_ = role::follower;  // a stopped node takes no part, and claims no role
     fail_pending(ec);
     fail_forwards(ec);
+    for (auto& c : forward_batch_done_) fail(c, ec);  // queued in a batch(), never sent
+    forward_batch_done_.clear();
+    forward_batch_.clear();
   }
-  std::error_code stop_reason() const { return stop_error_; }
 
   void fail_pending(std::error_code ec) {
     while (!pending_.empty()) {
       pending_proposal p = pending_.pop_front();
-      fail(p.done, ec);
+      fail(p.done, ec, p.index);
     }
   }
   void fail_forwards(std::error_code ec) {
-    while (!forwards_.empty()) {
-      completion c = std::move(forwards_.begin()->second.done);
-      forwards_.erase(forwards_.begin());
-      fail(c, ec);
-    }
+    forwards_.clear([&](completion& c, index_t at) { fail(c, ec, at); });
   }
+  /// Completes with an error after the command may have entered a log.
   static void fail(completion& c, std::error_code ec, index_t index = 0) { c(ec, index, result_type{}); }
+  /// Completes with an error that says the command entered no log.
+  void refuse(completion& c, errc why) {
+    RAFTKIT_ASSERT(!may_have_applied(why), "refuse() is for definitely-not-applied errors");
+    ++counters_.proposals_refused;
+    c(why, 0, result_type{});
+  }
 
   /// Accepts a handler taking `(error_code, index, result)` or, for callers that do not
   /// need the index, `(error_code, result)`.
@@ -759,7 +859,7 @@ class basic_node {
     m.from = cfg_.id;
     m.to = to;
     m.term = term_;
-    m.request_id = boot_id_;  // forwards overwrite it with their request id
+    m.boot_id = boot_id_;
     return m;
   }
   void transport_send(message&& m) {
@@ -767,17 +867,38 @@ class basic_node {
     transport_.send(std::move(m));
   }
 
-  void set_hard_state(term_t term, node_id vote) {
+  /// Persists term and vote before anything that depends on them leaves (§5.1, Fig. 2).
+  /// A store that fails to persist halts the node here, before a vote reply or a
+  /// message of the new term could be sent: returns false then.
+  [[nodiscard]] bool persist_hard_state(term_t term, node_id vote) {
 #ifdef RAFTKIT_TEST_BREAK_DURABLE_VOTE
     // Test-only broken variant: the vote is not persisted, so a restart forgets it.
     if (term == term_ && vote != no_node) {
       vote_ = vote;
-      return;
+      return true;
     }
 #endif
-    term_ = term;
+    if (term != term_) set_term(term);
     vote_ = vote;
     log_.save_hard_state(hard_state{term_, vote_});
+    if constexpr (detail::failable_store<LogStore>) {
+#ifndef RAFTKIT_TEST_BREAK_HARD_STATE_CHECK
+      if (const std::error_code ec = log_.error()) {
+        halt(ec);
+        return false;
+      }
+#endif
+    }
+    return true;
+  }
+
+  /// A new term: what this node verified against a leader's log belonged to the old one.
+  void set_term(term_t term) {
+#ifdef RAFTKIT_TEST_BREAK_ACK_ACROSS_TERMS
+    stale_verified_ = std::max(stale_verified_, verified_);
+#endif
+    term_ = term;
+    verified_ = acked_ = 0;
   }
 
   void reset_election_deadline() {
@@ -810,27 +931,36 @@ class basic_node {
   node_id leader_ = no_node;
   index_t commit_ = 0;
   index_t applied_ = 0;
-  index_t verified_ = 0;  // highest index known to match the current leader's log
-  index_t acked_ = 0;     // highest match index acknowledged to the current leader
+  index_t verified_ = 0;  // highest index known to match the leader's log in this term
+  index_t acked_ = 0;     // highest match index acknowledged to the leader in this term
+#ifdef RAFTKIT_TEST_BREAK_ACK_ACROSS_TERMS
+  index_t stale_verified_ = 0;
+#endif
   time_point election_deadline_{};
   time_point heartbeat_deadline_{};
   std::vector<node_id> votes_;
   std::vector<peer> peers_;
   std::vector<index_t> quorum_scratch_;
   detail::ring<pending_proposal> pending_;
-  std::map<std::uint64_t, forwarded> forwards_;
+  detail::ring<uncommitted_mark> uncommitted_;
+  std::uint64_t uncommitted_total_ = 0;
+  std::uint64_t uncommitted_committed_ = 0;
+  // Follower: forwarded proposals, and the batch being gathered inside batch().
+  detail::forward_table<completion> forwards_;
+  std::vector<entry> forward_batch_;
+  std::vector<completion> forward_batch_done_;
+  std::size_t forward_batch_bytes_ = 0;
   // Request ids start at a random point per incarnation so a restarted follower's ids
-  // do not collide with its earlier ones in a leader's duplicate table.
+  // do not collide with its earlier ones in a leader's answer table.
   std::uint64_t next_request_id_ = 0;
   std::uint64_t boot_id_ = 0;      // identifies this incarnation in messages it sends
   std::uint64_t leader_boot_ = 0;  // the current leader's incarnation, from its AppendEntries
-  static constexpr std::size_t max_remembered_forwards = 1 << 14;
-  std::map<std::pair<node_id, std::uint64_t>, forward_outcome> recent_forwards_;
-  detail::ring<std::pair<node_id, std::uint64_t>> recent_forward_order_;
+  detail::forward_answers forward_answers_;  // leader: answers to recent forwarded batches
   bool stopped_ = false;
   unsigned batch_depth_ = 0;
   std::vector<entry> batch_;  // proposals of the current batch(), not yet in the log
   std::error_code stop_error_;
+  std::exception_ptr apply_exception_;
   node_counters counters_;
 };
 

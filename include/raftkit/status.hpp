@@ -40,7 +40,8 @@ struct node_status {
   index_t applied_index = 0;
   index_t last_log_index = 0;
   index_t durable_index = 0;
-  std::size_t pending_proposals = 0;
+  std::size_t pending_proposals = 0;  ///< waiting for apply: own (leader) or forwarded (follower)
+  std::uint64_t uncommitted_bytes = 0;  ///< leader: bytes appended in its term, not yet committed
   std::vector<peer_status> peers;  ///< on the leader only
 };
 
@@ -49,6 +50,7 @@ struct node_counters {
   std::uint64_t elections = 0;          ///< elections this node started
   std::uint64_t proposals = 0;          ///< propose() calls
   std::uint64_t forwarded = 0;          ///< proposals forwarded to a leader
+  std::uint64_t proposals_refused = 0;  ///< proposals that failed as definitely not applied
   std::uint64_t applied = 0;            ///< entries applied
   std::uint64_t messages_sent = 0;
   std::uint64_t messages_received = 0;

@@ -145,8 +145,11 @@ struct entry {
   entry_type type = entry_type::normal;
   shared_bytes payload;
 
+  /// What an entry costs beyond its payload in batching and flow control (term, index,
+  /// type and payload length on the wire).
+  static constexpr std::size_t wire_overhead = 24;
   /// Bytes this entry accounts for in batching and flow control.
-  std::size_t wire_size() const noexcept { return payload.size() + 24; }
+  std::size_t wire_size() const noexcept { return payload.size() + wire_overhead; }
   friend bool operator==(const entry&, const entry&) = default;
 };
 

@@ -8,7 +8,7 @@
 /// | offset | size | field                                                    |
 /// |--------|------|----------------------------------------------------------|
 /// | 0      | 4    | magic `"RFTK"` (0x4B544652)                              |
-/// | 4      | 2    | protocol version (1)                                     |
+/// | 4      | 2    | protocol version (2)                                     |
 /// | 6      | 1    | message type (1..max_message_type) or `handshake_type`   |
 /// | 7      | 1    | flags (none defined yet; must be 0)                      |
 /// | 8      | 8    | cluster id                                               |
@@ -157,7 +157,7 @@ template <class Archive>
 void save(Archive& ar, const message& m) {
   ar(static_cast<std::uint8_t>(m.type), m.from, m.to, m.term, m.log_index, m.log_term,
      m.commit, static_cast<std::uint8_t>(m.reject), m.flags, m.hint_index, m.hint_term,
-     m.request_id, m.entries);
+     m.request_id, m.boot_id, m.received_index, m.code, m.entries);
 }
 
 template <class Archive>
@@ -168,13 +168,15 @@ void load(Archive& ar, message& m) {
   m.type = static_cast<message_type>(type);
   ar(m.from, m.to, m.term, m.log_index, m.log_term, m.commit);
   m.reject = detail::load_bool(ar);
-  ar(m.flags, m.hint_index, m.hint_term, m.request_id, m.entries);
+  ar(m.flags, m.hint_index, m.hint_term, m.request_id, m.boot_id, m.received_index, m.code, m.entries);
 }
 
 namespace wire {
 
 inline constexpr std::uint32_t magic = 0x4B544652;  ///< "RFTK" in little-endian order
-inline constexpr std::uint16_t protocol_version = 1;
+/// Version 2: messages carry boot_id, received_index and code (fields of their own instead
+/// of reusing request_id, commit and hint_index), and forwards carry batches.
+inline constexpr std::uint16_t protocol_version = 2;
 inline constexpr std::size_t header_size = 32;
 /// The type byte of a handshake frame: outside message_type's range so it can never be
 /// mistaken for a Raft message.

@@ -28,15 +28,19 @@ struct progress {
   bool probing = true;
   bool probe_sent = false;
   index_t probe_prev = 0;  // prev index of the outstanding probe
+  /// Highest index the follower said it holds verified against our log in this term,
+  /// durable or not (>= match once known). A slow disk shows as received > match.
+  index_t received = 0;
   bool recent_active = false;
   ring<flight> inflight;
   std::size_t inflight_bytes = 0;
-  unsigned idle_heartbeats = 0;  // heartbeats with messages in flight and no progress
-  index_t match_at_heartbeat = 0;
+  unsigned idle_heartbeats = 0;  // heartbeats with unreceived messages in flight and no progress
+  index_t received_at_heartbeat = 0;
 
   /// A new leader knows nothing of the follower: probe from the end of its own log.
   void reset(index_t next_index) {
     match = 0;
+    received = 0;
     to_probe(next_index);
     recent_active = false;
   }
@@ -62,8 +66,17 @@ struct progress {
     inflight_bytes += bytes;
     next = last + 1;
   }
+  /// Any reply of this term that says the follower holds our log up to `r` (not
+  /// necessarily durably): messages up to there arrived.
+  void note_received(index_t r) {
+    if (r > received) {
+      received = r;
+      idle_heartbeats = 0;
+    }
+  }
   /// A successful reply: the follower holds, durably, a log matching ours up to `m`.
   void acknowledge(index_t m) {
+    note_received(m);
     if (m > match) {
       match = m;
       idle_heartbeats = 0;
@@ -86,11 +99,17 @@ struct progress {
     if (probing) return probe_sent && rejected_prev == probe_prev;
     return rejected_prev >= match && rejected_prev < next;
   }
-  /// Messages are in flight yet two heartbeats passed with no progress: they were lost.
-  bool stalled() const noexcept { return !probing && !inflight.empty() && idle_heartbeats >= 2; }
+  /// Some message in flight has not arrived, and two heartbeats passed with nothing new
+  /// arriving: it was lost. Entries that arrived but wait for the follower's disk are not
+  /// a stall (resending them would only load the slow follower more).
+  bool stalled() const noexcept { return !probing && unreceived() && idle_heartbeats >= 2; }
+  bool unreceived() const noexcept { return !inflight.empty() && inflight.back().last > received; }
+  /// Where to resume after a stall: after what the follower holds.
+  index_t resume_point() const noexcept { return std::max(match, received) + 1; }
   void mark_heartbeat() {
-    if (match == match_at_heartbeat && !inflight.empty()) ++idle_heartbeats;
-    match_at_heartbeat = match;
+    if (received == received_at_heartbeat && unreceived()) ++idle_heartbeats;
+    else if (!unreceived()) idle_heartbeats = 0;
+    received_at_heartbeat = received;
   }
 };
 

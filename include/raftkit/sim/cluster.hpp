@@ -315,6 +315,7 @@ class cluster {
 
   /// The global time at which a node's local clock reads `local`.
   time_point global_time_for(const slot& s, time_point local) const {
+    if (local == time_point::max()) return time_point::max();  // nothing to do (a stopped node)
     const auto ahead = local - s.clock.now();
     if (ahead.count() <= 0) return now_;
     return now_ + duration(static_cast<std::int64_t>(static_cast<double>(ahead.count()) / s.rate) + 1);
