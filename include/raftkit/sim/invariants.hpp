@@ -13,6 +13,8 @@
 ///    passes commit.
 ///  - No acknowledged proposal is lost: what a client was told is committed at index i
 ///    is what every node applies at i.
+///  - A leader's match index for a follower of its own term never exceeds the prefix on
+///    which their logs agree (a wrong match would count a replica that does not exist).
 ///
 /// Work per step is proportional to what changed, so it can run after every event.
 
@@ -53,6 +55,9 @@ class invariant_checker {
   std::optional<std::string> check() {
     for (node_id id : c_.ids()) {
       if (auto v = check_node(id)) return v;
+    }
+    for (node_id id : c_.ids()) {
+      if (auto v = check_matches(id)) return v;
     }
     return std::nullopt;
   }
@@ -155,6 +160,28 @@ class invariant_checker {
           return "leader completeness violated: " + who + ", leader of term " +
                  std::to_string(n.term()) + ", lacks committed index " + std::to_string(i);
       }
+    }
+    return std::nullopt;
+  }
+
+  /// Each follower's match index on leader `id` is a prefix both logs share. Only for a
+  /// follower still in the leader's term: one that moved on may since have been repaired
+  /// by a newer leader, which the old one cannot know.
+  std::optional<std::string> check_matches(node_id id) {
+    if (!c_.is_up(id) || !c_.node(id).is_leader() || !c_.has_store(id)) return std::nullopt;
+    auto& n = c_.node(id);
+    const node_view& lv = nodes_[id];
+    for (node_id f : c_.ids()) {
+      if (f == id || !c_.has_store(f)) continue;
+      const index_t m = n.match_index(f);
+      if (m == 0) continue;
+      if (c_.store(f).load_hard_state().term != n.term()) continue;
+      const node_view& fv = nodes_[f];
+      const bool agree = m <= lv.chain.size() && m <= fv.chain.size() && lv.chain[m - 1] == fv.chain[m - 1];
+      if (!agree)
+        return "leader " + std::to_string(id) + " of term " + std::to_string(n.term()) +
+               " has match index " + std::to_string(m) + " for node " + std::to_string(f) +
+               ", but their logs do not agree up to it";
     }
     return std::nullopt;
   }
