@@ -48,6 +48,18 @@ inline raftkit::sim::cluster_options options(std::size_t n, std::uint64_t seed =
   return o;
 }
 
+/// Raft as the paper states it, without the thesis's extensions (pre-vote, check-quorum,
+/// leader stickiness), for the tests of the paper's own rules that they would mask (a
+/// sticky leader ignores the higher-term RequestVote such a test sends, say). The
+/// extensions have tests of their own, and the simulator runs with them on.
+inline raftkit::sim::cluster_options classic_options(std::size_t n, std::uint64_t seed = 1) {
+  raftkit::sim::cluster_options o = options(n, seed);
+  o.node.pre_vote = false;
+  o.node.check_quorum = false;
+  o.node.leader_stickiness = false;
+  return o;
+}
+
 inline void propose(cluster& c, node_id on, const std::string& cmd, outcome* out = nullptr) {
   c.node(on).propose(std::as_bytes(std::span(cmd.data(), cmd.size())),
                      [out](std::error_code ec, index_t at, index_t applied_at) {

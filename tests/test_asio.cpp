@@ -56,6 +56,7 @@ message sample_message(message_type type) {
   m.boot_id = 0x0102030405060708ull;
   m.received_index = 39;
   m.code = 4;
+  m.context = 77;
   if (type == message_type::append_entries || type == message_type::forward_proposal) {
     m.entries.push_back({7, 42, entry_type::noop, {}});
     m.entries.push_back({7, 43, entry_type::normal, shared_bytes::copy_of("set x=1")});

@@ -24,6 +24,7 @@ TEST_CASE("policy archetypes: the engine needs nothing beyond the four concepts"
   raftkit::node_config cfg;
   cfg.id = 1;
   cfg.members = {1, 2, 3};
+  cfg.pre_vote = false;  // the election itself, below, not a pre-vote round
   archetype::node n(cfg, archetype::transport{&out}, archetype::log_store{}, archetype::state_machine{},
                     archetype::clock{});
   n.clock().t = raftkit::time_point(std::chrono::seconds(1));
@@ -70,7 +71,7 @@ TEST_CASE("§5.2 election timeouts are drawn from [T, 2T) and differ between nod
 }
 
 TEST_CASE("§5.1 a message with a higher term makes a leader a follower of that term") {
-  cluster c(options(3));
+  cluster c(classic_options(3));
   const node_id l = c.elect();
   REQUIRE(l != raftkit::no_node);
   const term_t t = c.node(l).term();
@@ -89,7 +90,7 @@ TEST_CASE("§5.1 a message with a higher term makes a leader a follower of that 
 }
 
 TEST_CASE("§5.2 votes are counted only from replies of the current term") {
-  cluster c(options(3));
+  cluster c(classic_options(3));
   c.crash(2);
   c.crash(3);
   c.expire_election_timer(1);
@@ -218,7 +219,7 @@ TEST_CASE("Figure 8 / §5.4.2: an entry of an earlier term on a majority is not 
 }
 
 TEST_CASE("§5.3 a partitioned old leader's entries never commit; after healing it steps down and they are replaced") {
-  cluster c(options(5));
+  cluster c(classic_options(5));
   const node_id old = c.elect();
   REQUIRE(old != raftkit::no_node);
   outcome before;
@@ -252,7 +253,7 @@ TEST_CASE("§5.3 a partitioned old leader's entries never commit; after healing 
 }
 
 TEST_CASE("§5.3 no majority, no commit: with 3 of 5 nodes down nothing new commits") {
-  cluster c(options(5));
+  cluster c(classic_options(5));
   const node_id l = c.elect();
   REQUIRE(l != raftkit::no_node);
   const index_t commit_before = c.node(l).commit_index();
@@ -548,7 +549,7 @@ TEST_CASE("a follower that does not forward fails at once with not_leader and kn
 }
 
 TEST_CASE("proposals during an election fail at once with not_leader") {
-  cluster c(options(3));
+  cluster c(classic_options(3));
   c.crash(2);
   c.crash(3);
   c.expire_election_timer(1);
@@ -722,7 +723,7 @@ TEST_CASE("proposals inside batch() reach the log in one write and each follower
 
 TEST_SUITE("engine") {
 TEST_CASE("a follower that starts an election fails its forwarded proposals at once as outcome unknown") {
-  cluster c(options(3));
+  cluster c(classic_options(3));
   const node_id l = c.elect();
   REQUIRE(l != raftkit::no_node);
   c.run_for(50ms);

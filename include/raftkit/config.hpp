@@ -11,6 +11,13 @@
 
 namespace raftkit {
 
+/// How a read is answered.
+enum class read_consistency : std::uint8_t {
+  linearizable = 0,  ///< ReadIndex (thesis §6.4): one heartbeat round confirms leadership
+  lease = 1,         ///< the leader's lease (§6.4.1) when it holds, else as linearizable
+  local = 2,         ///< this node's state as it is: no guarantee, no messages
+};
+
 /// How a node is set up. Times are in the clock policy's nanoseconds.
 struct node_config {
   /// This node's id (non-zero).
@@ -47,6 +54,28 @@ struct node_config {
   /// At most this many committed entries are applied per input handled.
   std::size_t max_apply_batch = 1024;
 
+  /// Pre-vote (thesis §9.6): before raising its term a node asks whether it could win; only
+  /// with a majority of pre-votes does it start a real election, so a node that was cut off
+  /// or restarted does not depose a healthy leader.
+  bool pre_vote = true;
+  /// Check-quorum (thesis §6.2): a leader that has not heard from a majority within an
+  /// election timeout steps down (its pending proposals fail with leadership_lost).
+  bool check_quorum = true;
+  /// Leader stickiness (thesis §4.2.3): a node that heard from a current leader within the
+  /// election timeout neither grants votes nor pre-votes (except for a leadership
+  /// transfer), and a leader under check-quorum ignores requests to depose it.
+  bool leader_stickiness = true;
+  /// Lease reads (thesis §6.4.1): a leader answers reads at once while a majority has
+  /// acknowledged it within `election_timeout / clock_drift_bound`. Requires check_quorum
+  /// and leader_stickiness.
+  bool lease_reads = false;
+  /// The promise the user makes about clocks for lease reads: no node's clock runs more
+  /// than this factor faster than another's over an election timeout (e.g. 1.1 = 10%).
+  double clock_drift_bound = 1.1;
+  /// Reads waiting (for a heartbeat round, a first commit, or to be applied); beyond
+  /// this a read fails with busy.
+  std::size_t max_pending_reads = 1 << 16;
+
   /// Seeds the generator of election timeouts; mixed with the id so nodes differ.
   std::uint64_t seed = 0;
 
@@ -74,6 +103,10 @@ struct node_config {
     if (max_uncommitted_bytes < max_bytes_per_message)
       throw std::invalid_argument("raftkit: max_uncommitted_bytes must hold at least one message (max_bytes_per_message)");
     if (forward_timeout.count() <= 0) throw std::invalid_argument("raftkit: forward_timeout must be positive");
+    if (lease_reads && (!check_quorum || !leader_stickiness))
+      throw std::invalid_argument("raftkit: lease_reads requires check_quorum and leader_stickiness");
+    if (!(clock_drift_bound >= 1.0)) throw std::invalid_argument("raftkit: clock_drift_bound must be at least 1");
+    if (max_pending_reads == 0) throw std::invalid_argument("raftkit: max_pending_reads must be positive");
   }
 };
 

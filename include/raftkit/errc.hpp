@@ -6,7 +6,7 @@
 ///
 /// | class                  | codes                                                         | what a client may do            |
 /// |------------------------|---------------------------------------------------------------|---------------------------------|
-/// | definitely not applied | not_leader, dropped, busy, bad_message, locked, too_large, stopped | retry (elsewhere, later, smaller) |
+/// | definitely not applied | not_leader, dropped, busy, bad_message, locked, too_large, stopped, transferring, unknown_member, not_supported | retry (elsewhere, later, smaller) |
 /// | outcome unknown        | timeout, shutting_down, leadership_lost, corrupt_log, io_error, no_space, apply_failed, and any code of another category | retry only if the command is idempotent, or read first to learn whether it applied |
 ///
 /// A code is in the first class only when the command was refused before it entered any
@@ -39,6 +39,9 @@ enum class errc {
   too_large = 12,       ///< not applied: a request or frame exceeds the configured maximum
   stopped = 13,         ///< not applied: the node had already stopped (see its error() for why)
   apply_failed = 14,    ///< outcome unknown: the state machine threw; the node halted
+  transferring = 15,    ///< not applied: a leadership transfer is in progress; retry at the new leader
+  unknown_member = 16,  ///< not applied: the request names a node that is not a member
+  not_supported = 17,   ///< not applied: the node's configuration does not allow this request
 };
 
 namespace detail {
@@ -61,6 +64,9 @@ class errc_category final : public std::error_category {
       case errc::too_large: return "too large";
       case errc::stopped: return "node stopped; request not accepted";
       case errc::apply_failed: return "the state machine failed to apply a committed entry";
+      case errc::transferring: return "leadership transfer in progress";
+      case errc::unknown_member: return "not a member of the cluster";
+      case errc::not_supported: return "not supported by this node's configuration";
     }
     return "unknown raftkit error";
   }
@@ -92,6 +98,9 @@ inline bool may_have_applied(std::error_code ec) noexcept {
     case errc::locked:
     case errc::too_large:
     case errc::stopped:
+    case errc::transferring:
+    case errc::unknown_member:
+    case errc::not_supported:
       return false;
     default:
       return true;

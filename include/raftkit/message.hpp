@@ -21,14 +21,17 @@ enum class message_type : std::uint8_t {
   timeout_now = 7,           ///< leadership transfer: start an election now (thesis §3.10)
   forward_proposal = 8,      ///< a follower forwards a client proposal to the leader
   forward_reply = 9,         ///< the leader says where the forwarded proposal went
+  read_index = 10,           ///< a follower asks the leader for a read index (thesis §6.4)
+  read_index_reply = 11,     ///< the leader's read index, or why it refused
 };
 
-inline constexpr std::uint8_t max_message_type = 9;
+inline constexpr std::uint8_t max_message_type = 11;
 
 /// Flags carried in `message::flags`.
 namespace message_flags {
-inline constexpr std::uint32_t pre_vote = 1u << 0;  ///< reserved: pre-vote (thesis §9.6)
-inline constexpr std::uint32_t transfer = 1u << 1;  ///< reserved: vote for a leadership transfer
+inline constexpr std::uint32_t pre_vote = 1u << 0;  ///< a pre-vote request or reply (thesis §9.6)
+inline constexpr std::uint32_t transfer = 1u << 1;  ///< an election the leader asked for (§3.10): voters ignore stickiness
+inline constexpr std::uint32_t lease = 1u << 2;     ///< a read_index a leader may answer from its lease (§6.4.1)
 }  // namespace message_flags
 
 /// One Raft message. Each field carries one meaning; a field a type does not use is 0.
@@ -42,6 +45,8 @@ inline constexpr std::uint32_t transfer = 1u << 1;  ///< reserved: vote for a le
 /// | timeout_now          |                    |                 |               |         |                                                |
 /// | forward_proposal     |                    |                 |               |         | request_id (first of entries.size()), entries  |
 /// | forward_reply        | index of the first | their term      |               | refused | request_id, code (errc) when refused           |
+/// | read_index           |                    |                 |               |         | request_id, flags: lease                       |
+/// | read_index_reply     | the read index     |                 |               | refused | request_id, code (errc) when refused           |
 ///
 /// - `boot_id` is the sender's incarnation (random per start), in every message: a
 ///   follower can tell a restarted leader from the one it forwarded to.
@@ -49,6 +54,11 @@ inline constexpr std::uint32_t transfer = 1u << 1;  ///< reserved: vote for a le
 ///   it has verified against this leader's log in this term, durable or not. `log_index`
 ///   (match) covers only what is also durable. The leader tells a slow disk (received,
 ///   not yet durable) from lost messages (not received) with it.
+/// - `context` is a leader's latest heartbeat round (in every message it sends) and the
+///   highest round a follower has seen from its leader in this term (in every reply): a
+///   round echoed by a majority confirms leadership for pending reads (thesis §6.4).
+/// - A pre-vote request carries the term the candidate would campaign in, without having
+///   moved to it; a granted pre-vote reply carries that same term.
 /// - A forward_proposal carries a batch: entry k has request id `request_id + k`; the
 ///   reply places entry k at `log_index + k`, or refuses the whole batch with `code`.
 struct message {
@@ -67,6 +77,7 @@ struct message {
   std::uint64_t boot_id = 0;
   index_t received_index = 0;
   std::uint32_t code = 0;
+  std::uint64_t context = 0;
   entry_batch entries;
 
   friend bool operator==(const message&, const message&) = default;
@@ -84,6 +95,8 @@ constexpr const char* to_string(message_type t) noexcept {
     case message_type::timeout_now: return "timeout_now";
     case message_type::forward_proposal: return "forward_proposal";
     case message_type::forward_reply: return "forward_reply";
+    case message_type::read_index: return "read_index";
+    case message_type::read_index_reply: return "read_index_reply";
   }
   return "unknown";
 }

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <optional>
 #include <span>
 #include <system_error>
@@ -28,6 +29,8 @@
 #include "raftkit/config.hpp"
 #include "raftkit/detail/forwarding.hpp"
 #include "raftkit/detail/progress.hpp"
+#include "raftkit/detail/quorum.hpp"
+#include "raftkit/detail/read_index.hpp"
 #include "raftkit/detail/random.hpp"
 #include "raftkit/detail/ring.hpp"
 #include "raftkit/detail/unique_function.hpp"
@@ -56,6 +59,12 @@ class basic_node {
   /// an error the result is default; the index is the one the command was appended at
   /// when that is known (an outcome-unknown error after appending), else 0.
   using completion = detail::unique_function<void(std::error_code, index_t, result_type)>;
+  /// A read's completion: `(error_code, read_index)`. On success this node has applied up
+  /// to `read_index`, so its state machine answers the read linearizably (for
+  /// read_consistency::linearizable and lease) right now, in the completion.
+  using read_completion = detail::unique_function<void(std::error_code, index_t)>;
+  /// A leadership transfer's completion: `(error_code)`, empty once the target leads.
+  using transfer_completion = detail::unique_function<void(std::error_code)>;
 
   /// Builds a node and restores term and vote from the log store (a restart is a new
   /// incarnation: commit and applied start at 0 and the state machine replays the log).
@@ -74,10 +83,12 @@ class basic_node {
     for (node_id m : cfg_.members) {
       if (m != cfg_.id) peers_.emplace_back(m, cfg_.max_inflight_messages);
     }
+    quorum_.incoming = cfg_.members;
     quorum_scratch_.reserve(cfg_.members.size());
     const auto seed_time = static_cast<std::uint64_t>(clock_.now().time_since_epoch().count());
     next_request_id_ = rng_.next() ^ seed_time;
     boot_id_ = (rng_.next() ^ seed_time) | 1;
+    boot_time_ = clock_.now();
     reset_election_deadline();
   }
 
@@ -106,16 +117,25 @@ class basic_node {
     const time_point now = clock_.now();
     if constexpr (detail::pollable_store<LogStore>) log_.poll(now);
     if (role_ == role::leader) {
-      if (now >= heartbeat_deadline_) {
+      if (now >= check_quorum_deadline_) check_quorum(now);
+      if (role_ == role::leader && now >= heartbeat_deadline_) {
         heartbeat_deadline_ = now + cfg_.heartbeat_interval;
+        begin_read_round();  // every heartbeat is a round: it keeps the lease fresh
         for (auto& p : peers_) heartbeat(p);
       }
     } else if (now >= election_deadline_) {
-      start_election();
+      campaign();
     }
+    if (transfer_ && now >= transfer_->deadline)
+      end_transfer(role_ == role::leader ? errc::timeout : errc::leadership_lost);  // a leader leads on
     forwards_.expire(now, [&](auto& b) {
       for (auto& c : b.done) fail(c, errc::timeout);
     });
+    while (!read_forwards_.empty() && read_forwards_.begin()->second.deadline <= now) {
+      auto batch = std::move(read_forwards_.begin()->second.done);
+      read_forwards_.erase(read_forwards_.begin());
+      for (auto& c : batch) c(errc::timeout, 0);
+    }
     after_input();
   }
 
@@ -144,6 +164,7 @@ class basic_node {
       if (cfg_.forward_proposals && leader_ != no_node) return forward(command, std::move(c));
       return refuse(c, errc::not_leader);
     }
+    if (transfer_) return refuse(c, errc::transferring);
     if (pending_.size() >= cfg_.max_pending_proposals) return refuse(c, errc::busy);
     if (!room_for_uncommitted(command.size())) return refuse(c, errc::busy);
     if (batch_depth_ > 0) {  // inside batch(): appended and replicated when it ends
@@ -178,25 +199,77 @@ class basic_node {
   }
 
   /// Stops the node: a leader first hands leadership to its most up-to-date follower
-  /// (thesis §3.10) so the cluster need not wait for an election timeout; every pending
-  /// proposal completes with shutting_down (outcome unknown: it was appended and may
-  /// still commit); later proposals fail with stopped; later inputs are ignored.
+  /// (thesis §3.10: TimeoutNow, if that follower holds our whole log) so the cluster need
+  /// not wait for an election timeout; every pending proposal completes with
+  /// shutting_down (outcome unknown: it was appended and may still commit); later
+  /// proposals fail with stopped; later inputs are ignored.
   void stop() {
-    if (!stopped_ && role_ == role::leader) transfer_leadership();
+    if (!stopped_ && role_ == role::leader) {
+      const node_id best = best_follower();
+      if (best != no_node && find_peer(best)->match >= log_.last_index()) {
+        timeout_now_sent_ = true;
+        transport_send(make(message_type::timeout_now, best));
+      }
+    }
     halt(errc::shutting_down);
   }
 
-  /// Asks the follower whose log matches ours furthest to start an election now
-  /// (TimeoutNow, thesis §3.10). Returns the chosen follower, or no_node if none has
-  /// our whole log yet (then nothing is sent).
-  node_id transfer_leadership() {
-    if (role_ != role::leader) return no_node;
-    peer* best = nullptr;
-    for (auto& p : peers_)
-      if (!best || p.match > best->match) best = &p;
-    if (!best || best->match < log_.last_index()) return no_node;
-    transport_send(make(message_type::timeout_now, best->id));
-    return best->id;
+  /// A linearizable read without a log write (thesis §6.4). `done(error_code, index)`
+  /// runs once this node has applied up to a read index: the commit index a leader had
+  /// when it was confirmed, by a heartbeat round started after the read arrived, to still
+  /// be leader (and, first, to have committed an entry of its term). A follower asks the
+  /// leader for the index and waits to apply it (follower reads). Reads made inside
+  /// batch(), or while a round is in flight, share one round: no message per read.
+  ///  - `read_consistency::lease`: a leader whose lease holds answers with no round
+  ///    (requires node_config::lease_reads, else fails with not_supported).
+  ///  - `read_consistency::local`: completes at once with the applied index (no guarantee).
+  /// Errors (a read changes nothing, so each may be retried): not_leader, busy, timeout,
+  /// leadership_lost, stopped, not_supported, transferring.
+  template <class Handler>
+  void read_index(Handler&& done, read_consistency mode = read_consistency::linearizable) {
+    read_completion c(std::forward<Handler>(done));
+    if (stopped_) return c(errc::stopped, 0);
+    ++counters_.reads;
+    if (mode == read_consistency::local) return c(std::error_code{}, applied_);
+    if (mode == read_consistency::lease && !cfg_.lease_reads) return c(errc::not_supported, 0);
+    if (reads_.size() + read_batch_.size() >= cfg_.max_pending_reads) return c(errc::busy, 0);
+    const bool lease = mode == read_consistency::lease;
+    if (role_ == role::leader) {
+      leader_read(std::move(c), lease, [this](read_completion& r, index_t at) { reads_.wait_for_apply(at, std::move(r)); });
+    } else if (leader_ != no_node && cfg_.forward_proposals) {
+      read_batch_.push_back(std::move(c));
+      read_batch_lease_ = read_batch_lease_ || lease;
+      if (batch_depth_ == 0) send_read_batch();
+    } else {
+      return c(errc::not_leader, 0);
+    }
+    after_input();
+  }
+
+  /// Hands leadership to `to` (or, with `to = any_node`, the most up-to-date follower;
+  /// thesis §3.10). The leader stops accepting proposals (they fail with transferring,
+  /// not applied), brings the target's log up to date, then sends it TimeoutNow, on which
+  /// it campaigns at once (voters set aside leader stickiness for it). `done(error_code)`
+  /// runs with success once this node sees the target lead; with timeout if that has not
+  /// happened within an election timeout (this node then leads on and accepts proposals
+  /// again); with not_leader, unknown_member or transferring (one transfer at a time) at
+  /// once; with leadership_lost if another node took over instead.
+  template <class Handler>
+  void transfer_leadership(node_id to, Handler&& done) {
+    transfer_completion c(std::forward<Handler>(done));
+    if (stopped_) return c(errc::stopped);
+    if (role_ != role::leader) return c(errc::not_leader);
+    if (transfer_) return c(errc::transferring);
+    if (to == cfg_.id) return c(std::error_code{});
+    if (to == any_node) to = best_follower();
+    if (to == no_node || !find_peer(to) || !quorum_.is_voter(to)) return c(errc::unknown_member);
+    ++counters_.transfers;
+    transfer_.emplace(transfer_state{to, clock_.now() + cfg_.election_timeout, std::move(c), false});
+    // A new leader elected by TimeoutNow does not wait for our lease to run out (its
+    // voters ignore stickiness), so this leader answers no more reads from it.
+    reads_.drop_lease();
+    continue_transfer();
+    after_input();
   }
 
   // ---------------------------------------------------------------- observers
@@ -240,6 +313,15 @@ class basic_node {
     s.durable_index = log_.durable_index();
     s.pending_proposals = pending_.size() + forwards_.size();
     s.uncommitted_bytes = uncommitted_bytes();
+    s.pending_reads = reads_.size() + read_batch_.size();
+    for (const auto& [rid, b] : read_forwards_) s.pending_reads += b.done.size();
+    s.pre_vote = cfg_.pre_vote;
+    s.check_quorum = cfg_.check_quorum;
+    if (role_ == role::leader) {
+      s.lease_valid = cfg_.lease_reads && reads_.lease_valid(clock_.now());
+      s.lease_until = reads_.lease_until();
+      s.transfer_target = transfer_ ? transfer_->target : no_node;
+    }
     if (role_ == role::leader) {
       for (const auto& p : peers_) {
         s.peers.push_back(peer_status{p.id, p.match, p.next, p.inflight.size(), p.probing});
@@ -252,8 +334,11 @@ class basic_node {
   /// (a stopped node has nothing left to do, and a driver must not spin on it).
   time_point next_deadline() const noexcept {
     if (stopped_) return time_point::max();
-    time_point t = role_ == role::leader ? heartbeat_deadline_ : election_deadline_;
+    time_point t = election_deadline_;
+    if (role_ == role::leader) t = std::min(heartbeat_deadline_, check_quorum_deadline_);
+    if (transfer_) t = std::min(t, transfer_->deadline);
     t = std::min(t, forwards_.next_deadline());
+    if (!read_forwards_.empty()) t = std::min(t, read_forwards_.begin()->second.deadline);
     if (applied_ < commit_) t = std::min(t, clock_.now());
     return t;
   }
@@ -286,7 +371,22 @@ class basic_node {
     switch (m.type) {
       case message_type::forward_proposal: return on_forward_proposal(m);
       case message_type::forward_reply: return on_forward_reply(m);
+      case message_type::read_index: return on_read_index(m);
+      case message_type::read_index_reply: return on_read_index_reply(m);
       default: break;
+    }
+    const bool pre = (m.flags & message_flags::pre_vote) != 0;
+    // A pre-vote never changes a term: the request carries the term the candidate would
+    // move to, and a granted reply that same term (thesis §9.6).
+    if (pre && m.type == message_type::request_vote) return on_pre_vote_request(m);
+    if (pre && m.type == message_type::request_vote_reply && !m.reject) return on_pre_vote_reply(m);
+    // Leader stickiness (thesis §4.2.3): while this node hears from a current leader, a
+    // request to elect another is ignored, not even answered with our term, unless the
+    // leader itself asked for the election (a transfer).
+    if (m.type == message_type::request_vote && m.term > term_ && !(m.flags & message_flags::transfer) &&
+        sticky()) {
+      ++counters_.votes_ignored;
+      return;
     }
     // §5.1: a message with a higher term makes this node a follower of that term,
     // whatever its role. Only AppendEntries names the new leader.
@@ -294,7 +394,7 @@ class basic_node {
       if (!become_follower(m.term, m.type == message_type::append_entries ? m.from : no_node)) return;
     } else if (m.term < term_) {
       // A stale sender learns the newer term from our reply (§5.1); replies are dropped.
-      if (m.type == message_type::request_vote) return reply_vote(m.from, false);
+      if (m.type == message_type::request_vote) return reply_vote(m.from, false, term_, false);
       if (m.type == message_type::append_entries) return reply_append_reject(m.from, 0, 0, 0);
       return;
     }
@@ -304,8 +404,9 @@ class basic_node {
       case message_type::append_entries: return on_append_entries(m);
       case message_type::append_entries_reply: return on_append_reply(m);
       case message_type::timeout_now:
-        // The leader of this term hands over: campaign now, without waiting (§3.10).
-        if (role_ == role::follower && m.from == leader_) start_election();
+        // The leader of this term hands over: campaign now, without waiting and without a
+        // pre-vote, as a transfer voters do not refuse for stickiness (§3.10).
+        if (role_ != role::leader && m.from == leader_) start_election(true);
         return;
       default: ++counters_.messages_ignored; return;
     }
@@ -313,7 +414,33 @@ class basic_node {
 
   // ---------------------------------------------------------------- elections (§5.2)
 
-  void start_election() {
+  /// The election timer fired: pre-vote first when configured (thesis §9.6).
+  void campaign() {
+    if (!is_member()) return;
+    if (cfg_.pre_vote) return start_pre_vote();
+    start_election(false);
+  }
+
+  /// Asks every voter whether it would vote for us in term_ + 1, without moving there.
+  void start_pre_vote() {
+    ++counters_.pre_votes;
+    role_ = role::pre_candidate;
+    leader_ = no_node;
+    votes_.assign(1, {cfg_.id, true});
+    reset_election_deadline();
+    if (election_result() == detail::vote_result::won) return start_election(false);
+    for (auto& p : peers_) {
+      if (!quorum_.is_voter(p.id)) continue;
+      message m = make(message_type::request_vote, p.id);
+      m.term = term_ + 1;
+      m.flags = message_flags::pre_vote;
+      m.log_index = log_.last_index();
+      m.log_term = log_.term_at(log_.last_index());
+      transport_send(std::move(m));
+    }
+  }
+
+  void start_election(bool transfer) {
     if (!is_member()) return;
     ++counters_.elections;
     role_ = role::candidate;
@@ -323,68 +450,135 @@ class basic_node {
     fail_forwards(errc::leadership_lost);
     // Durable before any message of the new term (Fig. 2); on failure nothing is sent.
     if (!persist_hard_state(term_ + 1, cfg_.id)) return;
-    votes_.assign(1, cfg_.id);
+    votes_.assign(1, {cfg_.id, true});
     reset_election_deadline();
-    if (has_quorum(votes_.size())) return become_leader();
+    if (election_result() == detail::vote_result::won) return become_leader();
     for (auto& p : peers_) {
+      if (!quorum_.is_voter(p.id)) continue;
       message m = make(message_type::request_vote, p.id);
       m.log_index = log_.last_index();
       m.log_term = log_.term_at(log_.last_index());
+      if (transfer) m.flags = message_flags::transfer;
       transport_send(std::move(m));
     }
   }
 
-  void on_request_vote(const message& m) {
+  /// §5.4.1 election restriction: a candidate's log is at least as up-to-date as ours,
+  /// comparing the last entries' terms first, then the indexes.
+  bool candidate_up_to_date(const message& m) const {
     const index_t my_last = log_.last_index();
     const term_t my_last_term = log_.term_at(my_last);
-    // §5.4.1 election restriction: grant only to a candidate whose log is at least as
-    // up-to-date as ours, comparing the last entries' terms first, then the indexes.
 #ifdef RAFTKIT_TEST_BREAK_ELECTION_RESTRICTION
     // Test-only broken variant: compares only the indexes.
     (void)my_last_term;
-    const bool up_to_date = m.log_index >= my_last;
+    return m.log_index >= my_last;
 #else
-    const bool up_to_date =
-        m.log_term > my_last_term || (m.log_term == my_last_term && m.log_index >= my_last);
+    return m.log_term > my_last_term || (m.log_term == my_last_term && m.log_index >= my_last);
 #endif
+  }
+
+  void on_request_vote(const message& m) {
     // §5.2: at most one vote per term, first come first served (persisted in vote_).
     const bool can_vote = vote_ == no_node || vote_ == m.from;
-    const bool grant = can_vote && up_to_date && role_ == role::follower;
+    const bool grant = can_vote && candidate_up_to_date(m) &&
+                       (role_ == role::follower || role_ == role::pre_candidate);
     if (grant) {
       // Durable before the reply leaves (§5.2, Fig. 2); on failure no reply leaves.
       if (!persist_hard_state(term_, m.from)) return;
       reset_election_deadline();
     }
-    reply_vote(m.from, grant);
+    reply_vote(m.from, grant, term_, false);
   }
 
-  void reply_vote(node_id to, bool grant) {
+  /// A pre-vote is granted to a candidate whose log is up to date and whose proposed term
+  /// is above ours, unless we still hear from a leader (stickiness). Nothing is persisted:
+  /// a pre-vote binds no one.
+  void on_pre_vote_request(const message& m) {
+#ifdef RAFTKIT_TEST_BREAK_PRE_VOTE_STICKINESS
+    const bool heard_leader = false;  // test-only broken variant: ignores a current leader
+#else
+    const bool heard_leader = sticky();
+#endif
+    const bool grant = m.term > term_ && candidate_up_to_date(m) && !heard_leader;
+    if (heard_leader) ++counters_.votes_ignored;
+    reply_vote(m.from, grant, grant ? m.term : term_, true);
+  }
+
+  void reply_vote(node_id to, bool grant, term_t term, bool pre) {
     message r = make(message_type::request_vote_reply, to);
+    r.term = term;
     r.reject = !grant;
+    if (pre) r.flags = message_flags::pre_vote;
     transport_send(std::move(r));
   }
 
+  void on_pre_vote_reply(const message& m) {
+    if (role_ != role::pre_candidate || m.term != term_ + 1) return;
+    record_vote(m.from, true);
+    if (election_result() == detail::vote_result::won) start_election(false);
+  }
+
   void on_vote_reply(const message& m) {
-    // Only replies of the current term count (stale ones were dropped in step()).
-    if (role_ != role::candidate || m.reject) return;
-    if (std::find(votes_.begin(), votes_.end(), m.from) != votes_.end()) return;
-    if (!is_member(m.from)) return;
-    votes_.push_back(m.from);
-    if (has_quorum(votes_.size())) become_leader();
+    // Only replies of the current term count (stale ones were dropped in step()); a
+    // refused pre-vote of our term counts against the pre-candidacy.
+    const bool pre = (m.flags & message_flags::pre_vote) != 0;
+    if (pre ? role_ != role::pre_candidate : role_ != role::candidate) return;
+    record_vote(m.from, !m.reject);
+    const auto r = election_result();
+    if (r == detail::vote_result::won && !pre) become_leader();
+    if (r == detail::vote_result::lost && pre) {
+      role_ = role::follower;  // wait for the next timeout; the term never moved
+    }
+  }
+
+  void record_vote(node_id from, bool granted) {
+    if (!quorum_.is_voter(from)) return;
+    for (const auto& v : votes_)
+      if (v.first == from) return;
+    votes_.push_back({from, granted});
+  }
+  detail::vote_result election_result() const {
+    return detail::tally(quorum_, [&](node_id id) -> std::optional<bool> {
+      for (const auto& v : votes_)
+        if (v.first == id) return v.second;
+      return std::nullopt;
+    });
+  }
+
+  /// Whether this node still hears from a leader, so it refuses to help elect another
+  /// (thesis §4.2.3): a follower within an election timeout of the leader's last message;
+  /// a leader under check-quorum (which steps down once a majority is silent that long).
+  bool sticky() const {
+    if (!cfg_.leader_stickiness) return false;
+    if (role_ == role::leader) return cfg_.check_quorum;
+    const time_point now = clock_.now();
+    // With leases a restarted node cannot know when it last heard a leader: it assumes
+    // just now, so a lease granted before its crash is still honoured.
+    if (cfg_.lease_reads && now < boot_time_ + cfg_.election_timeout) return true;
+    return leader_ != no_node && now < last_leader_contact_ + cfg_.election_timeout;
   }
 
   void become_leader() {
     RAFTKIT_ASSERT(role_ == role::candidate, "only a candidate becomes leader");
     role_ = role::leader;
     leader_ = cfg_.id;
+    ++counters_.elections_won;
     const index_t last = log_.last_index();
-    for (auto& p : peers_) p.reset(last + 1);
+    const time_point now = clock_.now();
+    for (auto& p : peers_) {
+      p.reset(last + 1);
+      p.last_reply = now;  // a grace period of one election timeout for check-quorum
+    }
+    timeout_now_sent_ = false;
     uncommitted_.clear();
     uncommitted_total_ = uncommitted_committed_ = 0;
+    reads_.reset_rounds();
     // §5.4.2 and §8: a leader commits entries of earlier terms only through an entry of
-    // its own term, so it appends a no-op at once.
-    append_local(entry_type::noop, shared_bytes{});
-    heartbeat_deadline_ = clock_.now() + cfg_.heartbeat_interval;
+    // its own term, so it appends a no-op at once. Reads wait until it commits (§6.4).
+    term_start_ = append_local(entry_type::noop, shared_bytes{});
+    heartbeat_deadline_ = now + cfg_.heartbeat_interval;
+    check_quorum_deadline_ = now + cfg_.heartbeat_interval;
+    begin_read_round();
     for (auto& p : peers_) send_append(p);
   }
 
@@ -397,18 +591,71 @@ class basic_node {
       fail_forwards(errc::leadership_lost);
     }
     role_ = role::follower;
+    if (leader_ != leader) fail_read_forwards(errc::leadership_lost);
     leader_ = leader;
-    if (was_leader) fail_pending(errc::leadership_lost);
+    if (was_leader) {
+      fail_pending(errc::leadership_lost);
+      // Reads not yet confirmed cannot be now; confirmed ones keep their index.
+      reads_.clear_unanswered([&](pending_read& r) { fail_read(r, errc::leadership_lost); });
+      reads_.reset_rounds();
+    }
+    // A transfer ends when the new leader shows itself (its first message may be its
+    // RequestVote, which names no leader yet).
+    if (transfer_ && leader != no_node) end_transfer(leader == transfer_->target ? std::error_code{} : make_error_code(errc::leadership_lost));
     reset_election_deadline();
     return true;
+  }
+
+  /// Check-quorum (thesis §6.2): checked at every heartbeat, a leader that has not heard
+  /// from a majority within an election timeout steps down.
+  void check_quorum(time_point now) {
+    check_quorum_deadline_ = now + cfg_.heartbeat_interval;
+    if (!cfg_.check_quorum) return;
+    const bool active = detail::quorum_active(quorum_, [&](node_id id) {
+      if (id == cfg_.id) return true;
+      const peer* p = find_peer(id);
+      return p && now - p->last_reply < cfg_.election_timeout;
+    });
+    if (active) return;
+    ++counters_.quorum_lost;
+    become_follower(term_, no_node);
+  }
+
+  // ---------------------------------------------------------------- leadership transfer (§3.10)
+
+  /// The follower whose log matches ours furthest (ties: the lowest id), or no_node.
+  node_id best_follower() const {
+    const peer* best = nullptr;
+    for (const auto& p : peers_)
+      if (quorum_.is_voter(p.id) && (!best || p.match > best->match)) best = &p;
+    return best ? best->id : no_node;
+  }
+
+  /// Sends TimeoutNow once the target holds our whole log; until then replication
+  /// catches it up.
+  void continue_transfer() {
+    if (!transfer_ || transfer_->sent || role_ != role::leader) return;
+    peer* p = find_peer(transfer_->target);
+    if (p->match < log_.last_index()) return send_append(*p);
+    transfer_->sent = true;
+    timeout_now_sent_ = true;
+    transport_send(make(message_type::timeout_now, p->id));
+  }
+
+  void end_transfer(std::error_code ec) {
+    transfer_completion done = std::move(transfer_->done);
+    transfer_.reset();
+    done(ec);
   }
 
   // ---------------------------------------------------------------- replication (§5.3)
 
   void on_append_entries(message& m) {
     RAFTKIT_ASSERT(role_ != role::leader, "two leaders in one term");
-    if (role_ == role::candidate || leader_ != m.from) become_follower(term_, m.from);
+    if (role_ != role::follower || leader_ != m.from) become_follower(term_, m.from);
     leader_boot_ = m.boot_id;
+    last_leader_contact_ = clock_.now();
+    leader_context_ = std::max(leader_context_, m.context);
     reset_election_deadline();
 
     const index_t prev = m.log_index;
@@ -479,6 +726,7 @@ class basic_node {
     message r = make(message_type::append_entries_reply, leader_);
     r.log_index = match;
     r.received_index = verified;
+    r.context = leader_context_;
     transport_send(std::move(r));
   }
 
@@ -488,6 +736,7 @@ class basic_node {
     r.log_index = rejected;
     r.hint_index = hint_index;
     r.hint_term = hint_term;
+    if (to == leader_) r.context = leader_context_;
     transport_send(std::move(r));
   }
 
@@ -495,7 +744,13 @@ class basic_node {
     if (role_ != role::leader) return;
     peer* p = find_peer(m.from);
     if (!p) return;
-    p->recent_active = true;
+    p->last_reply = clock_.now();
+    // Any reply of our term (a rejection too) shows the follower knew no newer leader
+    // when it answered: it echoes the newest round it had seen from us (§6.4).
+    if (m.context > p->read_ack) {
+      p->read_ack = m.context;
+      confirm_read_rounds();
+    }
     if (m.reject) {
       if (!p->is_current_rejection(m.log_index)) return;  // stale or reordered
       p->received = p->match;  // what we thought it holds, it does not
@@ -509,6 +764,7 @@ class basic_node {
     }
     maybe_commit();
     send_append(*p);
+    if (transfer_ && transfer_->target == p->id) continue_transfer();
   }
 
   /// Where to resume after a rejection, from the follower's conflict hint.
@@ -567,30 +823,37 @@ class basic_node {
       p.probe_sent = false;
       return send_append(p);
     }
+    p.mark_heartbeat();
+    send_heartbeat(p);
+    send_append(p);
+  }
+
+  /// An empty AppendEntries at what `p` is known to hold: it carries the commit index
+  /// and the current read round, and the follower always answers it.
+  void send_heartbeat(peer& p) {
     message m = make(message_type::append_entries, p.id);
     m.log_index = p.match;
     m.log_term = log_.term_at(p.match);
     m.commit = std::min(commit_, p.match);
-    p.mark_heartbeat();
     transport_send(std::move(m));
-    send_append(p);
   }
 
   /// §5.4.2: advance commit to the highest index durable on a majority, but only by
   /// counting replicas of an entry from the current term.
   void maybe_commit() {
     if (role_ != role::leader) return;
-    quorum_scratch_.clear();
-    quorum_scratch_.push_back(std::min(log_.durable_index(), log_.last_index()));
-    for (const auto& p : peers_) quorum_scratch_.push_back(p.match);
-    const std::size_t q = quorum_size();
-    std::nth_element(quorum_scratch_.begin(), quorum_scratch_.begin() + (q - 1),
-                     quorum_scratch_.end(), std::greater<>());
-    const index_t n = quorum_scratch_[q - 1];
+    const index_t self = std::min(log_.durable_index(), log_.last_index());
+    const index_t n = detail::committed_index(quorum_, [&](node_id id) {
+      if (id == cfg_.id) return self;
+      const peer* p = find_peer(id);
+      return p ? p->match : index_t{0};
+    }, quorum_scratch_);
     if (n > commit_ && commit_rule_allows(n)) {
+      const bool first_of_term = commit_ < term_start_ && n >= term_start_;
       commit_ = n;
       while (!uncommitted_.empty() && uncommitted_.front().index <= commit_)
         uncommitted_committed_ = uncommitted_.pop_front().total;
+      if (first_of_term) serve_reads_waiting_commit();
     }
   }
 
@@ -614,6 +877,7 @@ class basic_node {
     }
     batch_.clear();
     send_forward_batch();
+    send_read_batch();
     after_input();
   }
 
@@ -691,6 +955,8 @@ class basic_node {
     for (const auto& e : es) fits = fits && fits_one_message(e.payload.size());
     if (role_ != role::leader) {
       a.refused = errc::not_leader;
+    } else if (transfer_) {
+      a.refused = errc::transferring;
     } else if (!fits) {
       a.refused = errc::too_large;
     } else if (uncommitted_bytes() + bytes > cfg_.max_uncommitted_bytes) {
@@ -729,8 +995,8 @@ class basic_node {
       const bool certain = m.boot_id == b->leader_boot;
       const auto code = static_cast<errc>(m.code);
       const errc why = !certain ? errc::leadership_lost
-                       : (code == errc::busy || code == errc::too_large) ? code
-                                                                         : errc::not_leader;
+                       : !may_have_applied(code) ? code
+                                                 : errc::not_leader;
       auto batch = forwards_.take(m.request_id);
       for (auto& c : batch.done) {
         if (may_have_applied(why)) fail(c, why);
@@ -742,6 +1008,140 @@ class basic_node {
     // another, so the outcome is reported unknown rather than guessed.
     forwards_.place(m.request_id, m.log_index, m.log_term, applied_,
                     [](completion& c, index_t at) { fail(c, errc::timeout, at); });
+  }
+
+  // ---------------------------------------------------------------- reads (thesis §6.4)
+
+  /// A read waiting for its index: this node's own (a completion), or a follower's batch
+  /// (answered with a read_index_reply).
+  struct pending_read {
+    read_completion done;
+    node_id from = no_node;
+    std::uint64_t request_id = 0;
+  };
+
+  void leader_read(pending_read r, bool lease) {
+    // §6.4: a new leader does not know its commit index is current until an entry of
+    // its own term commits.
+    if (commit_ < term_start_) return reads_.wait_for_commit(std::move(r));
+#ifdef RAFTKIT_TEST_BREAK_READ_INDEX_ROUND
+    (void)lease;  // test-only broken variant: answers without confirming leadership
+    return answer_read(r, commit_);
+#else
+    if (lease && cfg_.lease_reads && reads_.lease_valid(clock_.now())) {
+      ++counters_.lease_reads;
+      return answer_read(r, commit_);
+    }
+    // A round already in flight was sent before this read arrived: it waits for the next.
+    const std::uint64_t round = reads_.round_in_flight() ? reads_.latest_round() + 1 : begin_read_round(true);
+    reads_.wait_for_round(round, commit_, std::move(r));
+    confirm_read_rounds();  // a single voter confirms at once
+#endif
+  }
+
+  /// Starts a heartbeat round; with `send`, heartbeats carry it to every follower now
+  /// (otherwise the caller is about to send).
+  std::uint64_t begin_read_round(bool send = false) {
+    const std::uint64_t r = reads_.begin_round(clock_.now());
+    if (send)
+      for (auto& p : peers_) send_heartbeat(p);
+    return r;
+  }
+
+  /// Confirms every round a majority has echoed, extends the lease, answers the reads
+  /// those rounds confirm, and starts the next round if reads wait for it.
+  void confirm_read_rounds() {
+    if (role_ != role::leader) return;
+    const std::uint64_t r = detail::committed_index(quorum_, [&](node_id id) -> index_t {
+      if (id == cfg_.id) return reads_.latest_round();
+      const peer* p = find_peer(id);
+      return p ? p->read_ack : 0;
+    }, quorum_scratch_);
+    const auto sent = reads_.confirm(r);
+    if (!sent) return;
+    ++counters_.read_rounds;
+    if (cfg_.lease_reads && !timeout_now_sent_) {
+#ifdef RAFTKIT_TEST_BREAK_LEASE_DRIFT
+      reads_.extend_lease(*sent + cfg_.election_timeout);  // test-only broken variant: no drift bound
+#else
+      // Followers refuse other candidates for an election timeout on *their* clocks
+      // after hearing this round; on ours that is at least this long.
+      reads_.extend_lease(*sent + duration(static_cast<std::int64_t>(
+                                      static_cast<double>(cfg_.election_timeout.count()) / cfg_.clock_drift_bound)));
+#endif
+    }
+    reads_.take_confirmed([&](pending_read& pr, index_t at) { answer_read(pr, at); });
+    if (reads_.waiting_after(reads_.latest_round())) begin_read_round(true);
+  }
+
+  void serve_reads_waiting_commit() {
+    if (!reads_.waiting_for_commit()) return;
+    reads_.take_waiting_commit([&](pending_read& r) { leader_read(std::move(r), false); });
+  }
+
+  void answer_read(pending_read& r, index_t at) {
+    if (r.from == no_node) return reads_.wait_for_apply(at, std::move(r.done));
+    message m = make(message_type::read_index_reply, r.from);
+    m.request_id = r.request_id;
+    m.log_index = at;
+    transport_send(std::move(m));
+  }
+
+  void fail_read(pending_read& r, std::error_code ec) {
+    if (r.from == no_node) return r.done(ec, 0);
+    message m = make(message_type::read_index_reply, r.from);
+    m.request_id = r.request_id;
+    m.reject = true;
+    m.code = static_cast<std::uint32_t>(ec.category() == raftkit_category() ? ec.value() : static_cast<int>(errc::leadership_lost));
+    transport_send(std::move(m));
+  }
+
+  /// A follower asks the leader for one read index for every read gathered.
+  void send_read_batch() {
+    if (read_batch_.empty()) return;
+    const bool lease = std::exchange(read_batch_lease_, false);
+    if (stopped_ || role_ == role::leader || leader_ == no_node) {
+      auto batch = std::move(read_batch_);
+      read_batch_.clear();
+      for (auto& c : batch) c(stopped_ ? errc::stopped : errc::not_leader, 0);
+      return;
+    }
+    const std::uint64_t rid = ++next_request_id_;
+    message m = make(message_type::read_index, leader_);
+    m.request_id = rid;
+    if (lease) m.flags = message_flags::lease;
+    read_forwards_.emplace(rid, forwarded_reads{std::move(read_batch_), clock_.now() + cfg_.forward_timeout});
+    read_batch_.clear();
+    transport_send(std::move(m));
+  }
+
+  void on_read_index(const message& m) {
+    pending_read r{{}, m.from, m.request_id};
+    if (role_ != role::leader) return fail_read(r, errc::not_leader);
+    if (reads_.size() >= cfg_.max_pending_reads) return fail_read(r, errc::busy);
+    ++counters_.reads;
+    leader_read(std::move(r), (m.flags & message_flags::lease) != 0);
+  }
+
+  void on_read_index_reply(const message& m) {
+    auto it = read_forwards_.find(m.request_id);
+    if (it == read_forwards_.end()) return;
+    auto batch = std::move(it->second.done);
+    read_forwards_.erase(it);
+    for (auto& c : batch) {
+      if (m.reject) c(static_cast<errc>(m.code), 0);
+      else reads_.wait_for_apply(m.log_index, std::move(c));
+    }
+  }
+
+  void fail_read_forwards(std::error_code ec) {
+    auto all = std::move(read_forwards_);
+    read_forwards_.clear();
+    for (auto& [rid, b] : all)
+      for (auto& c : b.done) c(ec, 0);
+    auto batch = std::move(read_batch_);
+    read_batch_.clear();
+    for (auto& c : batch) c(ec, 0);
   }
 
   // ---------------------------------------------------------------- applying
@@ -804,6 +1204,7 @@ class basic_node {
       ack_durable(false);
     }
     apply_committed();
+    reads_.applied(applied_, [](read_completion& c, index_t at) { c(std::error_code{}, at); });
   }
 
   void halt(std::error_code ec) {
@@ -817,6 +1218,10 @@ class basic_node {
     for (auto& c : forward_batch_done_) fail(c, ec);  // queued in a batch(), never sent
     forward_batch_done_.clear();
     forward_batch_.clear();
+    reads_.clear_unanswered([&](pending_read& r) { fail_read(r, ec); });
+    reads_.clear_answered([&](read_completion& c) { c(ec, 0); });
+    fail_read_forwards(ec);
+    if (transfer_) end_transfer(ec);
   }
 
   void fail_pending(std::error_code ec) {
@@ -860,6 +1265,7 @@ class basic_node {
     m.to = to;
     m.term = term_;
     m.boot_id = boot_id_;
+    if (role_ == role::leader) m.context = reads_.latest_round();
     return m;
   }
   void transport_send(message&& m) {
@@ -899,6 +1305,7 @@ class basic_node {
 #endif
     term_ = term;
     verified_ = acked_ = 0;
+    leader_context_ = 0;
   }
 
   void reset_election_deadline() {
@@ -910,8 +1317,6 @@ class basic_node {
     return std::find(cfg_.members.begin(), cfg_.members.end(), id) != cfg_.members.end();
   }
   bool is_member() const { return is_member(cfg_.id); }
-  std::size_t quorum_size() const noexcept { return cfg_.members.size() / 2 + 1; }
-  bool has_quorum(std::size_t n) const noexcept { return n >= quorum_size(); }
   peer* find_peer(node_id id) {
     for (auto& p : peers_)
       if (p.id == id) return &p;
@@ -938,7 +1343,29 @@ class basic_node {
 #endif
   time_point election_deadline_{};
   time_point heartbeat_deadline_{};
-  std::vector<node_id> votes_;
+  std::vector<std::pair<node_id, bool>> votes_;  // (pre-)vote answers of the current round
+  detail::quorum_config quorum_;
+  time_point last_leader_contact_{};   // follower: last AppendEntries from leader_
+  time_point boot_time_{};
+  time_point check_quorum_deadline_{};
+  index_t term_start_ = 0;             // leader: index of its term's no-op
+  std::uint64_t leader_context_ = 0;   // follower: newest read round seen from leader_ in this term
+  detail::read_index_state<pending_read, read_completion> reads_;
+  bool timeout_now_sent_ = false;      // leader: no lease in this term once it asked another to take over
+  struct forwarded_reads {
+    std::vector<read_completion> done;
+    time_point deadline{};
+  };
+  std::map<std::uint64_t, forwarded_reads> read_forwards_;  // follower: reads asked of the leader
+  std::vector<read_completion> read_batch_;                 // follower: reads gathered in batch()
+  bool read_batch_lease_ = false;
+  struct transfer_state {
+    node_id target = no_node;
+    time_point deadline{};
+    transfer_completion done;
+    bool sent = false;  // TimeoutNow sent
+  };
+  std::optional<transfer_state> transfer_;
   std::vector<peer> peers_;
   std::vector<index_t> quorum_scratch_;
   detail::ring<pending_proposal> pending_;

@@ -10,13 +10,19 @@
 namespace raftkit {
 
 /// A node's role (§5.1).
-enum class role : std::uint8_t { follower = 0, candidate = 1, leader = 2 };
+enum class role : std::uint8_t {
+  follower = 0,
+  candidate = 1,
+  leader = 2,
+  pre_candidate = 3,  ///< asking for pre-votes; its term is unchanged (thesis §9.6)
+};
 
 constexpr const char* to_string(role r) noexcept {
   switch (r) {
     case role::follower: return "follower";
     case role::candidate: return "candidate";
     case role::leader: return "leader";
+    case role::pre_candidate: return "pre_candidate";
   }
   return "unknown";
 }
@@ -42,12 +48,26 @@ struct node_status {
   index_t durable_index = 0;
   std::size_t pending_proposals = 0;  ///< waiting for apply: own (leader) or forwarded (follower)
   std::uint64_t uncommitted_bytes = 0;  ///< leader: bytes appended in its term, not yet committed
+  std::size_t pending_reads = 0;       ///< reads waiting for a round, a commit or to be applied
+  bool pre_vote = false;               ///< configured: pre-vote
+  bool check_quorum = false;           ///< configured: check-quorum
+  bool lease_valid = false;            ///< leader: its read lease holds now
+  time_point lease_until{};            ///< leader: when its lease ends (clock policy's time)
+  node_id transfer_target = no_node;   ///< leader: the node a leadership transfer is handing over to
   std::vector<peer_status> peers;  ///< on the leader only
 };
 
 /// Monotonic counters, for metrics.
 struct node_counters {
-  std::uint64_t elections = 0;          ///< elections this node started
+  std::uint64_t elections = 0;          ///< elections this node started (raised its term)
+  std::uint64_t elections_won = 0;      ///< elections after which it led
+  std::uint64_t pre_votes = 0;          ///< pre-vote rounds it started
+  std::uint64_t votes_ignored = 0;      ///< (pre-)vote requests ignored because a leader was current
+  std::uint64_t quorum_lost = 0;        ///< times it stepped down by check-quorum
+  std::uint64_t transfers = 0;          ///< leadership transfers it started
+  std::uint64_t reads = 0;              ///< read_index() calls
+  std::uint64_t lease_reads = 0;        ///< reads answered from the lease, without a round
+  std::uint64_t read_rounds = 0;        ///< heartbeat rounds confirmed by a majority
   std::uint64_t proposals = 0;          ///< propose() calls
   std::uint64_t forwarded = 0;          ///< proposals forwarded to a leader
   std::uint64_t proposals_refused = 0;  ///< proposals that failed as definitely not applied

@@ -36,6 +36,8 @@ using duration = std::chrono::nanoseconds;
 using time_point = std::chrono::time_point<clock_epoch, duration>;
 
 inline constexpr node_id no_node = 0;
+/// "Whichever node fits best", where a call takes a target node (leadership transfer).
+inline constexpr node_id any_node = ~node_id{0};
 
 /// An immutable, reference-counted byte buffer. One allocation holds the count and the
 /// bytes; copies share it, so a batch sent to every follower copies no payload.

@@ -157,7 +157,7 @@ template <class Archive>
 void save(Archive& ar, const message& m) {
   ar(static_cast<std::uint8_t>(m.type), m.from, m.to, m.term, m.log_index, m.log_term,
      m.commit, static_cast<std::uint8_t>(m.reject), m.flags, m.hint_index, m.hint_term,
-     m.request_id, m.boot_id, m.received_index, m.code, m.entries);
+     m.request_id, m.boot_id, m.received_index, m.code, m.context, m.entries);
 }
 
 template <class Archive>
@@ -168,14 +168,15 @@ void load(Archive& ar, message& m) {
   m.type = static_cast<message_type>(type);
   ar(m.from, m.to, m.term, m.log_index, m.log_term, m.commit);
   m.reject = detail::load_bool(ar);
-  ar(m.flags, m.hint_index, m.hint_term, m.request_id, m.boot_id, m.received_index, m.code, m.entries);
+  ar(m.flags, m.hint_index, m.hint_term, m.request_id, m.boot_id, m.received_index, m.code, m.context, m.entries);
 }
 
 namespace wire {
 
 inline constexpr std::uint32_t magic = 0x4B544652;  ///< "RFTK" in little-endian order
-/// Version 2: messages carry boot_id, received_index and code (fields of their own instead
-/// of reusing request_id, commit and hint_index), and forwards carry batches.
+/// Version 2: messages carry boot_id, received_index, code and context (fields of their own
+/// instead of reusing request_id, commit and hint_index), forwards carry batches, and
+/// read_index / read_index_reply exist.
 inline constexpr std::uint16_t protocol_version = 2;
 inline constexpr std::size_t header_size = 32;
 /// The type byte of a handshake frame: outside message_type's range so it can never be

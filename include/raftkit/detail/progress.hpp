@@ -31,7 +31,8 @@ struct progress {
   /// Highest index the follower said it holds verified against our log in this term,
   /// durable or not (>= match once known). A slow disk shows as received > match.
   index_t received = 0;
-  bool recent_active = false;
+  time_point last_reply{};       // when it last answered us (check-quorum, thesis §6.2)
+  std::uint64_t read_ack = 0;    // highest heartbeat round it echoed (ReadIndex, thesis §6.4)
   ring<flight> inflight;
   std::size_t inflight_bytes = 0;
   unsigned idle_heartbeats = 0;  // heartbeats with unreceived messages in flight and no progress
@@ -41,8 +42,8 @@ struct progress {
   void reset(index_t next_index) {
     match = 0;
     received = 0;
+    read_ack = 0;
     to_probe(next_index);
-    recent_active = false;
   }
   void to_probe(index_t next_index) {
     probing = true;

@@ -249,7 +249,11 @@ class cluster {
   /// passed); true if `id` won.
   bool campaign(node_id id, duration budget = std::chrono::milliseconds(50)) {
     expire_election_timer(id);
-    run_until([&] { return !is_up(id) || node(id).role_now() != role::candidate; }, budget);
+    run_until([&] {
+      if (!is_up(id)) return true;
+      const role r = node(id).role_now();
+      return r != role::candidate && r != role::pre_candidate;  // a pre-vote, then the election
+    }, budget);
     return is_up(id) && node(id).is_leader();
   }
 
