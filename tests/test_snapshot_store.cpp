@@ -639,6 +639,7 @@ TEST_CASE("file: leftover temporary snapshot files are removed on open; other fi
   CHECK(names_in(d.path) == std::vector<std::string>{"hard_state.tmp", "notes.txt",
                                                      raftkit::file::detail::snapshot_file_name(5, 1),
                                                      "snapshot.lock"});
+  REQUIRE(s.latest());
   CHECK(s.latest()->index == 5);
 }
 
@@ -732,6 +733,7 @@ TEST_CASE("file: a refused snapshot is set aside as .corrupt, kept for inspectio
   CHECK_FALSE(fsys::exists(t.newest));
   raftkit::file::snapshot_store s(t.d.path);
   CHECK(s.recovery().refused.empty());
+  REQUIRE(s.latest());
   CHECK(*s.latest() == t.old_meta);
   REQUIRE_FALSE(put(s, 9, 2, content_of(10, 1)));  // the index is free for a new snapshot
   CHECK(s.latest()->index == 9);
@@ -758,6 +760,7 @@ TEST_CASE("file: a snapshot whose header disagrees with its file name is refused
   REQUIRE(s.recovery().refused.size() == 1);
   CHECK(s.recovery().refused[0].file == wrong);
   CHECK(s.recovery().refused[0].reason.find("the name says index 12") != std::string::npos);
+  REQUIRE(s.latest());
   CHECK(s.latest()->index == 9);
 }
 
@@ -823,6 +826,7 @@ TEST_CASE("file: ENOSPC or EIO at any step of a commit is returned as no_space o
       fault_fs fs;
       prepare_sweep(fs);
       std::optional<fault_store> s(open_fault_store(fs));
+      REQUIRE(s->latest());
       const auto before = *s->latest();
       fs.d->fail_op(k, err, false);
       const std::error_code ec = put(*s, 9, 2, sweep_new);
@@ -835,10 +839,12 @@ TEST_CASE("file: ENOSPC or EIO at any step of a commit is returned as no_space o
         CHECK(s->latest()->index == 9);  // only a failed deletion of an old one comes after success
       }
       // a reopen finds what latest() said, and the store goes on: the next commit succeeds
+      REQUIRE(s->latest());
       const auto now = *s->latest();
       s.reset();  // closed first: it holds the directory's lock
       s.emplace(open_fault_store(fs));
       CHECK(s->recovery().refused.empty());
+      REQUIRE(s->latest());
       CHECK(*s->latest() == now);
       REQUIRE_FALSE(put(*s, 12, 2, content_of(100, 12)));
       CHECK(s->latest()->index == 12);
