@@ -20,10 +20,12 @@
 ///     52 u32 0                 56 u32 CRC-32C of bytes 0..56           60 u32 0
 ///
 /// little-endian. A sink writes the content through a buffer into a temporary file, leaving
-/// room for the header and configuration; `commit` writes those, fsyncs the file once, renames
-/// it into place and fsyncs the directory, then deletes all but the 2 newest snapshots and
-/// fsyncs the directory again. So a crash at any moment leaves the previous snapshot, or the
-/// new one complete.
+/// room for the header and configuration, and asks the disk to start writing back each chunk
+/// written (`sync_file_range` on Linux: the disk works while the next chunk is filled);
+/// `commit` writes the header and configuration, fsyncs the file once, renames it into place
+/// and fsyncs the directory, then deletes all but the 2 newest snapshots and fsyncs the
+/// directory again. So a crash at any moment leaves the previous snapshot, or the new one
+/// complete.
 ///
 /// ## Opening
 /// Snapshots are verified newest first: header CRC, format version, name against header,
@@ -102,6 +104,28 @@ concept snapshot_file_system = requires(F& f, const std::string& p, int fd, void
 };
 
 static_assert(snapshot_file_system<posix_fs>);
+
+/// Optional in a snapshot_file_system: starts writing a range of a file back to the disk
+/// without waiting for it, so the disk works while a sink fills its next chunk and the fsync
+/// at commit has little left to do. Errors are ignored (the fsync reports them).
+template <class F>
+concept writeback_hint = requires(F& f, int fd, std::uint64_t off, std::uint64_t n) {
+  { f.start_writeback(fd, off, n) } -> std::same_as<int>;
+};
+
+/// The snapshot store's POSIX policy: posix_fs, plus the writeback hint on Linux.
+struct snapshot_posix_fs : posix_fs {
+  int start_writeback([[maybe_unused]] int fd, [[maybe_unused]] std::uint64_t off,
+                      [[maybe_unused]] std::uint64_t n) {
+#ifdef __linux__
+    return ::sync_file_range(fd, static_cast<off_t>(off), static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE) == 0 ? 0 : -errno;
+#else
+    return 0;
+#endif
+  }
+};
+
+static_assert(snapshot_file_system<snapshot_posix_fs> && writeback_hint<snapshot_posix_fs>);
 
 /// Tuning of a file snapshot store.
 struct snapshot_options {
@@ -258,7 +282,7 @@ inline std::error_code snapshot_io_error(long long neg_errno) noexcept {
 }  // namespace detail
 
 /// A directory of durable snapshots; `FS` is the file-system policy (real POSIX by default).
-template <snapshot_file_system FS = posix_fs>
+template <snapshot_file_system FS = snapshot_posix_fs>
 class basic_snapshot_store {
   /// An open file of a source; closed when the last source copy goes.
   struct open_file {
@@ -412,10 +436,12 @@ class basic_snapshot_store {
 
     FS& fs() const noexcept { return *st_->fs; }
     bool write_file(const std::byte* p, std::size_t n) {
-      if (long long w = fs().pwrite(fd_, p, n, content_offset_ + flushed_); w < 0) {
+      const std::uint64_t off = content_offset_ + flushed_;
+      if (long long w = fs().pwrite(fd_, p, n, off); w < 0) {
         fail(w);
         return false;
       }
+      if constexpr (writeback_hint<FS>) fs().start_writeback(fd_, off, n);
       flushed_ += n;
       return true;
     }
