@@ -751,6 +751,20 @@ TEST_CASE("file: when every snapshot is corrupt, latest() is empty and each one 
   CHECK(s.recovery().used.empty());
 }
 
+TEST_CASE("file: a source whose file is cut short under it reports corrupt_log instead of short data") {
+  scratch_dir d;
+  raftkit::file::snapshot_store s(d.path);
+  REQUIRE_FALSE(put(s, 5, 1, content_of(20000, 5)));
+  auto src = s.open(*s.latest());
+  REQUIRE_FALSE(src.error());
+  fsys::resize_file(d.path + "/" + raftkit::file::detail::snapshot_file_name(5, 1), 10000);  // by someone else
+  bytes buf(4096);
+  CHECK(src.read_at(0, buf) == 4096);  // still inside what is left
+  CHECK(src.read_at(12000, buf) == 0);
+  CHECK(src.error() == raftkit::errc::corrupt_log);
+  CHECK(src.read_at(0, buf) == 0);  // the error is sticky
+}
+
 TEST_CASE("file: a snapshot whose header disagrees with its file name is refused") {
   two_snapshots t;
   // a good snapshot file put under a newer name: its header still says (9, 2)

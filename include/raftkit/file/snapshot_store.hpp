@@ -65,7 +65,6 @@
 #include <utility>
 #include <vector>
 
-#include "raftkit/assert.hpp"
 #include "raftkit/detail/crc32c.hpp"
 #include "raftkit/errc.hpp"
 #include "raftkit/file/posix_fs.hpp"
@@ -76,29 +75,23 @@ namespace raftkit::file {
 static_assert(std::endian::native == std::endian::little,
               "raftkit::file::snapshot_store writes little-endian headers");
 
-/// What the snapshot store needs from a file system (a subset of file::file_system, so
-/// `posix_fs` serves both stores). Every call returns a non-negative value on success and
-/// `-errno` on failure.
+/// What the snapshot store needs from a file system: the members of file::file_system it
+/// calls, each with the meaning documented there (so `posix_fs` serves both stores, and a test
+/// double needs only these). Every call returns a non-negative value or `-errno`.
 template <class F>
 concept snapshot_file_system = requires(F& f, const std::string& p, int fd, void* out, const void* in,
                                         std::size_t n, std::uint64_t off, std::vector<std::string>& names) {
-  /// Opens `p` read-write; with `create`, creates it or empties an existing one.
   { f.open(p, bool{}) } -> std::same_as<int>;
   { f.close(fd) } -> std::same_as<int>;
-  /// Writes all `n` bytes at `off`: n, or -errno (a partial write may have landed).
   { f.pwrite(fd, in, n, off) } -> std::same_as<long long>;
-  /// Reads up to `n` bytes at `off`; fewer only at end of file.
   { f.pread(fd, out, n, off) } -> std::same_as<long long>;
   { f.fsync(fd) } -> std::same_as<int>;
   { f.size(fd) } -> std::same_as<long long>;
   { f.rename(p, p) } -> std::same_as<int>;
   { f.unlink(p) } -> std::same_as<int>;
-  /// Creates directory `p` if it does not exist.
   { f.make_dir(p) } -> std::same_as<int>;
-  /// Makes creations, renames and removals of entries of directory `p` durable.
   { f.sync_dir(p) } -> std::same_as<int>;
   { f.list_dir(p, names) } -> std::same_as<int>;
-  /// An exclusive lock on file `p`: a descriptor, or -EWOULDBLOCK when another holder has it.
   { f.lock(p) } -> std::same_as<int>;
   { f.unlock(fd) } -> std::same_as<void>;
 };
@@ -326,153 +319,94 @@ class basic_snapshot_store {
   /// How many committed snapshots the store keeps.
   static constexpr std::size_t kept_count = 2;
 
-  /// Writes one snapshot into a temporary file; `commit` puts it in place.
-  class sink {
+  /// Writes a sink's bytes through a buffer into a temporary file; `publish` puts it in place.
+  class sink_backend {
    public:
-    sink(sink&& o) noexcept { *this = std::move(o); }
-    sink& operator=(sink&& o) noexcept {
-      if (this != &o) {
-        abort();
-        st_ = std::move(o.st_);
-        temp_ = std::move(o.temp_);
-        fd_ = std::exchange(o.fd_, -1);
-        meta_ = std::move(o.meta_);
-        content_offset_ = o.content_offset_;
-        buf_ = std::move(o.buf_);
-        buffered_ = o.buffered_;
-        flushed_ = o.flushed_;
-        ec_ = o.ec_;
-        done_ = std::exchange(o.done_, true);
-      }
-      return *this;
-    }
-    sink(const sink&) = delete;
-    sink& operator=(const sink&) = delete;
-    ~sink() { abort(); }
-
-    /// Appends `b` through the buffer (see raftkit::snapshot_sink).
-    std::error_code write(std::span<const std::byte> b) {
-      RAFTKIT_ASSERT(!done_, "write on a committed or aborted snapshot sink");
-      if (ec_ || b.empty()) return ec_;
+    std::error_code append(std::span<const std::byte> b) {
       const std::size_t cap = st_->opts.buffer_bytes;
-      if (buffered_ + b.size() > cap && !flush()) return ec_;
-      if (b.size() >= cap) {
-        if (!write_file(b.data(), b.size())) return ec_;
-      } else {
-        std::memcpy(buf_.get() + buffered_, b.data(), b.size());
-        buffered_ += b.size();
-      }
-      meta_.size += b.size();
-      meta_.crc = raftkit::detail::crc32c_extend(meta_.crc, b.data(), b.size());
+      if (buffered_ + b.size() > cap)
+        if (auto e = flush()) return e;
+      if (b.size() >= cap) return write_file(b.data(), b.size());
+      std::memcpy(buf_.get() + buffered_, b.data(), b.size());
+      buffered_ += b.size();
       return {};
     }
-    std::uint64_t written() const noexcept { return meta_.size; }
-    std::uint32_t crc() const noexcept { return meta_.crc; }
 
     /// Writes the header, fsyncs, renames into place, fsyncs the directory, then deletes the
-    /// snapshots beyond the 2 newest. `snapshot_errc::stale` if one at the same or a higher
-    /// index was committed meanwhile.
-    std::error_code commit() {
-      RAFTKIT_ASSERT(!done_, "commit on a committed or aborted snapshot sink");
-      done_ = true;  // every way out of here ends the sink
-      if (ec_ || !flush()) return fail_with(ec_);
+    /// snapshots beyond the 2 newest.
+    std::error_code publish(snapshot_meta m) {
+      if (auto e = flush()) return e;
       std::vector<std::byte> head(content_offset_);
-      detail::snapshot_header::of(meta_).encode(head.data());
-      if (!meta_.config.empty())
-        std::memcpy(head.data() + detail::snapshot_header_size, meta_.config.data(), meta_.config.size());
-      if (long long w = fs().pwrite(fd_, head.data(), head.size(), 0); w < 0) return fail(w);
-      if (int r = fs().fsync(fd_); r < 0) return fail(r);
-      if (int r = fs().close(std::exchange(fd_, -1)); r < 0) return fail(r);
+      detail::snapshot_header::of(m).encode(head.data());
+      if (!m.config.empty())
+        std::memcpy(head.data() + detail::snapshot_header_size, m.config.data(), m.config.size());
+      if (long long w = fs().pwrite(fd_, head.data(), head.size(), 0); w < 0) return detail::snapshot_io_error(w);
+      if (int r = fs().fsync(fd_); r < 0) return detail::snapshot_io_error(r);
+      if (int r = fs().close(std::exchange(fd_, -1)); r < 0) return detail::snapshot_io_error(r);
 
       std::lock_guard commit_lk(st_->commit_mu);
-      if (auto l = st_->latest(); l && meta_.index <= l->index) return fail_with(snapshot_errc::stale);
-      const std::string dst = st_->path(detail::snapshot_file_name(meta_.index, meta_.term));
-      if (int r = fs().rename(temp_, dst); r < 0) return fail(r);
+      if (auto e = raftkit::detail::not_newer(st_->latest(), m.index)) return e;
+      const std::string dst = st_->path(detail::snapshot_file_name(m.index, m.term));
+      if (int r = fs().rename(temp_, dst); r < 0) return detail::snapshot_io_error(r);
+      temp_.clear();
       if (int r = fs().sync_dir(st_->dir); r < 0) {
         // Not known to be durable: take it back, so this process never reports it. (A crash
         // may still keep it; it is complete, so either outcome is a valid store.)
         fs().unlink(dst);
-        temp_.clear();
-        return fail(r);
+        return detail::snapshot_io_error(r);
       }
-      temp_.clear();
-      retire_older(dst);
+      retire_older({dst, std::move(m), content_offset_});
       return {};
     }
-    /// Discards the snapshot: closes and deletes its temporary file.
-    void abort() noexcept {
-      if (done_) return;
-      discard();
-      done_ = true;
-    }
 
-   private:
-    friend class basic_snapshot_store;
-    sink(std::shared_ptr<shared> st, index_t i, term_t t, std::vector<std::byte> cfg)
-        : st_(std::move(st)), done_(false) {
-      meta_.index = i;
-      meta_.term = t;
-      meta_.config = std::move(cfg);
-      content_offset_ = detail::snapshot_header_size + meta_.config.size();
-      if (auto l = st_->latest(); l && i <= l->index) {
-        ec_ = snapshot_errc::stale;  // its commit could only fail: write nothing
-        return;
-      }
-      if (meta_.config.size() > UINT32_MAX) {
-        ec_ = errc::too_large;
-        return;
-      }
-      temp_ = st_->path(std::string(detail::snapshot_prefix) + detail::hex16(i) + "-" + detail::hex16(t) + "-" +
-                        std::to_string(st_->next_temp.fetch_add(1)) + ".tmp");
-      int fd = fs().open(temp_, true);
-      if (fd < 0) {
-        temp_.clear();
-        ec_ = detail::snapshot_io_error(fd);
-        return;
-      }
-      fd_ = fd;
-      buf_ = std::make_unique_for_overwrite<std::byte[]>(st_->opts.buffer_bytes);
-    }
-
-    FS& fs() const noexcept { return *st_->fs; }
-    bool write_file(const std::byte* p, std::size_t n) {
-      const std::uint64_t off = content_offset_ + flushed_;
-      if (long long w = fs().pwrite(fd_, p, n, off); w < 0) {
-        fail(w);
-        return false;
-      }
-      if constexpr (writeback_hint<FS>) fs().start_writeback(fd_, off, n);
-      flushed_ += n;
-      return true;
-    }
-    bool flush() {
-      if (buffered_ == 0) return true;
-      if (!write_file(buf_.get(), buffered_)) return false;
-      buffered_ = 0;
-      return true;
-    }
-    /// Closes and deletes the temporary file (the snapshot is lost; disk space comes back).
+    /// Closes and deletes the temporary file (disk space comes back at once).
     void discard() noexcept {
       if (fd_ >= 0) fs().close(std::exchange(fd_, -1));
       if (!temp_.empty()) fs().unlink(std::exchange(temp_, std::string{}));
       buf_.reset();
     }
-    /// Makes `e` the sink's sticky error and discards what it wrote.
-    std::error_code fail_with(std::error_code e) {
-      ec_ = e;
-      discard();
-      return ec_;
-    }
-    std::error_code fail(long long neg_errno) { return fail_with(detail::snapshot_io_error(neg_errno)); }
 
-    /// Publishes the committed file as latest() and deletes all but the newest kept_count,
-    /// durably. Called with commit_mu held. A deletion that fails is retried after the next
-    /// commit; it never fails this one.
-    void retire_older(const std::string& dst) {
+   private:
+    friend class basic_snapshot_store;
+    sink_backend(std::shared_ptr<shared> st, std::uint64_t content_offset)
+        : st_(std::move(st)), content_offset_(content_offset) {}
+
+    /// Creates the temporary file for (i, t).
+    std::error_code begin(index_t i, term_t t) {
+      temp_ = st_->path(std::string(detail::snapshot_prefix) + detail::hex16(i) + "-" + detail::hex16(t) + "-" +
+                        std::to_string(st_->next_temp.fetch_add(1)) + ".tmp");
+      int fd = fs().open(temp_, true);
+      if (fd < 0) {
+        temp_.clear();
+        return detail::snapshot_io_error(fd);
+      }
+      fd_ = fd;
+      buf_ = std::make_unique_for_overwrite<std::byte[]>(st_->opts.buffer_bytes);
+      return {};
+    }
+    FS& fs() const noexcept { return *st_->fs; }
+    std::error_code write_file(const std::byte* p, std::size_t n) {
+      const std::uint64_t off = content_offset_ + flushed_;
+      if (long long w = fs().pwrite(fd_, p, n, off); w < 0) return detail::snapshot_io_error(w);
+      if constexpr (writeback_hint<FS>) fs().start_writeback(fd_, off, n);
+      flushed_ += n;
+      return {};
+    }
+    std::error_code flush() {
+      if (buffered_ == 0) return {};
+      if (auto e = write_file(buf_.get(), buffered_)) return e;
+      buffered_ = 0;
+      return {};
+    }
+
+    /// Publishes `f` as latest() and deletes all but the newest kept_count, durably. Called
+    /// with commit_mu held. A deletion that fails is retried after the next commit; it never
+    /// fails this one.
+    void retire_older(kept_file f) {
       std::vector<kept_file> old;
       {
         std::lock_guard lk(st_->mu);
-        st_->kept.push_back({dst, std::move(meta_), content_offset_});
+        st_->kept.push_back(std::move(f));
         const std::size_t n = st_->kept.size() > kept_count ? st_->kept.size() - kept_count : 0;
         old.assign(std::make_move_iterator(st_->kept.begin()), std::make_move_iterator(st_->kept.begin() + n));
         st_->kept.erase(st_->kept.begin(), st_->kept.begin() + n);
@@ -490,46 +424,30 @@ class basic_snapshot_store {
     }
 
     std::shared_ptr<shared> st_;
-    std::string temp_;  // the temporary file's path while it exists
+    std::uint64_t content_offset_;  // where the content starts: after header and configuration
+    std::string temp_;              // the temporary file's path while it exists
     int fd_ = -1;
-    snapshot_meta meta_;  // size and crc grow with every write
-    std::uint64_t content_offset_ = 0;
     std::unique_ptr<std::byte[]> buf_;
     std::size_t buffered_ = 0;
     std::uint64_t flushed_ = 0;  // content bytes in the file
-    std::error_code ec_;
-    bool done_ = true;  // a moved-from sink is done
   };
 
-  /// Reads a snapshot's content with pread; keeps its file open, so it survives deletion.
-  class source {
-   public:
-    const snapshot_meta& meta() const noexcept { return meta_; }
-    std::size_t read_at(std::uint64_t off, std::span<std::byte> out) {
-      if (ec_ || off >= meta_.size) return 0;
-      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), meta_.size - off));
-      long long r = file_->fs->pread(file_->fd, out.data(), n, content_offset_ + off);
-      if (r < 0) {
-        ec_ = detail::snapshot_io_error(r);
-        return 0;
-      }
-      if (static_cast<std::size_t>(r) != n) {
-        ec_ = errc::corrupt_log;  // the file is shorter than its verified header said
-        return 0;
-      }
-      return n;
+  /// Reads a source's content with pread from the file it keeps open.
+  struct source_reader {
+    std::shared_ptr<const open_file> file;
+    std::uint64_t content_offset = 0;
+    std::error_code read(std::uint64_t off, std::span<std::byte> out) const {
+      long long r = file->fs->pread(file->fd, out.data(), out.size(), content_offset + off);
+      if (r < 0) return detail::snapshot_io_error(r);
+      if (static_cast<std::size_t>(r) != out.size()) return errc::corrupt_log;  // shorter than its verified header said
+      return {};
     }
-    std::error_code error() const noexcept { return ec_; }
-
-   private:
-    friend class basic_snapshot_store;
-    source(snapshot_meta m, std::shared_ptr<const open_file> f, std::uint64_t off, std::error_code ec)
-        : meta_(std::move(m)), file_(std::move(f)), content_offset_(off), ec_(ec) {}
-    snapshot_meta meta_;
-    std::shared_ptr<const open_file> file_;
-    std::uint64_t content_offset_ = 0;
-    std::error_code ec_;
   };
+
+  /// Writes one snapshot into a temporary file; `commit` puts it in place.
+  using sink = raftkit::detail::basic_snapshot_sink<sink_backend>;
+  /// Reads a snapshot's content with pread; keeps its file open, so it survives deletion.
+  using source = raftkit::detail::basic_snapshot_source<source_reader>;
 
   /// Opens (creating if needed) the snapshot directory `dir` and finds its newest valid
   /// snapshot (see the file comment). Throws std::system_error with a raftkit::errc.
@@ -545,7 +463,13 @@ class basic_snapshot_store {
   /// The newest valid snapshot, or nullopt.
   std::optional<snapshot_meta> latest() const { return s_->latest(); }
   /// Begins a snapshot of the log up to (i, t) with configuration `cfg`.
-  sink create(index_t i, term_t t, std::vector<std::byte> cfg) { return sink(s_, i, t, std::move(cfg)); }
+  sink create(index_t i, term_t t, std::vector<std::byte> cfg) {
+    sink_backend be(s_, detail::snapshot_header_size + cfg.size());
+    std::error_code ec = raftkit::detail::not_newer(latest(), i);  // its commit could only fail: write nothing
+    if (!ec && cfg.size() > UINT32_MAX) ec = errc::too_large;
+    if (!ec) ec = be.begin(i, t);
+    return sink(std::move(be), i, t, std::move(cfg), ec);
+  }
   /// Opens snapshot `m`; error() is `snapshot_errc::stale` if the store no longer keeps it,
   /// or the I/O error of opening its file.
   source open(const snapshot_meta& m) const {
@@ -553,10 +477,10 @@ class basic_snapshot_store {
     for (const kept_file& k : s_->kept) {
       if (!k.meta || !(*k.meta == m)) continue;
       int fd = s_->fs->open(k.path, false);
-      if (fd < 0) return source(m, nullptr, 0, detail::snapshot_io_error(fd));
-      return source(m, std::make_shared<const open_file>(s_->fs, fd), k.content_offset, {});
+      if (fd < 0) return source(m, {}, detail::snapshot_io_error(fd));
+      return source(m, {std::make_shared<const open_file>(s_->fs, fd), k.content_offset});
     }
-    return source(m, nullptr, 0, snapshot_errc::stale);
+    return source(m, {}, snapshot_errc::stale);
   }
   /// What opening found: refused files with reasons, deleted temporaries, the file used.
   const snapshot_recovery_report& recovery() const noexcept { return s_->report; }

@@ -7,7 +7,6 @@
 /// The store keeps the last 2 snapshots; a source holds its content, so it stays readable
 /// after the store dropped it. Thread-safe as the snapshot_store concept asks.
 
-#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -17,8 +16,6 @@
 #include <utility>
 #include <vector>
 
-#include "raftkit/assert.hpp"
-#include "raftkit/detail/crc32c.hpp"
 #include "raftkit/errc.hpp"
 #include "raftkit/snapshot_store.hpp"
 
@@ -37,132 +34,79 @@ class snapshot_store {
     std::uint64_t crashes = 0;
     std::error_code injected;
   };
+  static std::optional<snapshot_meta> newest(const state& st) {  // with st.mu held
+    if (st.kept.empty()) return std::nullopt;
+    return st.kept.back().meta;
+  }
 
  public:
   /// How many committed snapshots the store keeps.
   static constexpr std::size_t kept_count = 2;
 
-  /// Writes one snapshot into memory; committed, it becomes the store's newest.
-  class sink {
+  /// Where a sink keeps its bytes until commit.
+  class sink_backend {
    public:
-    sink(sink&& o) noexcept { *this = std::move(o); }
-    sink& operator=(sink&& o) noexcept {
-      if (this != &o) {
-        abort();
-        st_ = std::move(o.st_);
-        crashes_ = o.crashes_;
-        meta_ = std::move(o.meta_);
-        bytes_ = std::move(o.bytes_);
-        ec_ = o.ec_;
-        done_ = std::exchange(o.done_, true);
-      }
-      return *this;
-    }
-    sink(const sink&) = delete;
-    sink& operator=(const sink&) = delete;
-    ~sink() { abort(); }
-
-    /// Appends `b` (see raftkit::snapshot_sink); fails with the store's injected error.
-    std::error_code write(std::span<const std::byte> b) {
-      RAFTKIT_ASSERT(!done_, "write on a committed or aborted snapshot sink");
-      if (ec_) return ec_;
-      if (auto e = injected()) return fail(e);
+    std::error_code append(std::span<const std::byte> b) {
+      if (auto e = injected()) return e;
       bytes_.insert(bytes_.end(), b.begin(), b.end());
-      meta_.crc = detail::crc32c_extend(meta_.crc, b.data(), b.size());
       return {};
     }
-    std::uint64_t written() const noexcept { return bytes_.size(); }
-    std::uint32_t crc() const noexcept { return meta_.crc; }
-
-    /// Makes the snapshot the newest; fails with `snapshot_errc::stale` if one at the same or
-    /// a higher index is committed, with `io_error` if the store crashed since `create`.
-    std::error_code commit() {
-      RAFTKIT_ASSERT(!done_, "commit on a committed or aborted snapshot sink");
-      done_ = true;
-      if (ec_) return ec_;
-      meta_.size = bytes_.size();
+    /// Fails with io_error if the store crashed since the sink was made (its writer died).
+    std::error_code publish(snapshot_meta m) {
       auto content = std::make_shared<const std::vector<std::byte>>(std::move(bytes_));
       std::lock_guard lk(st_->mu);
-      if (st_->crashes != crashes_) return ec_ = errc::io_error;  // its writer died in the crash
-      if (st_->injected) return ec_ = st_->injected;
-      if (!st_->kept.empty() && meta_.index <= st_->kept.back().meta.index)
-        return ec_ = snapshot_errc::stale;
-      st_->kept.push_back({std::move(meta_), std::move(content)});
+      if (st_->crashes != crashes_) return errc::io_error;
+      if (st_->injected) return st_->injected;
+      if (auto e = raftkit::detail::not_newer(newest(*st_), m.index)) return e;
+      st_->kept.push_back({std::move(m), std::move(content)});
       if (st_->kept.size() > kept_count) st_->kept.erase(st_->kept.begin());
       return {};
     }
-    /// Discards the snapshot.
-    void abort() noexcept {
-      done_ = true;
-      bytes_ = {};
-    }
+    void discard() noexcept { bytes_ = {}; }
 
    private:
     friend class snapshot_store;
-    sink(std::shared_ptr<state> st, index_t i, term_t t, std::vector<std::byte> cfg)
-        : st_(std::move(st)), done_(false) {
-      meta_.index = i;
-      meta_.term = t;
-      meta_.config = std::move(cfg);
-      std::lock_guard lk(st_->mu);
-      crashes_ = st_->crashes;
-      if (!st_->kept.empty() && i <= st_->kept.back().meta.index) ec_ = snapshot_errc::stale;
-    }
+    sink_backend(std::shared_ptr<state> st, std::uint64_t crashes) : st_(std::move(st)), crashes_(crashes) {}
     std::error_code injected() const {
       std::lock_guard lk(st_->mu);
       return st_->injected;
     }
-    std::error_code fail(std::error_code e) {
-      bytes_ = {};
-      return ec_ = e;
-    }
-
     std::shared_ptr<state> st_;
-    std::uint64_t crashes_ = 0;
-    snapshot_meta meta_;
+    std::uint64_t crashes_;
     std::vector<std::byte> bytes_;
-    std::error_code ec_;
-    bool done_ = true;  // a moved-from sink is done
   };
-
-  /// Reads a committed snapshot; holds its content, so it outlives the store's copy.
-  class source {
-   public:
-    const snapshot_meta& meta() const noexcept { return meta_; }
-    std::size_t read_at(std::uint64_t off, std::span<std::byte> out) {
-      if (ec_ || !content_ || off >= content_->size()) return 0;
-      const std::size_t n = static_cast<std::size_t>(
-          std::min<std::uint64_t>(out.size(), content_->size() - off));
-      if (n) std::memcpy(out.data(), content_->data() + off, n);
-      return n;
+  /// Reads the content a source shares with the store.
+  struct source_reader {
+    content_ptr content;
+    std::error_code read(std::uint64_t off, std::span<std::byte> out) const noexcept {
+      std::memcpy(out.data(), content->data() + off, out.size());
+      return {};
     }
-    std::error_code error() const noexcept { return ec_; }
-
-   private:
-    friend class snapshot_store;
-    source(snapshot_meta m, content_ptr c, std::error_code ec)
-        : meta_(std::move(m)), content_(std::move(c)), ec_(ec) {}
-    snapshot_meta meta_;
-    content_ptr content_;
-    std::error_code ec_;
   };
+
+  /// Writes one snapshot into memory; committed, it becomes the store's newest.
+  using sink = raftkit::detail::basic_snapshot_sink<sink_backend>;
+  /// Reads a committed snapshot; holds its content, so it outlives the store's copy.
+  using source = raftkit::detail::basic_snapshot_source<source_reader>;
 
   snapshot_store() : s_(std::make_shared<state>()) {}
 
   /// The newest committed snapshot, or nullopt.
   std::optional<snapshot_meta> latest() const {
     std::lock_guard lk(s_->mu);
-    if (s_->kept.empty()) return std::nullopt;
-    return s_->kept.back().meta;
+    return newest(*s_);
   }
   /// Begins a snapshot of the log up to (i, t) with configuration `cfg`.
-  sink create(index_t i, term_t t, std::vector<std::byte> cfg) { return sink(s_, i, t, std::move(cfg)); }
+  sink create(index_t i, term_t t, std::vector<std::byte> cfg) {
+    std::lock_guard lk(s_->mu);
+    return sink(sink_backend(s_, s_->crashes), i, t, std::move(cfg), raftkit::detail::not_newer(newest(*s_), i));
+  }
   /// Opens snapshot `m`; error() is `snapshot_errc::stale` if the store no longer keeps it.
   source open(const snapshot_meta& m) const {
     std::lock_guard lk(s_->mu);
     for (const stored& k : s_->kept)
-      if (k.meta == m) return source(k.meta, k.content, {});
-    return source(m, nullptr, snapshot_errc::stale);
+      if (k.meta == m) return source(k.meta, {k.content});
+    return source(m, {}, snapshot_errc::stale);
   }
 
   /// Loses every sink not yet committed (their commit fails with io_error), as a power
