@@ -7,7 +7,7 @@
 
 #include <doctest/doctest.h>
 
-#include "random_histories.hpp"
+#include "test_histories.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -29,10 +29,11 @@ using raftkit::sim::check_result;
 using raftkit::sim::check_verdict;
 using raftkit::sim::op_kind;
 using raftkit::sim::operation;
-using random_histories::random_linearizable_history;
-using random_histories::random_small_distinct_history;
-using random_histories::random_small_history;
-using random_histories::rng;
+using test_histories::histories_dir;
+using test_histories::random_linearizable_history;
+using test_histories::random_small_distinct_history;
+using test_histories::random_small_history;
+using test_histories::rng;
 
 constexpr std::int64_t unknown = raftkit::sim::unknown_return;
 
@@ -159,21 +160,6 @@ bool brute_force_linearizable(const std::vector<operation>& ops) {
     return false;
   };
   return search(search, "");
-}
-
-std::filesystem::path histories_dir() {
-  if (const char* env = std::getenv("RAFTKIT_HISTORIES_DIR")) return env;
-  // __FILE__ may be relative to the build directory (meson passes ../tests/...), so
-  // also try it from the build root, two levels above this executable.
-  std::filesystem::path here = std::filesystem::path(__FILE__).parent_path() / "histories";
-  if (std::filesystem::is_directory(here)) return here;
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    auto from_build = exe.parent_path().parent_path() / here;
-    if (std::filesystem::is_directory(from_build)) return from_build;
-  }
-  return here;
 }
 
 }  // namespace

@@ -832,9 +832,10 @@ enum class value_outcome : std::uint8_t {
 ///
 /// Outputs are split by dynamic programming over positions with rolling hashes (checked
 /// byte for byte on a match); a read whose output is a prefix, at a value boundary, of
-/// another's shares its split, so a growing append sequence is split once. Values that
-/// split in two ways, or that several writes share, leave the key open (the search
-/// decides it); an append of "" is a no-op and always fits, so it is ignored here.
+/// another's shares its split, so a growing append sequence is split once. An output
+/// that splits in two ways, or that starts with or uses a value several writes share,
+/// leaves the key open (the search decides it); an append of "" is a no-op and always
+/// fits, so it is ignored here.
 class value_checker {
  public:
   /// `idx`: indices into `all` of one key's operations (gets only with known outcome).
@@ -844,7 +845,7 @@ class value_checker {
   /// Decides the key, or says it is open.
   value_outcome run() {
     index_values();
-    if (split_outputs() && build_groups() && check_groups()) order_groups();
+    if (!shared_base() && split_outputs() && build_groups() && check_groups()) order_groups();
     return outcome_;
   }
 
@@ -945,6 +946,33 @@ class value_checker {
                               [](const length& a, const length& b) { return a.len == b.len; }),
                   lens->end());
     }
+  }
+
+  // Before the costlier splitting: a read that starts with a value several puts wrote
+  // may follow any of them, so the key is left open. (That value may not be the read's
+  // base after all; leaving the key to the search is then merely slower, never wrong.)
+  bool shared_base() {
+    const bool any = std::any_of(values_.begin(), values_.end(), [](const value_info& v) {
+      return v.puts > 1 && !v.text.empty();
+    });
+    if (!any) return false;
+    for (std::uint32_t g : gets_) {
+      const std::string& s = op(g).output;
+      std::uint64_t h = 0;
+      std::size_t i = 0;
+      for (const length& len : put_lengths_) {
+        if (len.len > s.size()) break;
+        for (; i < len.len; ++i) h = add_mod(mul_mod(h, hash_base1), static_cast<unsigned char>(s[i]) + 1u);
+        const std::uint32_t v = find(h, std::string_view(s).substr(0, len.len));
+        if (v != none && values_[v].puts > 1) {
+          leave_open(std::to_string(values_[v].puts) + " puts write " +
+                     describe_value(values_[v].text) + ", which " + describe(op(g), global(g)) +
+                     " may read");
+          return true;
+        }
+      }
+    }
+    return false;
   }
 
   std::size_t slot_of(std::uint64_t hash, std::size_t len) const noexcept {
@@ -1062,10 +1090,7 @@ class value_checker {
                           describe(op(g), global(g)));
       sp.base = initial;
     } else {
-      if (values_[base_value].puts > 1)
-        return leave_open(std::to_string(values_[base_value].puts) + " puts write " +
-                          describe_value(values_[base_value].text) + ", which " +
-                          describe(op(g), global(g)) + " reads");
+      RAFTKIT_ASSERT(values_[base_value].puts == 1, "value_checker: a shared base was not left open");
       sp.base = values_[base_value].put;
     }
     sp.ends.push_back(base_len);

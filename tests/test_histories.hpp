@@ -1,15 +1,19 @@
 #pragma once
-// Generated register histories for the linearizability checker's tests and benchmarks:
-// the same seed gives the same history on every platform.
+// Register histories for the linearizability checker's tests and benchmarks: generated
+// ones (the same seed gives the same history on every platform) and the directory of
+// example history files.
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "raftkit/sim/history.hpp"
 
-namespace random_histories {
+namespace test_histories {
 
 using raftkit::sim::op_kind;
 using raftkit::sim::operation;
@@ -198,4 +202,20 @@ inline std::vector<operation> random_small_distinct_history(rng& r) {
   return ops;
 }
 
-}  // namespace random_histories
+// tests/histories: RAFTKIT_HISTORIES_DIR, or found from this file's path.
+inline std::filesystem::path histories_dir() {
+  if (const char* env = std::getenv("RAFTKIT_HISTORIES_DIR")) return env;
+  // __FILE__ may be relative to the build directory (meson passes ../tests/...), so
+  // also try it from the build root, two levels above the executable.
+  std::filesystem::path here = std::filesystem::path(__FILE__).parent_path() / "histories";
+  if (std::filesystem::is_directory(here)) return here;
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto from_build = exe.parent_path().parent_path() / here;
+    if (std::filesystem::is_directory(from_build)) return from_build;
+  }
+  return here;
+}
+
+}  // namespace test_histories
