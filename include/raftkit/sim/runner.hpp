@@ -57,7 +57,9 @@ struct run_options {
   /// (which must exist and be empty) instead of memory::log_store. A crash then closes
   /// the files and a restart recovers them; disk slowness is not simulated.
   std::string file_log_root;
-  check_options check;      ///< how the client history is checked for linearizability
+  /// How the client history is checked for linearizability (a violation's explanation
+  /// includes the longest linearizable prefix a search finds).
+  check_options check{.max_explain_steps = 1'000'000};
 
   /// Turns every kind of fault on, with light message loss and duplication: the mix a
   /// bare `raftkit-sim --seed N` runs.
