@@ -109,6 +109,24 @@ inline std::vector<operation> random_linearizable_history(std::uint64_t seed, st
   return ops;
 }
 
+// For the small histories: the ops execute one after another in index order, the next
+// at `t` or a little later, each with an interval stretched around its instant, so that
+// intervals overlap heavily and share timestamps.
+inline void stretch_around(rng& r, std::int64_t& t, operation& o) {
+  t += static_cast<std::int64_t>(r.below(3));
+  o.call = t - static_cast<std::int64_t>(r.below(6));
+  if (o.call < 0) o.call = 0;
+  o.ret = t + static_cast<std::int64_t>(r.below(6));
+}
+
+// One op in five never returns (having taken effect: it stays in the execution).
+inline void maybe_unknown(rng& r, operation& o) {
+  if (r.below(5) == 0) {
+    o.ret = raftkit::sim::unknown_return;
+    o.output.clear();
+  }
+}
+
 // Small single-key histories with heavy overlap, equal timestamps, repeated values and
 // values that are prefixes of one another, so every shortcut of the search is exercised.
 inline std::vector<operation> random_small_history(rng& r) {
@@ -126,18 +144,11 @@ inline std::vector<operation> random_small_history(rng& r) {
     auto dice = r.below(3);
     o.op = dice == 0 ? op_kind::get : dice == 1 ? op_kind::put : op_kind::append;
     if (o.op != op_kind::get) o.value = values[r.below(4)];
-    // Sequential execution order = index order; intervals stretched around it.
-    t += static_cast<std::int64_t>(r.below(3));
-    o.call = t - static_cast<std::int64_t>(r.below(6));
-    if (o.call < 0) o.call = 0;
-    o.ret = t + static_cast<std::int64_t>(r.below(6));
+    stretch_around(r, t, o);
     if (o.op == op_kind::put) model = o.value;
     if (o.op == op_kind::append) model += o.value;
     if (o.op == op_kind::get) o.output = from_execution ? model : outputs[r.below(9)];
-    if (r.below(5) == 0) {
-      o.ret = raftkit::sim::unknown_return;
-      o.output.clear();
-    }
+    maybe_unknown(r, o);
     ops.push_back(std::move(o));
   }
   return ops;
@@ -164,17 +175,11 @@ inline std::vector<operation> random_small_distinct_history(rng& r) {
     auto dice = r.below(5);
     o.op = dice < 2 ? op_kind::get : dice == 2 ? op_kind::put : op_kind::append;
     if (o.op != op_kind::get) o.value = pool[next_value++ % 9];
-    t += static_cast<std::int64_t>(r.below(3));
-    o.call = t - static_cast<std::int64_t>(r.below(6));
-    if (o.call < 0) o.call = 0;
-    o.ret = t + static_cast<std::int64_t>(r.below(6));
+    stretch_around(r, t, o);
     if (o.op == op_kind::put) model = o.value;
     if (o.op == op_kind::append) model += o.value;
     if (o.op == op_kind::get) o.output = model;
-    if (r.below(5) == 0) {
-      o.ret = raftkit::sim::unknown_return;
-      o.output.clear();
-    }
+    maybe_unknown(r, o);
     ops.push_back(std::move(o));
   }
   std::vector<std::size_t> reads;
