@@ -4,7 +4,12 @@
 //   raftkit-sim --seed 1                      one run with every fault kind on
 //   raftkit-sim --seeds 1-1000 --nodes 5      a sweep
 //   raftkit-sim --seed 7 --crashes --loss 0.1 only the faults named
-//   raftkit-sim --check-history h.jsonl       exit 0 linearizable, 1 not, 2 malformed
+//   raftkit-sim --check-history h.jsonl       exit 0 linearizable, 1 not, 2 malformed,
+//                                             3 inconclusive
+//
+// A run or sweep exits 1 if any seed failed. A seed whose linearizability check could not
+// decide is inconclusive, not failed: it gets its own line and a warning, and the exit
+// code stays 0 unless --strict (then 3). Bad usage exits 2.
 
 #include <chrono>
 #include <cstdio>
@@ -15,6 +20,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 // An engine assertion inside a simulation becomes a reported failure with its seed,
 // not an abort: RAFTKIT_ASSERT is the user's to redefine.
@@ -44,28 +50,32 @@ raftkit::duration parse_duration(const std::string& s) {
   return raftkit::duration(static_cast<std::int64_t>(ns));
 }
 
-int check_history(const std::string& path) {
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_inconclusive = 3;
+
+int check_history(const std::string& path, const raftkit::sim::check_options& options) {
   std::ifstream in(path);
   if (!in) {
     std::fprintf(stderr, "raftkit-sim: cannot open %s\n", path.c_str());
-    return 2;
+    return exit_usage;
   }
   const auto parsed = raftkit::sim::parse_jsonl(in);
   if (parsed.error) {
     std::fprintf(stderr, "raftkit-sim: %s: malformed history: %s\n", path.c_str(), parsed.error->what().c_str());
-    return 2;
+    return exit_usage;
   }
-  const auto r = raftkit::sim::check_linearizability(parsed.ops);
+  const auto r = raftkit::sim::check_linearizability(parsed.ops, options);
   if (r.verdict == raftkit::sim::check_verdict::linearizable) {
     std::printf("%s: linearizable (%zu operations, %zu keys)\n", path.c_str(), parsed.ops.size(), r.keys);
     return 0;
   }
   if (r.verdict == raftkit::sim::check_verdict::invalid_history) {
     std::fprintf(stderr, "%s: malformed history: %s\n", path.c_str(), r.explanation.c_str());
-    return 2;
+    return exit_usage;
   }
   std::printf("%s: %s\n%s\n", path.c_str(), std::string(to_string(r.verdict)).c_str(), r.explanation.c_str());
-  return r.verdict == raftkit::sim::check_verdict::not_linearizable ? 1 : 2;
+  return r.verdict == raftkit::sim::check_verdict::not_linearizable ? exit_failed : exit_inconclusive;
 }
 
 }  // namespace
@@ -93,15 +103,30 @@ int main(int argc, char** argv) {
   auto* drift_f = app.add_flag("--drift", drift, "clocks running 0.5x to 2x");
   auto* slow_f = app.add_flag("--slow-disk", slow_disk, "slow write completions");
   app.add_option("--clients", o.clients, "concurrent simulated clients");
-  app.add_option("--keys", o.keys, "distinct keys the clients use")->check(CLI::PositiveNumber);
+  app.add_option("--keys", o.keys, "keys the clients use at a time")->check(CLI::PositiveNumber);
+  app.add_option("--ops-per-key", o.ops_per_key,
+                 "operations on a key before the clients move to a fresh one (0: the same keys all run)")
+      ->capture_default_str();
   app.add_option("--history", history_path, "write the client history (JSON lines) to FILE");
-  app.add_option("--check-history", check_path, "only check a history file: exit 0 linearizable, 1 not, 2 malformed");
+  app.add_option("--check-history", check_path,
+                 "only check a history file: exit 0 linearizable, 1 not, 2 malformed, 3 inconclusive");
+  std::string checker = "auto";
+  app.add_option("--checker", checker,
+                 "auto: decide from the values, search what they leave open; search: search every key")
+      ->check(CLI::IsMember({"auto", "search"}))
+      ->capture_default_str();
+  app.add_option("--max-steps", o.check.max_steps_per_key,
+                 "search steps per key before the check is inconclusive")
+      ->capture_default_str();
+  bool strict = false;
+  app.add_flag("--strict", strict, "an inconclusive seed makes the exit code 3 instead of a warning");
   app.add_flag("--trace", o.trace, "print a readable event log");
   bool file_log = false;
   app.add_flag("--file-log", file_log, "keep node logs in file::log_store directories (a temp dir per seed)");
   CLI11_PARSE(app, argc, argv);
+  if (checker == "search") o.check.method = raftkit::sim::check_method::search;
 
-  if (!check_path.empty()) return check_history(check_path);
+  if (!check_path.empty()) return check_history(check_path, o.check);
 
   o.clock_drift = drift;
   o.slow_disk = slow_disk;
@@ -117,7 +142,7 @@ int main(int argc, char** argv) {
     o.delay = parse_duration(delay);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "raftkit-sim: --delay: %s\n", e.what());
-    return 2;
+    return exit_usage;
   }
   o.time = raftkit::duration(static_cast<std::int64_t>(seconds * 1e9));
 
@@ -129,7 +154,7 @@ int main(int argc, char** argv) {
       last = dash == std::string::npos ? first : std::stoull(seeds.substr(dash + 1));
     } catch (const std::exception&) {
       std::fprintf(stderr, "raftkit-sim: --seeds wants A-B, got '%s'\n", seeds.c_str());
-      return 2;
+      return exit_usage;
     }
     if (last < first) std::swap(first, last);
   }
@@ -138,7 +163,8 @@ int main(int argc, char** argv) {
   auto replay = [&](std::uint64_t s) {
     std::ostringstream cmd;
     cmd << argv[0] << " --seed " << s << " --nodes " << o.nodes << " --time " << seconds << " --loss " << o.loss
-        << " --dup " << o.dup << " --delay " << delay << " --clients " << o.clients << " --keys " << o.keys;
+        << " --dup " << o.dup << " --delay " << delay << " --clients " << o.clients << " --keys " << o.keys
+        << " --ops-per-key " << o.ops_per_key;
     if (o.reorder) cmd << " --reorder";
     if (o.partitions) cmd << " --partitions";
     if (o.crashes) cmd << " --crashes";
@@ -146,11 +172,15 @@ int main(int argc, char** argv) {
     if (o.clock_drift) cmd << " --drift";
     if (o.slow_disk) cmd << " --slow-disk";
     if (file_log) cmd << " --file-log";
+    if (checker != "auto") cmd << " --checker " << checker;
+    if (o.check.max_steps_per_key != raftkit::sim::check_options{}.max_steps_per_key)
+      cmd << " --max-steps " << o.check.max_steps_per_key;
     return cmd.str();
   };
 
   const auto wall_start = std::chrono::steady_clock::now();
   std::uint64_t failed = 0, ok_ops = 0, unknown_ops = 0;
+  std::vector<std::uint64_t> inconclusive;
   double virtual_s = 0;
   for (std::uint64_t s = first; s <= last; ++s) {
     o.seed = s;
@@ -159,7 +189,7 @@ int main(int argc, char** argv) {
       char tmpl[] = "/tmp/raftkit-sim-XXXXXX";
       if (!::mkdtemp(tmpl)) {
         std::perror("raftkit-sim: mkdtemp");
-        return 2;
+        return exit_usage;
       }
       root = o.file_log_root = tmpl;
     }
@@ -173,23 +203,37 @@ int main(int argc, char** argv) {
       std::ofstream out(history_path);
       r.hist.write_jsonl(out);
     }
-    if (!r.passed) {
+    if (r.verdict == raftkit::sim::run_verdict::failed) {
       ++failed;
       std::printf("FAIL seed %llu: %s\n  replay: %s --trace\n", static_cast<unsigned long long>(s),
                   r.failure.c_str(), replay(s).c_str());
+    } else if (r.verdict == raftkit::sim::run_verdict::inconclusive) {
+      inconclusive.push_back(s);
+      std::printf("INCONCLUSIVE seed %llu: %s\n  replay: %s --trace\n", static_cast<unsigned long long>(s),
+                  r.failure.c_str(), replay(s).c_str());
     } else if (first == last) {
-      std::printf("seed %llu passed: %llu steps, %.1f virtual s, %llu leaders, %llu faults, %llu ops ok, %llu unknown, %llu messages\n",
+      std::printf("seed %llu passed: %llu steps, %.1f virtual s, %llu leaders, %llu faults, %llu ops ok, %llu unknown, %llu keys, %llu messages\n",
                   static_cast<unsigned long long>(s), static_cast<unsigned long long>(r.stats.steps),
                   static_cast<double>(r.stats.virtual_ns) / 1e9, static_cast<unsigned long long>(r.stats.leaders),
                   static_cast<unsigned long long>(r.stats.faults), static_cast<unsigned long long>(r.stats.ops_ok),
-                  static_cast<unsigned long long>(r.stats.ops_unknown), static_cast<unsigned long long>(r.stats.messages));
+                  static_cast<unsigned long long>(r.stats.ops_unknown), static_cast<unsigned long long>(r.stats.keys),
+                  static_cast<unsigned long long>(r.stats.messages));
     }
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   if (first != last)
-    std::printf("%llu seeds, %llu failed; %.1f virtual s in %.2f wall s (%.0fx); %llu ops ok, %llu unknown\n",
-                static_cast<unsigned long long>(last - first + 1), static_cast<unsigned long long>(failed), virtual_s,
-                wall, wall > 0 ? virtual_s / wall : 0.0, static_cast<unsigned long long>(ok_ops),
-                static_cast<unsigned long long>(unknown_ops));
-  return failed ? 1 : 0;
+    std::printf("%llu seeds, %llu failed, %zu inconclusive; %.1f virtual s in %.2f wall s (%.0fx); %llu ops ok, %llu unknown\n",
+                static_cast<unsigned long long>(last - first + 1), static_cast<unsigned long long>(failed),
+                inconclusive.size(), virtual_s, wall, wall > 0 ? virtual_s / wall : 0.0,
+                static_cast<unsigned long long>(ok_ops), static_cast<unsigned long long>(unknown_ops));
+  if (!inconclusive.empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < inconclusive.size() && i < 20; ++i) list += " " + std::to_string(inconclusive[i]);
+    if (inconclusive.size() > 20) list += " ...";
+    std::printf("%s: %zu inconclusive seed%s (no violation found, none ruled out):%s\n",
+                strict ? "error" : "warning", inconclusive.size(), inconclusive.size() == 1 ? "" : "s",
+                list.c_str());
+  }
+  if (failed) return exit_failed;
+  return strict && !inconclusive.empty() ? exit_inconclusive : 0;
 }

@@ -1,14 +1,24 @@
 #pragma once
 /// \file A linearizability checker for key-value register histories.
 ///
+/// Keys are independent registers, so the history is split per key and each key is
+/// checked alone (P-compositionality, Herlihy & Wing §3.3). Each key is decided in one of
+/// two ways:
+///
+/// **From the values** (detail::value_checker), the idea behind Elle's list-append
+/// checking: a read shows the last put's value followed by every append since, in order,
+/// so when the values are distinct the reads themselves name the order of the writes they
+/// see, and an append with unknown outcome took effect exactly where the values show it,
+/// or never. What is left, ordering whole groups of operations against real time, is a
+/// topological sort: near-linear however many outcomes are unknown.
+///
+/// **By search** (detail::key_checker), for keys whose values leave the order open (an
+/// output that splits into written values in two ways, or a value several writes share):
 /// Wing & Gong's depth-first search over the order of linearization points, with Lowe's
 /// memoization of (set of linearized operations, model state) so that no configuration
-/// is explored twice. Keys are independent registers, so the history is split per key
-/// and each key is checked alone (P-compositionality, Herlihy & Wing §3.3): the cost is
-/// then exponential only in the concurrency on one key, not in the whole history.
-///
-/// An operation whose outcome is unknown may take effect at any time after its call, or
-/// never: its return is treated as +infinity and the search may finish without it.
+/// is explored twice. An operation whose outcome is unknown may take effect at any time
+/// after its call, or never: its return is treated as +infinity and the search may finish
+/// without it.
 ///
 /// Exact search is exponential in the worst case, so it is steered and pruned by facts
 /// of this model (each is argued where it is applied, and a test compares the result
@@ -18,7 +28,9 @@
 /// dropped once every read that could observe it is placed; and reads that no sequence
 /// of writes could produce are reported before any search. On simulator-like histories
 /// (thousands of ops per key, 10-100 clients) this makes the search close to linear.
-/// Past a step budget the checker says it gave up, never that the history is fine.
+/// Past a step budget the search stops and the key is *inconclusive*: no violation was
+/// found, and none was ruled out. That is never reported as linearizable, nor as a
+/// violation.
 ///
 /// Operation numbers in explanations (#12) are indices into the checked span, which is
 /// the 0-based line number of a history file without blank lines.
@@ -35,6 +47,7 @@
 #include <tuple>
 #include <vector>
 
+#include <raftkit/assert.hpp>
 #include <raftkit/sim/history.hpp>
 
 namespace raftkit::sim {
@@ -42,8 +55,8 @@ namespace raftkit::sim {
 /// The outcome of a linearizability check.
 enum class check_verdict : std::uint8_t {
   linearizable,      ///< Every key has a valid linearization.
-  not_linearizable,  ///< Some key has none (proved by exhausting the search).
-  gave_up,           ///< The step budget ran out before an answer (no violation found).
+  not_linearizable,  ///< Some key has none (proved from its values or by exhausting the search).
+  inconclusive,      ///< The search ran out of steps on some key: no violation found, none ruled out.
   invalid_history,   ///< An operation is malformed (see validate()).
 };
 
@@ -52,18 +65,31 @@ constexpr std::string_view to_string(check_verdict v) noexcept {
   switch (v) {
     case check_verdict::linearizable: return "linearizable";
     case check_verdict::not_linearizable: return "not linearizable";
-    case check_verdict::gave_up: return "gave up";
+    case check_verdict::inconclusive: return "inconclusive";
     case check_verdict::invalid_history: return "invalid history";
   }
   return "?";
 }
 
+/// How check_linearizability decides each key.
+enum class check_method : std::uint8_t {
+  automatic,  ///< From the values where they fix the order; search only the keys they leave open.
+  search,     ///< Search every key (the checker before values were used; for comparison).
+};
+
 /// Limits for check_linearizability.
 struct check_options {
-  /// Search steps allowed per key before giving up (a step tries one operation at one
-  /// configuration; about a million per second). Memory grows with the steps taken, by
-  /// at most about 50 bytes per step, so the default bounds it near 250 MB.
+  /// How keys are decided.
+  check_method method = check_method::automatic;
+  /// Search steps allowed per key before the key is inconclusive (a step tries one
+  /// operation at one configuration; about a million per second). Memory grows with the
+  /// steps taken, by at most about 50 bytes per step, so the default bounds it near 250 MB.
   std::uint64_t max_steps_per_key = 5'000'000;
+  /// When the values prove a key not linearizable, search steps to spend finding the
+  /// longest linearizable prefix for the explanation; 0 gives the values' account alone,
+  /// which names the operations in conflict. (The simulator spends up to a million: a
+  /// failing seed is rare and worth the longer story.)
+  std::uint64_t max_explain_steps = 0;
   /// How many operations of the longest linearizable prefix the explanation lists.
   std::size_t explain_prefix_ops = 8;
 };
@@ -72,15 +98,17 @@ struct check_options {
 struct check_result {
   check_verdict verdict = check_verdict::linearizable;  ///< The outcome.
   bool linearizable = true;  ///< verdict == linearizable.
-  std::string key;           ///< The key that failed or gave up (empty if none).
+  std::string key;           ///< The key that failed or was inconclusive (empty if none).
   std::string explanation;   ///< A readable account of the failure (empty if none).
   std::uint64_t steps = 0;   ///< Search steps taken over all keys.
   std::size_t keys = 0;      ///< Keys checked (up to and including the failing one).
-  /// For not_linearizable / gave_up: indices (into the checked span) of the longest
+  std::size_t searched_keys = 0;  ///< Of those, keys whose values left the order open.
+  /// For not_linearizable / inconclusive: indices (into the checked span) of the longest
   /// linearizable prefix found for `key`, in linearization order.
   std::vector<std::size_t> longest_prefix;
-  /// For not_linearizable / gave_up: the index of the first operation to return that
-  /// could not be placed after that prefix; for invalid_history, the bad operation.
+  /// For not_linearizable / inconclusive: the operation the explanation is about (for a
+  /// search, the first to return that could not be placed after that prefix); for
+  /// invalid_history, the bad operation.
   std::size_t culprit = static_cast<std::size_t>(-1);
 };
 
@@ -280,7 +308,7 @@ class key_checker {
         return check_verdict::linearizable;
       }
       if (pos < end - begin) {
-        if (steps_ >= budget) return check_verdict::gave_up;
+        if (steps_ >= budget) return check_verdict::inconclusive;
         ++steps_;
         const std::uint32_t nd = cands_[begin + pos++];
         const std::uint32_t op = nodes_[nd].op;
@@ -776,6 +804,623 @@ class key_checker {
   std::vector<std::uint32_t> best_;
 };
 
+/// What the values of one key's operations decide on their own (see value_checker).
+enum class value_outcome : std::uint8_t {
+  linearizable,      ///< A linearization exists; the values fix it up to harmless choices.
+  not_linearizable,  ///< None exists; reason() says why.
+  open,              ///< The values do not fix the order (see reason()): search decides.
+};
+
+/// Reads the order of writes off the values of one key's reads.
+///
+/// A read's output is the value of the last put before it (or "", the initial value)
+/// followed by the values of the appends since, in order. When every output splits into
+/// such a base and append values in exactly one way, and each value a split uses belongs
+/// to exactly one write, each read names the put it follows and the exact appends before
+/// it. Then a linearization is a sequence of groups:
+///  - one per base some read sees: the put (none for the initial value), then its reads
+///    and appends in the one order the values allow (a read that sees i appends sits
+///    between the i-th and the next). No other write may come inside a group: a put would
+///    change what the later reads see, an append would show in them;
+///  - one per completed write that no read sees, alone, between the other groups.
+/// A write with unknown outcome that no read sees is left out: leaving it out changes no
+/// read. The initial value's group comes first. So the history is linearizable exactly
+/// when every output splits, no append shows twice or after two puts, the reads after one
+/// put see prefixes of one sequence, no operation of a group returns before an earlier one
+/// of that group is invoked, and the groups can be ordered so that none has an operation
+/// that returned before an operation of an earlier group was invoked. The last is a
+/// topological sort (Kahn's algorithm) of "Y precedes X when some op of Y returned before
+/// some op of X was invoked", in O(groups log groups).
+///
+/// Outputs are split by dynamic programming over positions with rolling hashes (checked
+/// byte for byte on a match); a read whose output is a prefix, at a value boundary, of
+/// another's shares its split, so a growing append sequence is split once. An output
+/// that splits in two ways, or that starts with or uses a value several writes share,
+/// leaves the key open (the search decides it); an append of "" is a no-op and always
+/// fits, so it is ignored here.
+class value_checker {
+ public:
+  /// `idx`: indices into `all` of one key's operations (gets only with known outcome).
+  value_checker(std::span<const operation> all, std::span<const std::size_t> idx)
+      : all_(all), idx_(idx) {}
+
+  /// Decides the key, or says it is open.
+  value_outcome run() {
+    index_values();
+    if (!shared_base() && split_outputs() && build_groups() && check_groups()) order_groups();
+    return outcome_;
+  }
+
+  /// Why the key is not linearizable, or why the values leave it open (empty if
+  /// linearizable).
+  const std::string& reason() const noexcept { return reason_; }
+
+  /// For not_linearizable: the index (into `all`) of the operation the reason is about.
+  std::size_t culprit() const noexcept { return culprit_; }
+
+  /// Indices into `all` in linearization order: for linearizable, a linearization (every
+  /// completed op, and the unknown ones the values show); for not_linearizable, the
+  /// groups ordered before the conflict, a linearizable prefix.
+  std::vector<std::size_t> order() const {
+    std::vector<std::size_t> r;
+    for (std::uint32_t j : placed_) r.push_back(idx_[j]);
+    return r;
+  }
+
+ private:
+  static constexpr std::uint32_t none = 0xFFFFFFFFu;
+  static constexpr std::uint32_t initial = 0xFFFFFFFEu;  // the base of reads with no put
+  static constexpr std::int64_t never = std::numeric_limits<std::int64_t>::max();
+  static constexpr std::int64_t dawn = std::numeric_limits<std::int64_t>::min();
+
+  struct value_info {
+    std::string_view text;
+    std::uint64_t hash = 0;
+    std::uint32_t puts = 0, appends = 0;      // how many writes have this value
+    std::uint32_t put = none, append = none;  // the first of each
+  };
+  struct length {
+    std::uint64_t len = 0;
+    std::uint64_t pow = 1;  // base1^len
+    friend bool operator<(const length& a, const length& b) noexcept { return a.len < b.len; }
+  };
+  // One split of an output: its base and the appends after it.
+  struct split {
+    std::uint32_t base = initial;         // local index of the put, or `initial`
+    std::vector<std::uint32_t> tokens;    // local indices of the appends, in order
+    std::vector<std::uint64_t> ends;      // ends[i]: bytes taken by the base and i tokens
+  };
+  struct parsed {
+    std::uint32_t split = none;  // into splits_
+    std::uint32_t k = 0;         // how many of its tokens this output has
+  };
+  // A group of operations that must run together (see the class comment).
+  struct group {
+    std::uint32_t base = none;  // put (local), `initial`, or none for a lone write
+    std::uint32_t lone = none;  // the write, for a lone write
+    std::uint32_t longest = 0;  // for a base: the distinct output with most tokens
+    std::int64_t last_call = dawn;   // latest call among its ops...
+    std::uint32_t last_call_op = none;
+    std::int64_t first_ret = never;  // ...and earliest return
+    std::uint32_t first_ret_op = none;
+    std::uint32_t chain_begin = 0, chain_end = 0;  // its ops in order, in chain_
+  };
+
+  const operation& op(std::uint32_t j) const noexcept { return all_[idx_[j]]; }
+  std::size_t global(std::uint32_t j) const noexcept { return idx_[j]; }
+
+  // ---- values
+
+  void index_values() {
+    std::size_t writes = 0;
+    for (std::size_t i : idx_) writes += all_[i].op == op_kind::get ? 0 : 1;
+    std::size_t slots = 16;
+    while (slots < 2 * writes + 2) slots *= 2;
+    table_.assign(slots, none);
+    value_of_.assign(idx_.size(), none);
+    for (std::uint32_t j = 0; j < idx_.size(); ++j) {
+      const operation& o = op(j);
+      if (o.op == op_kind::get) {
+        gets_.push_back(j);
+        continue;
+      }
+      if (o.op == op_kind::append && o.value.empty()) continue;  // a no-op: always fits
+      const string_hash h = hash_string(o.value);
+      std::uint32_t v = find(h.h.h1, o.value);
+      if (v == none) {
+        v = static_cast<std::uint32_t>(values_.size());
+        values_.push_back({o.value, h.h.h1});
+        insert(v);
+      }
+      if (!o.value.empty())
+        (o.op == op_kind::put ? put_lengths_ : append_lengths_).push_back({h.h.len, h.pow1});
+      value_info& vi = values_[v];
+      if (o.op == op_kind::put) {
+        if (vi.puts++ == 0) vi.put = j;
+      } else if (vi.appends++ == 0) {
+        vi.append = j;
+      }
+      value_of_[j] = v;
+    }
+    for (auto* lens : {&put_lengths_, &append_lengths_}) {
+      std::sort(lens->begin(), lens->end());
+      lens->erase(std::unique(lens->begin(), lens->end(),
+                              [](const length& a, const length& b) { return a.len == b.len; }),
+                  lens->end());
+    }
+  }
+
+  // Before the costlier splitting: a read that starts with a value several puts wrote
+  // may follow any of them, so the key is left open. (That value may not be the read's
+  // base after all; leaving the key to the search is then merely slower, never wrong.)
+  bool shared_base() {
+    const bool any = std::any_of(values_.begin(), values_.end(), [](const value_info& v) {
+      return v.puts > 1 && !v.text.empty();
+    });
+    if (!any) return false;
+    for (std::uint32_t g : gets_) {
+      const std::string& s = op(g).output;
+      std::uint64_t h = 0;
+      std::size_t i = 0;
+      for (const length& len : put_lengths_) {
+        if (len.len > s.size()) break;
+        for (; i < len.len; ++i) h = add_mod(mul_mod(h, hash_base1), static_cast<unsigned char>(s[i]) + 1u);
+        const std::uint32_t v = find(h, std::string_view(s).substr(0, len.len));
+        if (v != none && values_[v].puts > 1) {
+          leave_open(std::to_string(values_[v].puts) + " puts write " +
+                     describe_value(values_[v].text) + ", which " + describe(op(g), global(g)) +
+                     " may read");
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  std::size_t slot_of(std::uint64_t hash, std::size_t len) const noexcept {
+    return static_cast<std::size_t>(mix64(hash ^ (static_cast<std::uint64_t>(len) << 56))) &
+           (table_.size() - 1);
+  }
+
+  void insert(std::uint32_t v) {
+    std::size_t i = slot_of(values_[v].hash, values_[v].text.size());
+    while (table_[i] != none) i = (i + 1) & (table_.size() - 1);
+    table_[i] = v;
+  }
+
+  // The value with this text (whose hash is `hash`), or none.
+  std::uint32_t find(std::uint64_t hash, std::string_view text) const noexcept {
+    for (std::size_t i = slot_of(hash, text.size());; i = (i + 1) & (table_.size() - 1)) {
+      const std::uint32_t v = table_[i];
+      if (v == none) return none;
+      if (values_[v].hash == hash && values_[v].text == text) return v;
+    }
+  }
+
+  // The value spelled by s[at, at + len.len), given prefix hashes of s in pre_.
+  std::uint32_t find_at(std::string_view s, std::size_t at, const length& len) const noexcept {
+    const std::uint64_t h =
+        add_mod(pre_[at + len.len], hash_mod - mul_mod(pre_[at], len.pow));
+    return find(h, s.substr(at, len.len));
+  }
+
+  // ---- splitting outputs
+
+  // Splits every distinct output, longest-first within each family of prefixes so a
+  // prefix at a value boundary reuses its extension's split. False when done (a read
+  // that cannot be produced, or an open key).
+  bool split_outputs() {
+    std::sort(gets_.begin(), gets_.end(), [this](std::uint32_t a, std::uint32_t b) {
+      return op(a).output < op(b).output;
+    });
+    output_of_.assign(idx_.size(), none);
+    for (std::uint32_t g : gets_) {
+      if (outputs_.empty() || op(outputs_.back()).output != op(g).output) outputs_.push_back(g);
+      output_of_[g] = static_cast<std::uint32_t>(outputs_.size() - 1);
+    }
+    parsed_.assign(outputs_.size(), parsed{});
+    for (std::size_t d = outputs_.size(); d-- > 0;) {
+      const std::string& s = op(outputs_[d]).output;
+      if (d + 1 < outputs_.size()) {
+        const std::string& next = op(outputs_[d + 1]).output;
+        // In sorted order a string that is a prefix of another is a prefix of the next.
+        if (next.starts_with(s)) {
+          const parsed& p = parsed_[d + 1];
+          const auto& ends = splits_[p.split].ends;
+          const auto end = ends.begin() + p.k + 1;
+          const auto at = std::lower_bound(ends.begin(), end, s.size());
+          if (at != end && *at == s.size()) {
+            parsed_[d] = {p.split, static_cast<std::uint32_t>(at - ends.begin())};
+            continue;
+          }
+        }
+      }
+      if (!split_output(outputs_[d], d)) return false;
+    }
+    return true;
+  }
+
+  // Splits one output from scratch into splits_.back(); false when done (see above).
+  bool split_output(std::uint32_t g, std::size_t d) {
+    const std::string& s = op(g).output;
+    const std::size_t n = s.size();
+    pre_.resize(n + 1);
+    pre_[0] = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      pre_[i + 1] = add_mod(mul_mod(pre_[i], hash_base1), static_cast<unsigned char>(s[i]) + 1u);
+    // ways_[i]: splits of s[i, n) into append values; 2 means two or more.
+    ways_.assign(n + 1, 0);
+    ways_[n] = 1;
+    for (std::size_t i = n; i-- > 0;) {
+      unsigned w = 0;
+      for (const length& len : append_lengths_) {
+        if (i + len.len > n) break;
+        if (ways_[i + len.len] == 0) continue;
+        const std::uint32_t v = find_at(s, i, len);
+        if (v != none && values_[v].appends > 0) w += ways_[i + len.len];
+        if (w >= 2) break;
+      }
+      ways_[i] = static_cast<std::uint8_t>(std::min(w, 2u));
+    }
+    // The base: the initial value (""), or a put's value.
+    unsigned total = ways_[0];
+    std::uint32_t base_value = none;
+    std::size_t base_len = 0;
+    for (const length& len : put_lengths_) {
+      if (len.len > n) break;
+      if (ways_[len.len] == 0) continue;
+      const std::uint32_t v = find_at(s, 0, len);
+      if (v == none || values_[v].puts == 0) continue;
+      total += ways_[len.len];
+      base_value = v;
+      base_len = len.len;
+    }
+    if (total == 0) {
+      return decide_violation(g,
+          "This read's output is not \"\" or a put's value followed by values of distinct "
+          "appends:\n  " + describe(op(g), global(g)) + "\n");
+    }
+    if (total > 1) {
+      return leave_open("the output of " + describe(op(g), global(g)) +
+                        " splits into written values in more than one way");
+    }
+    split sp;
+    if (base_value == none) {
+      const std::uint32_t e = find(0, std::string_view());
+      if (e != none && values_[e].puts > 0)
+        return leave_open("both the initial value and a put of \"\" may precede " +
+                          describe(op(g), global(g)));
+      sp.base = initial;
+    } else {
+      RAFTKIT_ASSERT(values_[base_value].puts == 1, "value_checker: a shared base was not left open");
+      sp.base = values_[base_value].put;
+    }
+    sp.ends.push_back(base_len);
+    // Along the one split every position has one way on, so the first fit is it.
+    for (std::size_t at = base_len; at < n;) {
+      std::uint32_t v = none;
+      for (const length& len : append_lengths_) {
+        if (at + len.len > n) break;
+        if (ways_[at + len.len] == 0) continue;
+        v = find_at(s, at, len);
+        if (v != none && values_[v].appends > 0) break;
+        v = none;
+      }
+      RAFTKIT_ASSERT(v != none, "value_checker: a split output lost its split");
+      if (values_[v].appends > 1)
+        return leave_open(std::to_string(values_[v].appends) + " appends write " +
+                          describe_value(values_[v].text) + ", which " +
+                          describe(op(g), global(g)) + " shows");
+      sp.tokens.push_back(values_[v].append);
+      at += values_[v].text.size();
+      sp.ends.push_back(at);
+    }
+    parsed_[d] = {static_cast<std::uint32_t>(splits_.size()),
+                  static_cast<std::uint32_t>(sp.tokens.size())};
+    splits_.push_back(std::move(sp));
+    return true;
+  }
+
+  // ---- groups
+
+  std::uint32_t& group_of_base(std::uint32_t base) {
+    return base == initial ? initial_group_ : group_of_put_[base];
+  }
+
+  // One group per base some read sees; checks that its reads see prefixes of one
+  // sequence of appends and that no append shows twice or after two bases.
+  bool build_groups() {
+    group_of_put_.assign(idx_.size(), none);
+    for (std::uint32_t d = 0; d < outputs_.size(); ++d) {
+      const parsed& p = parsed_[d];
+      std::uint32_t& gr = group_of_base(splits_[p.split].base);
+      if (gr == none) {
+        gr = static_cast<std::uint32_t>(groups_.size());
+        groups_.push_back({});
+        groups_.back().base = splits_[p.split].base;
+        groups_.back().longest = d;
+      } else if (p.k > parsed_[groups_[gr].longest].k) {
+        groups_[gr].longest = d;
+      }
+    }
+    for (std::uint32_t d = 0; d < outputs_.size(); ++d) {
+      const parsed& p = parsed_[d];
+      const std::uint32_t gr = group_of_base(splits_[p.split].base);
+      const parsed& l = parsed_[groups_[gr].longest];
+      if (p.split == l.split) continue;
+      const auto& a = splits_[p.split].tokens;
+      const auto& b = splits_[l.split].tokens;
+      if (!std::equal(a.begin(), a.begin() + p.k, b.begin())) {
+        return decide_violation(outputs_[d],
+            "Two reads both follow " + base_name(splits_[p.split].base) +
+            " but see different appends after it, so neither sees a prefix of the other:\n  " +
+            describe(op(outputs_[d]), global(outputs_[d])) + "\n  " +
+            describe(op(outputs_[groups_[gr].longest]), global(outputs_[groups_[gr].longest])) +
+            "\n");
+      }
+    }
+    position_.assign(idx_.size(), none);
+    for (std::uint32_t gr = 0; gr < groups_.size(); ++gr) {
+      const parsed& l = parsed_[groups_[gr].longest];
+      const auto& tokens = splits_[l.split].tokens;
+      for (std::uint32_t i = 0; i < l.k; ++i) {
+        const std::uint32_t a = tokens[i];
+        if (position_[a] == none) {
+          position_[a] = gr;
+          continue;
+        }
+        const std::uint32_t reader = outputs_[groups_[gr].longest];
+        if (position_[a] == gr)
+          return decide_violation(reader,
+              "This read shows one append twice, though an operation takes effect at most "
+              "once:\n  " + describe(op(reader), global(reader)) + "\n  " +
+              describe(op(a), global(a)) + "\n");
+        const std::uint32_t other = outputs_[groups_[position_[a]].longest];
+        return decide_violation(reader,
+            "One append shows after two different bases (" + base_name(groups_[gr].base) +
+            " and " + base_name(groups_[position_[a]].base) +
+            "), though it takes effect at most once:\n  " + describe(op(a), global(a)) +
+            "\n  " + describe(op(reader), global(reader)) + "\n  " +
+            describe(op(other), global(other)) + "\n");
+      }
+    }
+    return true;
+  }
+
+  // Lays out each base's group in the order the values give and checks it against real
+  // time: no operation may return before one placed earlier in its group is invoked.
+  bool check_groups() {
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> reads;  // (group << 32 | k, get)
+    reads.reserve(gets_.size());
+    for (std::uint32_t g : gets_) {
+      const parsed& p = parsed_[output_of_[g]];
+      const std::uint64_t gr = group_of_base(splits_[p.split].base);
+      reads.emplace_back(gr << 32 | p.k, g);
+    }
+    std::sort(reads.begin(), reads.end());
+    std::size_t r = 0;
+    for (std::uint32_t gr = 0; gr < groups_.size(); ++gr) {
+      group& G = groups_[gr];
+      G.chain_begin = static_cast<std::uint32_t>(chain_.size());
+      std::int64_t before = dawn;  // latest call in earlier slots
+      std::uint32_t before_op = none;
+      std::int64_t slot_call = dawn;
+      std::uint32_t slot_op = none;
+      bool ok = true;
+      auto place = [&](std::uint32_t j) {
+        const operation& o = op(j);
+        if (ok && o.completed() && o.ret < before) {
+          ok = false;
+          // The read that shows the order (the group's longest), unless it is one of the two.
+          const std::uint32_t reader = outputs_[G.longest];
+          std::string shown;
+          if (reader != j && reader != before_op)
+            shown = ", as this read shows:\n  " + describe(op(reader), global(reader));
+          else
+            shown = ":";
+          decide_violation(j,
+              "The values order the operations after " + base_name(G.base) + shown +
+              "\nThat places " + name(before_op) + " before " + name(j) + ", but " + name(j) +
+              " returned before " + name(before_op) + " was invoked:\n  " +
+              describe(op(before_op), global(before_op)) + "\n  " + describe(o, global(j)) +
+              "\n");
+        }
+        if (o.call > slot_call) {
+          slot_call = o.call;
+          slot_op = j;
+        }
+        note(G, j);
+        chain_.push_back(j);
+      };
+      auto close_slot = [&] {
+        if (slot_call > before) {
+          before = slot_call;
+          before_op = slot_op;
+        }
+        slot_call = dawn;
+      };
+      if (G.base != initial) {
+        place(G.base);
+        close_slot();
+      }
+      const parsed& l = parsed_[G.longest];
+      for (std::uint32_t i = 0;; ++i) {
+        for (; r < reads.size() && reads[r].first == (std::uint64_t{gr} << 32 | i); ++r)
+          place(reads[r].second);
+        close_slot();
+        if (i == l.k) break;
+        place(splits_[l.split].tokens[i]);
+        close_slot();
+      }
+      G.chain_end = static_cast<std::uint32_t>(chain_.size());
+      if (!ok) return false;
+    }
+    // Completed writes no read sees stand alone; unseen ones of unknown outcome are
+    // left out.
+    for (std::uint32_t j = 0; j < idx_.size(); ++j) {
+      const operation& o = op(j);
+      if (o.op == op_kind::get || !o.completed() || value_of_[j] == none) continue;
+      const bool seen = o.op == op_kind::put ? group_of_put_[j] != none : position_[j] != none;
+      if (seen) continue;
+      group G;
+      G.lone = j;
+      G.chain_begin = static_cast<std::uint32_t>(chain_.size());
+      chain_.push_back(j);
+      G.chain_end = G.chain_begin + 1;
+      note(G, j);
+      groups_.push_back(G);
+    }
+    return true;
+  }
+
+  static void note(group& G, std::uint32_t j, const operation& o) {
+    if (o.call > G.last_call) {
+      G.last_call = o.call;
+      G.last_call_op = j;
+    }
+    if (o.completed() && o.ret < G.first_ret) {
+      G.first_ret = o.ret;
+      G.first_ret_op = j;
+    }
+  }
+  void note(group& G, std::uint32_t j) const { note(G, j, op(j)); }
+
+  // Orders the groups (the initial value's first) so that each is invoked entirely
+  // no later than every later group's earliest return: Kahn's algorithm, where a group
+  // may come next when its latest call is no later than every other remaining group's
+  // earliest return.
+  void order_groups() {
+    const std::size_t n = groups_.size();
+    std::vector<bool> done(n, false);
+    auto place = [&](std::uint32_t gr) {
+      done[gr] = true;
+      for (std::uint32_t c = groups_[gr].chain_begin; c < groups_[gr].chain_end; ++c)
+        placed_.push_back(chain_[c]);
+    };
+    std::vector<std::uint32_t> by_ret(n), by_call(n);
+    for (std::uint32_t i = 0; i < n; ++i) by_ret[i] = by_call[i] = i;
+    std::sort(by_ret.begin(), by_ret.end(), [this](std::uint32_t a, std::uint32_t b) {
+      return std::pair(groups_[a].first_ret, a) < std::pair(groups_[b].first_ret, b);
+    });
+    std::sort(by_call.begin(), by_call.end(), [this](std::uint32_t a, std::uint32_t b) {
+      return std::pair(groups_[a].last_call, a) < std::pair(groups_[b].last_call, b);
+    });
+    // Cursors over the remaining groups, each only moving forward.
+    std::size_t r1 = 0, c1 = 0;
+    auto skip = [&](const std::vector<std::uint32_t>& v, std::size_t i) {
+      while (i < v.size() && done[v[i]]) ++i;
+      return i;
+    };
+    // The earliest return among remaining groups other than `gr`.
+    auto earliest_other = [&](std::uint32_t gr) {
+      r1 = skip(by_ret, r1);
+      if (r1 < n && by_ret[r1] != gr) return std::pair(groups_[by_ret[r1]].first_ret, by_ret[r1]);
+      const std::size_t r2 = skip(by_ret, r1 + 1);
+      if (r2 < n) return std::pair(groups_[by_ret[r2]].first_ret, by_ret[r2]);
+      return std::pair(never, none);
+    };
+    if (initial_group_ != none) {
+      const auto [ret, other] = earliest_other(initial_group_);
+      if (groups_[initial_group_].last_call > ret)
+        return stuck(initial_group_, other, true);
+      place(initial_group_);
+    }
+    for (std::size_t left = n - (initial_group_ != none ? 1 : 0); left > 0; --left) {
+      r1 = skip(by_ret, r1);
+      c1 = skip(by_call, c1);
+      const std::uint32_t first = by_ret[r1];  // the remaining group that returns first
+      // Any other group can come next if invoked entirely by `first`'s return; the one
+      // invoked earliest is the best such. `first` itself needs the next return.
+      std::size_t c = c1;
+      if (by_call[c] == first) c = skip(by_call, c + 1);
+      if (c < n && groups_[by_call[c]].last_call <= groups_[first].first_ret) {
+        place(by_call[c]);
+        continue;
+      }
+      if (groups_[first].last_call <= earliest_other(first).first) {
+        place(first);
+        continue;
+      }
+      return stuck(first, earliest_other(first).second, false);
+    }
+  }
+
+  // Nothing may come next. Then every remaining group other than `first` (the one that
+  // returns first) is invoked after `first` returns, and `first` after `second` returns:
+  // the two must each precede the other. With `initial_first`, `first` is the initial value's
+  // group, which must come first, and `second` a group that must precede it.
+  void stuck(std::uint32_t first, std::uint32_t second, bool initial_first) {
+    auto edge = [&](std::uint32_t from, std::uint32_t to) {
+      const std::uint32_t a = groups_[from].first_ret_op, b = groups_[to].last_call_op;
+      return "  " + group_name(from) + " must precede " + group_name(to) + ", since " +
+             name(a) + " returned before " + name(b) + " was invoked:\n    " +
+             describe(op(a), global(a)) + "\n    " + describe(op(b), global(b)) + "\n";
+    };
+    outcome_ = value_outcome::not_linearizable;
+    if (initial_first) {
+      reason_ = "Reads of the initial value come before every write they do not show, yet " +
+                group_name(second) + " must precede them:\n" + edge(second, first);
+      culprit_ = global(groups_[first].last_call_op);
+      return;
+    }
+    reason_ = "Each read fixes the put before it and the appends since, so these groups of "
+              "operations must each run with no other write inside them, and real time "
+              "orders them both ways:\n" + edge(first, second) + edge(second, first);
+    // Two lone writes cannot conflict (each is invoked before it returns).
+    const std::uint32_t g = groups_[first].lone == none ? first : second;
+    culprit_ = global(groups_[g].last_call_op);
+  }
+
+  // ---- explanations
+
+  bool decide_violation(std::uint32_t about, std::string why) {
+    outcome_ = value_outcome::not_linearizable;
+    reason_ = std::move(why);
+    culprit_ = global(about);
+    return false;
+  }
+  bool leave_open(std::string why) {
+    outcome_ = value_outcome::open;
+    reason_ = std::move(why);
+    return false;
+  }
+  std::string name(std::uint32_t j) const {
+    return std::string(to_string(op(j).op)) + " #" + std::to_string(global(j));
+  }
+  std::string base_name(std::uint32_t base) const {
+    return base == initial ? std::string("the initial value") : name(base);
+  }
+  std::string group_name(std::uint32_t gr) const {
+    const group& G = groups_[gr];
+    if (G.lone != none) return name(G.lone) + " (which no read sees)";
+    if (G.base == initial) return "the reads of the initial value (with the appends they show)";
+    return name(G.base) + " (with the reads and appends after it)";
+  }
+
+  std::span<const operation> all_;
+  std::span<const std::size_t> idx_;
+  value_outcome outcome_ = value_outcome::linearizable;
+  std::string reason_;
+  std::size_t culprit_ = static_cast<std::size_t>(-1);
+  std::vector<value_info> values_;
+  std::vector<std::uint32_t> table_;     // open addressing over values_
+  std::vector<length> put_lengths_, append_lengths_;
+  std::vector<std::uint32_t> value_of_;  // per op: its value, none for gets and no-ops
+  std::vector<std::uint32_t> gets_;      // sorted by output
+  std::vector<std::uint32_t> outputs_;   // one get per distinct output, sorted
+  std::vector<std::uint32_t> output_of_; // per get: into outputs_
+  std::vector<parsed> parsed_;           // per distinct output
+  std::vector<split> splits_;
+  std::vector<std::uint64_t> pre_;       // prefix hashes of the output being split
+  std::vector<std::uint8_t> ways_;
+  std::vector<group> groups_;
+  std::vector<std::uint32_t> group_of_put_;  // per put its group, none if unseen
+  std::uint32_t initial_group_ = none;
+  std::vector<std::uint32_t> position_;  // per append its group, none if unseen
+  std::vector<std::uint32_t> chain_;     // every group's ops, in order
+  std::vector<std::uint32_t> placed_;    // ops of the groups ordered so far
+};
+
 /// Applies ops to a real string, to show the register's value in explanations.
 inline std::string replay(std::span<const operation> all, const std::vector<std::size_t>& order) {
   std::string v;
@@ -786,26 +1431,19 @@ inline std::string replay(std::span<const operation> all, const std::vector<std:
   return v;
 }
 
-inline std::string explain(std::span<const operation> all, std::string_view key,
-                           check_verdict verdict, const key_checker& kc, std::size_t key_ops,
-                           std::uint64_t budget, std::size_t show) {
-  std::vector<std::size_t> prefix = kc.best_prefix();
-  std::string r;
-  if (verdict == check_verdict::gave_up) {
-    r = "gave up on key \"" + std::string(key) + "\" after " + std::to_string(kc.steps()) +
-        " steps (budget " + std::to_string(budget) + "); no violation found so far.\n";
-  } else {
-    r = "key \"" + std::string(key) + "\": no linearization of its " +
-        std::to_string(key_ops) + " operations exists.\n";
-  }
+// The part of an explanation a search gives: the read that can never be satisfied, or
+// the longest linearizable prefix found and what could not follow it.
+inline std::string explain_search(std::span<const operation> all, const key_checker& kc,
+                                  std::size_t show) {
   if (kc.unreachable_read()) {
     const std::size_t c = kc.culprit();
-    return r + "This read can never be satisfied: " + describe(all[c], c) +
+    return "This read can never be satisfied: " + describe(all[c], c) +
            "\nIts output is neither \"\" nor a put's value followed by values of distinct "
            "appends, using only writes invoked before it returned.\n";
   }
-  r += "The longest linearizable prefix found has " + std::to_string(prefix.size()) +
-       " operations";
+  std::vector<std::size_t> prefix = kc.best_prefix();
+  std::string r = "The longest linearizable prefix found has " + std::to_string(prefix.size()) +
+                  " operations";
   if (!prefix.empty()) {
     std::size_t from = prefix.size() > show ? prefix.size() - show : 0;
     r += from > 0 ? "; its last " + std::to_string(prefix.size() - from) + " are:\n"
@@ -815,13 +1453,43 @@ inline std::string explain(std::span<const operation> all, std::string_view key,
   } else {
     r += ".\n";
   }
-  r += "After it the register holds " +
-       describe_value(replay(all, prefix)) + ".\n";
+  r += "After it the register holds " + describe_value(replay(all, prefix)) + ".\n";
   std::size_t c = kc.culprit();
   if (c != static_cast<std::size_t>(-1)) {
     r += "The next operation to return cannot be placed after it, nor can any operation "
          "concurrent with it: " +
          describe(all[c], c) + "\n";
+  }
+  return r;
+}
+
+inline std::string violation_header(std::string_view key, std::size_t key_ops) {
+  return "key \"" + std::string(key) + "\": no linearization of its " +
+         std::to_string(key_ops) + " operations exists.\n";
+}
+
+// A key the values proved not linearizable. A bounded search adds the longest
+// linearizable prefix to the explanation; it must not find a linearization.
+inline check_result value_violation(std::span<const operation> all, std::string_view key,
+                                    std::span<const std::size_t> idx, const value_checker& vc,
+                                    const check_options& options) {
+  check_result r;
+  r.verdict = check_verdict::not_linearizable;
+  r.linearizable = false;
+  r.key = std::string(key);
+  r.explanation = violation_header(key, idx.size()) + vc.reason();
+  r.longest_prefix = vc.order();
+  r.culprit = vc.culprit();
+  if (options.max_explain_steps == 0) return r;
+  key_checker kc(all, std::vector<std::size_t>(idx.begin(), idx.end()));
+  const check_verdict v = kc.run(options.max_explain_steps);
+  r.steps = kc.steps();
+  RAFTKIT_ASSERT(v != check_verdict::linearizable,
+                 "linearizability: the search linearized a key its values ruled out");
+  if (v == check_verdict::not_linearizable && !kc.unreachable_read()) {
+    r.longest_prefix = kc.best_prefix();
+    r.culprit = kc.culprit();
+    r.explanation += explain_search(all, kc, options.explain_prefix_ops);
   }
   return r;
 }
@@ -847,10 +1515,25 @@ inline check_result check_linearizability(std::span<const operation> ops,
     if (ops[i].op == op_kind::get && !ops[i].completed()) continue;
     by_key[ops[i].key].push_back(i);
   }
-  std::optional<check_result> gave_up;
+  std::optional<check_result> inconclusive;
   for (auto& [key, idx] : by_key) {
     ++result.keys;
-    std::size_t key_ops = idx.size();
+    std::string open;  // why the values leave this key to the search
+    if (options.method == check_method::automatic) {
+      detail::value_checker vc(ops, idx);
+      const auto outcome = vc.run();
+      if (outcome == detail::value_outcome::linearizable) continue;
+      if (outcome == detail::value_outcome::not_linearizable) {
+        check_result r = detail::value_violation(ops, key, idx, vc, options);
+        r.steps += result.steps;
+        r.keys = result.keys;
+        r.searched_keys = result.searched_keys;
+        return r;
+      }
+      open = vc.reason();
+    }
+    ++result.searched_keys;
+    const std::size_t key_ops = idx.size();
     detail::key_checker kc(ops, std::move(idx));
     check_verdict v = kc.run(options.max_steps_per_key);
     result.steps += kc.steps();
@@ -861,20 +1544,30 @@ inline check_result check_linearizability(std::span<const operation> ops,
     r.key = std::string(key);
     r.longest_prefix = kc.best_prefix();
     r.culprit = kc.culprit();
-    r.explanation = detail::explain(ops, key, v, kc, key_ops, options.max_steps_per_key,
-                                    options.explain_prefix_ops);
+    if (v == check_verdict::inconclusive) {
+      r.explanation = "inconclusive on key \"" + std::string(key) + "\": the search stopped after " +
+                      std::to_string(kc.steps()) + " steps (budget " +
+                      std::to_string(options.max_steps_per_key) +
+                      ") with no violation found and none ruled out.\n";
+      if (!open.empty()) r.explanation += "The values leave the order open: " + open + ".\n";
+    } else {
+      r.explanation = detail::violation_header(key, key_ops);
+    }
+    r.explanation += detail::explain_search(ops, kc, options.explain_prefix_ops);
     if (v == check_verdict::not_linearizable) {
       // A proved violation outranks an earlier key's inconclusive search.
       r.steps = result.steps;
       r.keys = result.keys;
+      r.searched_keys = result.searched_keys;
       return r;
     }
-    if (!gave_up) gave_up = std::move(r);
+    if (!inconclusive) inconclusive = std::move(r);
   }
-  if (gave_up) {
-    gave_up->steps = result.steps;
-    gave_up->keys = result.keys;
-    return *gave_up;
+  if (inconclusive) {
+    inconclusive->steps = result.steps;
+    inconclusive->keys = result.keys;
+    inconclusive->searched_keys = result.searched_keys;
+    return *inconclusive;
   }
   return result;
 }

@@ -6,13 +6,19 @@
 /// faults stop the cluster must elect a leader and commit within a bounded time; the
 /// client history must be linearizable. Everything comes from the seed, so a failure
 /// replays exactly.
+///
+/// Clients use `keys` keys at a time and move each to a fresh key after `ops_per_key`
+/// operations, as Jepsen's independent keys do: every key's history stays short, so the
+/// operations whose outcome is unknown cannot pile up on one key for the whole run.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <exception>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "raftkit/detail/random.hpp"
@@ -40,7 +46,10 @@ struct run_options {
   bool clock_drift = false; ///< per-node clocks running 0.5x to 2x
   bool slow_disk = false;   ///< per-node write latency up to 50 ms
   std::size_t clients = 3;
-  std::size_t keys = 3;
+  std::size_t keys = 3;         ///< keys in use at a time
+  /// Operations a key takes before the clients move on to a fresh key; 0 keeps the same
+  /// `keys` keys for the whole run.
+  std::size_t ops_per_key = 100;
   duration op_timeout = std::chrono::seconds(1);   ///< a client gives up after this
   duration recovery = std::chrono::seconds(10);    ///< budget to elect and commit after faults
   bool trace = false;       ///< keep a readable event log in the result
@@ -48,6 +57,9 @@ struct run_options {
   /// (which must exist and be empty) instead of memory::log_store. A crash then closes
   /// the files and a restart recovers them; disk slowness is not simulated.
   std::string file_log_root;
+  /// How the client history is checked for linearizability (a violation's explanation
+  /// includes the longest linearizable prefix a search finds).
+  check_options check{.max_explain_steps = 1'000'000};
 
   /// Turns every kind of fault on, with light message loss and duplication: the mix a
   /// bare `raftkit-sim --seed N` runs.
@@ -59,6 +71,23 @@ struct run_options {
   }
 };
 
+/// How one run ended.
+enum class run_verdict : std::uint8_t {
+  passed,        ///< Every check ran and held.
+  failed,        ///< A check failed: an invariant, liveness, or linearizability.
+  inconclusive,  ///< Nothing failed, but the linearizability check could not decide.
+};
+
+/// The name of a run verdict, for messages.
+constexpr std::string_view to_string(run_verdict v) noexcept {
+  switch (v) {
+    case run_verdict::passed: return "passed";
+    case run_verdict::failed: return "failed";
+    case run_verdict::inconclusive: return "inconclusive";
+  }
+  return "?";
+}
+
 /// Counters of one run.
 struct run_stats {
   std::uint64_t steps = 0;
@@ -69,12 +98,14 @@ struct run_stats {
   std::uint64_t faults = 0;
   std::uint64_t leaders = 0;     ///< terms in which a leader was seen
   std::uint64_t messages = 0;
+  std::uint64_t keys = 0;        ///< distinct keys the clients used
 };
 
 /// What one run found.
 struct run_result {
-  bool passed = true;
-  std::string failure;  ///< what failed (empty when passed)
+  run_verdict verdict = run_verdict::passed;  ///< How the run ended.
+  bool passed = true;   ///< verdict == passed: every check ran and held.
+  std::string failure;  ///< What failed, or why the run is inconclusive (empty when passed).
   run_stats stats;
   history hist;
   std::string trace;
@@ -92,7 +123,9 @@ class simulation {
         checker_(c_),
         rng_(o.seed * 0x2545F4914F6CDD1Dull + 17),
         net_rng_(o.seed * 0x9E3779B97F4A7C15ull + 3),
-        clients_(o.clients) {
+        clients_(o.clients),
+        key_slots_(std::max<std::size_t>(o.keys, 1)) {
+    for (std::size_t k = 0; k < key_slots_.size(); ++k) key_slots_[k].id = next_key_++;
     c_.set_fault_model([this](const message& m) { return network_fault(m); });
   }
 
@@ -105,6 +138,7 @@ class simulation {
     r_.stats.virtual_ns = c_.now().time_since_epoch().count();
     r_.stats.leaders = checker_.terms_with_leader();
     r_.stats.messages = c_.net().stats().sent;
+    r_.stats.keys = keys_used_;
     r_.trace = trace_.str();
     return std::move(r_);
   }
@@ -118,6 +152,8 @@ class simulation {
     time_point deadline{};
     op_kind op = op_kind::get;
     std::string key, value;
+    std::size_t key_slot = 0;  // where `key` came from
+    std::uint64_t key_id = 0;
     time_point call{};
   };
 
@@ -187,20 +223,26 @@ class simulation {
     for (auto& cl : clients_)
       if (cl.busy) give_up(cl);
     if (done()) return;
-    const auto verdict = check_linearizability(r_.hist.operations());
+    const auto verdict = check_linearizability(r_.hist.operations(), o_.check);
     if (verdict.verdict == check_verdict::not_linearizable)
       return fail("history not linearizable on key '" + verdict.key + "': " + verdict.explanation);
+    if (verdict.verdict == check_verdict::inconclusive)
+      return end(run_verdict::inconclusive, "linearizability check inconclusive: " + verdict.explanation);
     if (verdict.verdict != check_verdict::linearizable)
       return fail("linearizability check: " + std::string(to_string(verdict.verdict)) + ": " + verdict.explanation);
   }
 
-  bool done() const { return !r_.passed; }
+  bool done() const { return r_.verdict != run_verdict::passed; }
 
-  void fail(std::string what) {
-    if (!r_.passed) return;
+  void fail(std::string what) { end(run_verdict::failed, std::move(what)); }
+
+  // The first verdict other than passed is the run's.
+  void end(run_verdict v, std::string what) {
+    if (done()) return;
+    r_.verdict = v;
     r_.passed = false;
     r_.failure = std::move(what);
-    event("FAILED: " + r_.failure);
+    event(std::string(v == run_verdict::failed ? "FAILED: " : "INCONCLUSIVE: ") + r_.failure);
   }
 
   void step() {
@@ -375,7 +417,9 @@ class simulation {
     const node_id target = candidates[rng_.below(candidates.size())];
     const auto roll = rng_.below(10);
     cl.op = roll < 4 ? op_kind::get : roll < 7 ? op_kind::put : op_kind::append;
-    cl.key = "k" + std::to_string(rng_.below(std::max<std::size_t>(o_.keys, 1)));
+    cl.key_slot = rng_.below(key_slots_.size());
+    cl.key_id = take_key(cl.key_slot);
+    cl.key = "k" + std::to_string(cl.key_id);
     cl.value = cl.op == op_kind::get ? std::string() : "c" + std::to_string(i) + "-" + std::to_string(cl.count);
     ++cl.count;
     cl.busy = true;
@@ -397,7 +441,7 @@ class simulation {
     cl.next_start = c_.now() + pick(std::chrono::microseconds(0), std::chrono::milliseconds(20));
     if (!ec) {
       ++r_.stats.ops_ok;
-      const std::size_t id = r_.hist.invoke(i, cl.op, cl.key, cl.value, cl.call.time_since_epoch().count());
+      const std::size_t id = record(i, cl);
       r_.hist.complete(id, c_.now().time_since_epoch().count(), res.output);
       if (o_.trace) event("client " + std::to_string(i) + " " + std::string(to_string(cl.op)) + " " + cl.key + " ok at index " + std::to_string(res.index));
       if (auto bad = checker_.acknowledged(res.index, cmd.bytes())) fail("invariant: " + *bad);
@@ -413,7 +457,7 @@ class simulation {
 
   void record_unknown(std::size_t i, client& cl) {
     ++r_.stats.ops_unknown;
-    const std::size_t id = r_.hist.invoke(i, cl.op, cl.key, cl.value, cl.call.time_since_epoch().count());
+    const std::size_t id = record(i, cl);
     r_.hist.complete_unknown(id);
   }
 
@@ -432,6 +476,30 @@ class simulation {
     for (const auto& cl : clients_)
       if (cl.busy) return true;
     return false;
+  }
+
+  // The key of the next operation in key slot `k`: the slot moves on to a fresh key once
+  // ops_per_key operations on its key are in the history. Operations refused outright
+  // (not part of the history) do not count, and those in flight when the slot moves
+  // still land on the old key, so a key's history holds at most about ops_per_key +
+  // clients operations.
+  std::uint64_t take_key(std::size_t k) {
+    key_slot& slot = key_slots_[k];
+    if (o_.ops_per_key > 0 && slot.recorded >= o_.ops_per_key) {
+      slot.id = next_key_++;
+      slot.recorded = 0;
+      slot.used = false;
+    }
+    if (!slot.used) ++keys_used_;
+    slot.used = true;
+    return slot.id;
+  }
+
+  // Records client `i`'s current operation in the history; returns its history id.
+  std::size_t record(std::size_t i, const client& cl) {
+    key_slot& slot = key_slots_[cl.key_slot];
+    if (slot.id == cl.key_id) ++slot.recorded;
+    return r_.hist.invoke(i, cl.op, cl.key, cl.value, cl.call.time_since_epoch().count());
   }
 
   // ------------------------------------------------------------ helpers
@@ -465,6 +533,14 @@ class simulation {
   raftkit::detail::splitmix64 rng_;
   raftkit::detail::splitmix64 net_rng_;
   std::vector<client> clients_;
+  struct key_slot {
+    std::uint64_t id = 0;      // the key is "k<id>"
+    std::size_t recorded = 0;  // operations on it in the history
+    bool used = false;         // some operation has taken it
+  };
+  std::vector<key_slot> key_slots_;
+  std::uint64_t next_key_ = 0;
+  std::uint64_t keys_used_ = 0;
   std::vector<std::pair<time_point, node_id>> restarts_;
   bool faults_on_ = false;
   bool stop_clients_ = false;
