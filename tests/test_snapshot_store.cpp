@@ -36,7 +36,7 @@ using raftkit::snapshot_meta;
 using raftkit::term_t;
 using bytes = std::vector<std::byte>;
 
-const std::error_code stale = raftkit::snapshot_errc::stale;
+const std::error_code stale = raftkit::errc::stale_snapshot;
 
 /// `n` bytes that depend on `seed` and on their position, so a misplaced chunk shows.
 bytes content_of(std::size_t n, std::uint64_t seed) {
@@ -751,7 +751,7 @@ TEST_CASE("file: when every snapshot is corrupt, latest() is empty and each one 
   CHECK(s.recovery().used.empty());
 }
 
-TEST_CASE("file: a source whose file is cut short under it reports corrupt_log instead of short data") {
+TEST_CASE("file: a source whose file is cut short under it reports corrupt_snapshot instead of short data") {
   scratch_dir d;
   raftkit::file::snapshot_store s(d.path);
   REQUIRE_FALSE(put(s, 5, 1, content_of(20000, 5)));
@@ -761,7 +761,7 @@ TEST_CASE("file: a source whose file is cut short under it reports corrupt_log i
   bytes buf(4096);
   CHECK(src.read_at(0, buf) == 4096);  // still inside what is left
   CHECK(src.read_at(12000, buf) == 0);
-  CHECK(src.error() == raftkit::errc::corrupt_log);
+  CHECK(src.error() == raftkit::errc::corrupt_snapshot);
   CHECK(src.read_at(0, buf) == 0);  // the error is sticky
 }
 

@@ -42,6 +42,8 @@ enum class errc {
   transferring = 15,    ///< not applied: a leadership transfer is in progress; retry at the new leader
   unknown_member = 16,  ///< not applied: the request names a node that is not a member
   not_supported = 17,   ///< not applied: the node's configuration does not allow this request
+  stale_snapshot = 18,  ///< a newer snapshot is already committed (or the one asked for is gone); nothing changed
+  corrupt_snapshot = 19,///< a snapshot file failed verification
 };
 
 namespace detail {
@@ -67,6 +69,8 @@ class errc_category final : public std::error_category {
       case errc::transferring: return "leadership transfer in progress";
       case errc::unknown_member: return "not a member of the cluster";
       case errc::not_supported: return "not supported by this node's configuration";
+      case errc::stale_snapshot: return "a newer snapshot exists";
+      case errc::corrupt_snapshot: return "corrupt snapshot";
     }
     return "unknown raftkit error";
   }

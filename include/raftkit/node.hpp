@@ -235,7 +235,7 @@ class basic_node {
     if (reads_.size() + read_batch_.size() >= cfg_.max_pending_reads) return c(errc::busy, 0);
     const bool lease = mode == read_consistency::lease;
     if (role_ == role::leader) {
-      leader_read(std::move(c), lease, [this](read_completion& r, index_t at) { reads_.wait_for_apply(at, std::move(r)); });
+      leader_read(pending_read{std::move(c), no_node, 0}, lease);
     } else if (leader_ != no_node && cfg_.forward_proposals) {
       read_batch_.push_back(std::move(c));
       read_batch_lease_ = read_batch_lease_ || lease;

@@ -18,7 +18,7 @@
 /// finds it. A crash before `commit` returns leaves the store as it was before `create` (the
 /// previous snapshot) or, once commit has made it durable, with the new one: never a mix.
 /// `latest()` never moves backwards: a commit of a snapshot whose index is not above
-/// `latest()->index` fails with `snapshot_errc::stale` and changes nothing. (Only opening a
+/// `latest()->index` fails with `errc::stale_snapshot` and changes nothing. (Only opening a
 /// durable store can go back: if it finds its newest snapshot corrupt, it falls back to the
 /// previous one and reports the file it refused.) A store keeps
 /// the newest few snapshots (the supplied ones keep 2); a source opened on an older one stays
@@ -57,16 +57,6 @@ struct snapshot_meta {
   friend bool operator==(const snapshot_meta&, const snapshot_meta&) = default;
 };
 
-/// Snapshot store errors that raftkit::errc does not hold yet.
-///
-/// The value is reserved as `errc::stale_snapshot = 13` ("a newer snapshot is already
-/// committed"); until errc.hpp lists it, its error_code prints as an unknown raftkit error.
-/// Once it does, `snapshot_errc::stale` becomes an alias of `errc::stale_snapshot`.
-struct snapshot_errc {
-  /// A commit whose index is not above latest()'s, or an open of a snapshot the store no
-  /// longer keeps: a newer snapshot replaced it. Nothing was changed.
-  static constexpr errc stale = static_cast<errc>(13);
-};
 
 /// Receives a snapshot's bytes in order (from the state machine on a worker thread, or from
 /// InstallSnapshot chunks on the engine's thread). One thread at a time uses a sink.
@@ -115,16 +105,16 @@ concept snapshot_store = requires(S& s, const S& cs, index_t i, term_t t, std::v
   /// above latest()) reports the error from its first write and its commit.
   { s.create(i, t, std::move(cfg)) } -> snapshot_sink;
   /// Opens snapshot `m` (one latest() returned) for reading. If the store no longer keeps
-  /// it, the source's error() is `snapshot_errc::stale`. The source stays readable even if
+  /// it, the source's error() is `errc::stale_snapshot`. The source stays readable even if
   /// newer snapshots later make the store delete this one.
   { s.open(m) } -> snapshot_source;
 };
 
 namespace detail {
 
-/// `snapshot_errc::stale` when a snapshot at index `i` would not be newer than `latest`.
+/// `errc::stale_snapshot` when a snapshot at index `i` would not be newer than `latest`.
 inline std::error_code not_newer(const std::optional<snapshot_meta>& latest, index_t i) noexcept {
-  return latest && i <= latest->index ? std::error_code(snapshot_errc::stale) : std::error_code();
+  return latest && i <= latest->index ? std::error_code(errc::stale_snapshot) : std::error_code();
 }
 
 /// A flag a move leaves set in its source: a moved-from sink is finished.
@@ -151,7 +141,7 @@ class finished_flag {
 /// once), misuse checks. `Backend` keeps the bytes:
 ///   `std::error_code append(std::span<const std::byte>)`: keep these bytes next;
 ///   `std::error_code publish(snapshot_meta)`: make the snapshot durable and the newest, or
-///   fail (with `snapshot_errc::stale` when it is not newer: see not_newer);
+///   fail (with `errc::stale_snapshot` when it is not newer: see not_newer);
 ///   `void discard() noexcept`: drop what was kept (idempotent).
 /// A moved-from sink is finished, so its backend is never touched again.
 template <class Backend>

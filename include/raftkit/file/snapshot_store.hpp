@@ -439,7 +439,7 @@ class basic_snapshot_store {
     std::error_code read(std::uint64_t off, std::span<std::byte> out) const {
       long long r = file->fs->pread(file->fd, out.data(), out.size(), content_offset + off);
       if (r < 0) return detail::snapshot_io_error(r);
-      if (static_cast<std::size_t>(r) != out.size()) return errc::corrupt_log;  // shorter than its verified header said
+      if (static_cast<std::size_t>(r) != out.size()) return errc::corrupt_snapshot;  // shorter than its verified header said
       return {};
     }
   };
@@ -470,7 +470,7 @@ class basic_snapshot_store {
     if (!ec) ec = be.begin(i, t);
     return sink(std::move(be), i, t, std::move(cfg), ec);
   }
-  /// Opens snapshot `m`; error() is `snapshot_errc::stale` if the store no longer keeps it,
+  /// Opens snapshot `m`; error() is `errc::stale_snapshot` if the store no longer keeps it,
   /// or the I/O error of opening its file.
   source open(const snapshot_meta& m) const {
     std::lock_guard lk(s_->mu);  // held across the open: a commit cannot delete it meanwhile
@@ -480,7 +480,7 @@ class basic_snapshot_store {
       if (fd < 0) return source(m, {}, detail::snapshot_io_error(fd));
       return source(m, {std::make_shared<const open_file>(s_->fs, fd), k.content_offset});
     }
-    return source(m, {}, snapshot_errc::stale);
+    return source(m, {}, errc::stale_snapshot);
   }
   /// What opening found: refused files with reasons, deleted temporaries, the file used.
   const snapshot_recovery_report& recovery() const noexcept { return s_->report; }

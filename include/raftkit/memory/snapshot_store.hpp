@@ -101,12 +101,12 @@ class snapshot_store {
     std::lock_guard lk(s_->mu);
     return sink(sink_backend(s_, s_->crashes), i, t, std::move(cfg), raftkit::detail::not_newer(newest(*s_), i));
   }
-  /// Opens snapshot `m`; error() is `snapshot_errc::stale` if the store no longer keeps it.
+  /// Opens snapshot `m`; error() is `errc::stale_snapshot` if the store no longer keeps it.
   source open(const snapshot_meta& m) const {
     std::lock_guard lk(s_->mu);
     for (const stored& k : s_->kept)
       if (k.meta == m) return source(k.meta, {k.content});
-    return source(m, {}, snapshot_errc::stale);
+    return source(m, {}, errc::stale_snapshot);
   }
 
   /// Loses every sink not yet committed (their commit fails with io_error), as a power

@@ -59,6 +59,16 @@ struct kv_result {
 struct kv_store {
   std::map<std::string, std::string, std::less<>> data;
 
+  /// Answers a get without changing anything (the read-only call reads use once the
+  /// replica has applied up to their read index); "" for anything else.
+  kv_result query(std::span<const std::byte> command) const {
+    kv_result r;
+    auto cmd = decode_kv(command);
+    if (!cmd || cmd->op != op_kind::get) return r;
+    if (auto it = data.find(cmd->key); it != data.end()) r.output = it->second;
+    return r;
+  }
+
   kv_result apply(index_t i, std::span<const std::byte> command) {
     kv_result r{i, {}};
     auto cmd = decode_kv(command);

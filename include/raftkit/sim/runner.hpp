@@ -43,7 +43,9 @@ struct run_options {
   bool partitions = false;  ///< symmetric and one-way partitions, isolation, healing
   bool crashes = false;     ///< crash (losing unsynced writes) and restart
   bool pauses = false;      ///< pause and resume processes
-  bool clock_drift = false; ///< per-node clocks running 0.5x to 2x
+  bool clock_drift = false; ///< per-node clocks running at rates in [min_clock_rate, max_clock_rate]
+  double min_clock_rate = 0.5;
+  double max_clock_rate = 2.0;
   bool slow_disk = false;   ///< per-node write latency up to 50 ms
   std::size_t clients = 3;
   std::size_t keys = 3;         ///< keys in use at a time
@@ -57,6 +59,16 @@ struct run_options {
   /// (which must exist and be empty) instead of memory::log_store. A crash then closes
   /// the files and a restart recovers them; disk slowness is not simulated.
   std::string file_log_root;
+  /// The engine's extensions (thesis §9.6, §6.2, §4.2.3): on, as in a default node_config.
+  bool pre_vote = true;
+  bool check_quorum = true;
+  bool leader_stickiness = true;
+  /// Gets go through the log, through ReadIndex, or (when leases are on) through the
+  /// leader's lease, a third each. Leases are on only where clock drift stays within
+  /// `clock_drift_bound`: without clock_drift, or with max/min clock rate within it.
+  bool read_index_reads = true;
+  bool lease_reads = true;
+  double clock_drift_bound = 1.1;
   /// How the client history is checked for linearizability (a violation's explanation
   /// includes the longest linearizable prefix a search finds).
   check_options check{.max_explain_steps = 1'000'000};
@@ -94,7 +106,14 @@ struct run_stats {
   std::int64_t virtual_ns = 0;
   std::uint64_t ops_ok = 0;
   std::uint64_t ops_unknown = 0;
-  std::uint64_t ops_failed = 0;  ///< definitely not applied (not_leader, busy)
+  std::uint64_t ops_failed = 0;  ///< definitely not applied (see raftkit::may_have_applied), or a failed read
+  std::uint64_t reads_log = 0;    ///< gets through the log (acknowledged)
+  std::uint64_t reads_index = 0;  ///< gets through ReadIndex (acknowledged)
+  std::uint64_t reads_lease = 0;  ///< gets through the lease (acknowledged)
+  std::uint64_t elections = 0;    ///< elections started (a term raised), over every node and incarnation
+  std::uint64_t elections_won = 0;
+  std::uint64_t pre_votes = 0;    ///< pre-vote rounds started
+  term_t max_term = 0;            ///< the highest term any node reached
   std::uint64_t faults = 0;
   std::uint64_t leaders = 0;     ///< terms in which a leader was seen
   std::uint64_t messages = 0;
@@ -139,6 +158,7 @@ class simulation {
     r_.stats.leaders = checker_.terms_with_leader();
     r_.stats.messages = c_.net().stats().sent;
     r_.stats.keys = keys_used_;
+    for (node_id id : c_.ids()) count_elections(id);
     r_.trace = trace_.str();
     return std::move(r_);
   }
@@ -159,6 +179,12 @@ class simulation {
 
   /// The cluster's shape also comes from the seed: batch sizes and timeouts vary so
   /// that sweeps cover one-entry messages, long pipelines and tight elections.
+  /// Leases only where the mix keeps its promise about clocks.
+  static bool leases_on(const run_options& o) {
+    return o.lease_reads && o.check_quorum && o.leader_stickiness &&
+           (!o.clock_drift || o.max_clock_rate / o.min_clock_rate <= o.clock_drift_bound);
+  }
+
   static cluster_options make_options(const run_options& o) {
     raftkit::detail::splitmix64 r(o.seed ^ 0x5bd1e995u);
     cluster_options co;
@@ -173,6 +199,11 @@ class simulation {
     const auto t = std::chrono::milliseconds(60 + r.below(240));
     co.node.election_timeout = t;
     co.node.heartbeat_interval = t / (3 + r.below(5));
+    co.node.pre_vote = o.pre_vote;
+    co.node.check_quorum = o.check_quorum;
+    co.node.leader_stickiness = o.leader_stickiness;
+    co.node.clock_drift_bound = o.clock_drift_bound;
+    co.node.lease_reads = leases_on(o);
     return co;
   }
 
@@ -294,6 +325,7 @@ class simulation {
     switch (kinds[rng_.below(kinds.size())]) {
       case 0:
         if (c_.is_up(n) && up_count() > 1) {
+          count_elections(n);
           c_.crash(n);
           event("crash node " + std::to_string(n));
         }
@@ -343,13 +375,14 @@ class simulation {
           }
         break;
       case 7: {
-        const double rate = 0.5 + static_cast<double>(rng_.below(16)) / 10.0;
+        const double rate = o_.min_clock_rate + (o_.max_clock_rate - o_.min_clock_rate) * static_cast<double>(rng_.below(16)) / 15.0;
         c_.set_clock_rate(n, rate);
         event("clock of node " + std::to_string(n) + " runs at " + std::to_string(rate));
         break;
       }
       case 9:  // a crash a supervisor restarts at once, while messages to it are in flight
         if (c_.is_up(n) && up_count() > 1) {
+          count_elections(n);
           c_.crash(n);
           restarts_.push_back({c_.now() + pick(duration{0}, std::chrono::milliseconds(100)), n});
           event("crash node " + std::to_string(n) + " (restarts soon)");
@@ -428,9 +461,51 @@ class simulation {
     const std::uint64_t gen = ++cl.generation;
     if (o_.trace) event("client " + std::to_string(i) + " " + std::string(to_string(cl.op)) + " " + cl.key + " " + cl.value + " via node " + std::to_string(target));
     const shared_bytes cmd = encode_kv(cl.op, cl.key, cl.value);
+    if (cl.op == op_kind::get && o_.read_index_reads) {
+      const auto way = rng_.below(3);  // 0: the log, 1: ReadIndex, 2: the lease (else ReadIndex)
+      if (way != 0) {
+        const bool lease = way == 2 && leases_on(o_);
+        return c_.node(target).read_index(
+            [this, i, gen, target, cmd, lease](std::error_code ec, index_t at) {
+              finish_read(i, gen, ec, at, target, cmd, lease);
+            },
+            lease ? read_consistency::lease : read_consistency::linearizable);
+      }
+    }
     c_.node(target).propose(cmd.bytes(), [this, i, gen, cmd](std::error_code ec, const kv_result& res) {
       finish(i, gen, ec, res, cmd);
     });
+  }
+
+  /// A read answered without the log: query the replica that answered, now that it has
+  /// applied up to the read index. A failed read changed nothing: it is left out.
+  void finish_read(std::size_t i, std::uint64_t gen, std::error_code ec, index_t at, node_id on,
+                   const shared_bytes& cmd, bool lease) {
+    client& cl = clients_[i];
+    if (!cl.busy || cl.generation != gen) return;
+    cl.busy = false;
+    cl.next_start = c_.now() + pick(std::chrono::microseconds(0), std::chrono::milliseconds(20));
+    if (ec) {
+      ++r_.stats.ops_failed;
+      if (o_.trace) event("client " + std::to_string(i) + " read " + cl.key + " failed: " + ec.message());
+      return;
+    }
+    ++r_.stats.ops_ok;
+    ++(lease ? r_.stats.reads_lease : r_.stats.reads_index);
+    const kv_result res = c_.node(on).state_machine().query(cmd.bytes());
+    const std::size_t id = record(i, cl);
+    r_.hist.complete(id, c_.now().time_since_epoch().count(), res.output);
+    if (o_.trace) event("client " + std::to_string(i) + (lease ? " lease" : " index") + " read " + cl.key + " at index " + std::to_string(at) + " on node " + std::to_string(on) + ": '" + res.output + "'");
+  }
+
+  /// Adds node `id`'s election counters (before a crash resets them, and at the end).
+  void count_elections(node_id id) {
+    if (!c_.is_up(id)) return;
+    const auto& k = c_.node(id).counters();
+    r_.stats.elections += k.elections;
+    r_.stats.elections_won += k.elections_won;
+    r_.stats.pre_votes += k.pre_votes;
+    r_.stats.max_term = std::max(r_.stats.max_term, c_.node(id).term());
   }
 
   void finish(std::size_t i, std::uint64_t gen, std::error_code ec, const kv_result& res,
@@ -441,13 +516,14 @@ class simulation {
     cl.next_start = c_.now() + pick(std::chrono::microseconds(0), std::chrono::milliseconds(20));
     if (!ec) {
       ++r_.stats.ops_ok;
+      if (cl.op == op_kind::get) ++r_.stats.reads_log;
       const std::size_t id = record(i, cl);
       r_.hist.complete(id, c_.now().time_since_epoch().count(), res.output);
       if (o_.trace) event("client " + std::to_string(i) + " " + std::string(to_string(cl.op)) + " " + cl.key + " ok at index " + std::to_string(res.index));
       if (auto bad = checker_.acknowledged(res.index, cmd.bytes())) fail("invariant: " + *bad);
     } else {
       if (o_.trace) event("client " + std::to_string(i) + " " + std::string(to_string(cl.op)) + " " + cl.key + " " + cl.value + " failed: " + ec.message());
-      if (ec == errc::not_leader || ec == errc::busy) {
+      if (!may_have_applied(ec)) {
         ++r_.stats.ops_failed;  // definitely not applied: not part of the history
       } else {
         record_unknown(i, cl);
