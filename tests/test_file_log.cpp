@@ -176,6 +176,17 @@ struct sim_disk {
     std::memcpy(v.data() + off, d, n);
   }
 
+  /// The process dies, the machine does not: what it wrote stays in the "page cache"
+  /// (readable, still unsynced); its open files and locks go away.
+  void process_crash() {
+    std::lock_guard lk(mu);
+    fds.clear();
+    locks.clear();
+    lock_fds.clear();
+    stopped = false;
+    ops_until_stop = -1;
+  }
+
   enum class tear { drop, random_blocks };
   /// Power loss: unsynced data is dropped or, with random_blocks, each 512-byte block of an
   /// unsynced write independently lands, is lost, reads as zeros or as garbage.
@@ -857,6 +868,63 @@ TEST_CASE("hard state round-trips and a replacement is atomic at every crash poi
   }
 }
 
+TEST_CASE("entries a reopened store reads from the page cache are synced before it reports them durable") {
+  // Hardening finding 3: a process crash leaves written but unsynced records in the page
+  // cache; a store that reopens and counts them durable lets its node acknowledge them,
+  // and a power loss afterwards takes them away.
+  auto disk = std::make_shared<sim_disk>();
+  sync_gate gate(*disk, false);
+  {
+    sim_store s("/d", {}, sim_fs{disk});
+    append_range(s, 1, 10, 1);
+    REQUIRE(!s.wait_durable(10));
+    gate.arm();
+    append_range(s, 11, 50, 1);
+    gate.wait_entered();  // 11..50 are written, their fdatasync is held
+    disk->stop_now();     // the process dies now: no later call of it has an effect
+    gate.release();
+  }
+  disk->process_crash();
+  index_t reported;
+  {
+    sim_store s("/d", {}, sim_fs{disk});
+    REQUIRE(s.last_index() == 50);
+    reported = s.durable_index();
+    disk->stop_now();
+  }
+  std::mt19937_64 rng(1);
+  disk->power_loss(sim_disk::tear::drop, rng);
+  sim_store s("/d", {}, sim_fs{disk});
+  MESSAGE("reported durable after the process crash: " << reported << ", held after the power loss: " << s.last_index());
+  CHECK(s.last_index() >= reported);
+  check_log(s);
+}
+
+TEST_CASE("a hard state a reopened store reads from the page cache is synced before it is used") {
+  // The replacement's rename reached the page cache, the directory sync did not: the
+  // reopened store must not act on (and a node must not vote by) a term it can lose.
+  auto disk = std::make_shared<sim_disk>();
+  {
+    sim_store s("/d", {}, sim_fs{disk});
+    s.save_hard_state({3, 1});
+    disk->ops_until_stop = 4;  // create, write, fsync, rename; the directory sync fails
+    s.save_hard_state({4, 2});
+    CHECK(s.error());
+  }
+  disk->process_crash();
+  raftkit::hard_state seen;
+  {
+    sim_store s("/d", {}, sim_fs{disk});
+    seen = s.load_hard_state();
+    disk->stop_now();
+  }
+  std::mt19937_64 rng(1);
+  disk->power_loss(sim_disk::tear::drop, rng);
+  sim_store s("/d", {}, sim_fs{disk});
+  MESSAGE("hard state read after the process crash: term " << seen.term << ", after the power loss: term " << s.load_hard_state().term);
+  CHECK(s.load_hard_state() == seen);
+}
+
 TEST_CASE("a power loss at any moment keeps every entry that was reported durable") {
   // Random appends, truncations and compactions; the machine stops after a random number
   // of file operations and unsynced writes are dropped or torn in 512-byte blocks.
@@ -879,6 +947,7 @@ TEST_CASE("a power loss at any moment keeps every entry that was reported durabl
       };
     }
     for (int life = 0; life < 4; ++life) {
+      bool process_crash = false;
       {
         sim_store s("/d", opts, sim_fs{disk});
         REQUIRE(s.last_index() >= durable);
@@ -904,13 +973,18 @@ TEST_CASE("a power loss at any moment keeps every entry that was reported durabl
           }
           if (rng() % 5 == 0) s.flush();
         }
+        // a third of the lives end in a process crash only: the next life reopens with
+        // unsynced writes still readable, and a power loss may come a life later
+        process_crash = rng() % 3 == 0;
+        if (process_crash) disk->stop_now();
         s.flush();
         durable = s.durable_index();
         model.resize(s.last_index());
         for (index_t i = s.first_index(); i <= s.last_index(); ++i) model[i - 1] = s.at(i);
         model_first = s.first_index();
       }
-      disk->power_loss(rng() % 2 ? sim_disk::tear::random_blocks : sim_disk::tear::drop, rng);
+      if (process_crash) disk->process_crash();
+      else disk->power_loss(rng() % 2 ? sim_disk::tear::random_blocks : sim_disk::tear::drop, rng);
     }
   }
 }

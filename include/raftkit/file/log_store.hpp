@@ -527,9 +527,33 @@ class basic_log_store {
     if (!segs.empty()) next_id_ = segs.back().first + 1;
     report_.segments = segs.size();
     report_.entries = entries_.size();
+    sync_recovered();
     written_last_ = buf_last_ = last_index();
     durable_.store(last_index(), std::memory_order_relaxed);
     floor_ = std::numeric_limits<index_t>::max();
+  }
+
+  /// What recovery read may still be only in the page cache (a process crash keeps
+  /// unsynced writes readable): make it durable before it is reported durable, acknowledged
+  /// or voted by (hardening finding 3). The segments kept, the hard state, and the
+  /// directory (renames and removals not yet synced, and the .tmp files removed above).
+  void sync_recovered() {
+    for (const segment& sg : segs_) {
+      const std::string p = path(detail::segment_name(sg.id));
+      int fd = sg.id == segs_.back().id && cur_fd_ >= 0 ? cur_fd_ : fs_.open(p, false);
+      if (fd < 0) throw_io(fd, "open " + p);
+      int r = fs_.fsync(fd);
+      if (fd != cur_fd_) fs_.close(fd);
+      if (r < 0) throw_io(r, "fsync " + p);
+    }
+    if (int fd = fs_.open(path("hard_state"), false); fd >= 0) {
+      int r = fs_.fsync(fd);
+      fs_.close(fd);
+      if (r < 0) throw_io(r, "fsync " + path("hard_state"));
+    } else if (fd != -ENOENT) {
+      throw_io(fd, "open " + path("hard_state"));
+    }
+    if (int r = fs_.sync_dir(dir_); r < 0) throw_io(r, "fsync " + dir_);
   }
 
   void read_hard_state() {
