@@ -9,11 +9,21 @@
 ///    temporary name with its header written, preallocated and fsynced, then renamed into
 ///    place, so a segment never exists without a valid header. Unwritten space reads as 0.
 ///
-/// Segment header (64 bytes): magic "RKFLOGSG", format version, header size, the index the
-/// segment starts at, its id, CRC-32C of those fields. A segment whose first index `f` is not
-/// past the log loaded so far *truncates* it: entries `>= f` of earlier segments are void.
-/// That is how `truncate_after` is made durable (§5.3): later segments are deleted and a new
-/// segment starting at `i + 1` is created.
+/// Segment header (64 bytes): magic "RKFLOGSG" (8), format version u32 (2), header size u32,
+/// the index `f` the segment starts at u64, its id u64, the term of entry `f - 1` u64, flags
+/// u32, CRC-32C of the preceding 44 bytes u32. (Version 1 headers, without the term and the
+/// flags and with the CRC at byte 32, are still read; their term counts as 0.)
+///  - A segment whose first index `f` is not past the log loaded so far *truncates* it:
+///    entries `>= f` of earlier segments are void. That is how `truncate_after` is made
+///    durable (§5.3): later segments are deleted and a new segment starting at `i + 1` is
+///    created. Its header's term must match the log's entry `f - 1` (checked on open).
+///  - The oldest segment's header gives `term_at(first_index() - 1)` after a reopen, so the
+///    term before a compacted prefix survives: compaction deletes whole segments, oldest
+///    first, each removal synced before the next.
+///  - A segment flagged *reset* (flag bit 0) begins a new log after (f - 1, term): every
+///    earlier segment is void, and removed when found. `reset` creates one (a single
+///    rename makes it durable, so a crash reopens the old log or the new one), then deletes
+///    the older segments.
 ///
 /// Record (8-byte aligned): payload length u32, CRC-32C u32 (of the length and everything
 /// after the CRC), term u64, index u64, meta u64 (type: 8 bits, flags: 8 bits, sync-group
@@ -34,7 +44,7 @@
 /// one or two synced groups is indistinguishable from a torn write and is cut.)
 ///
 /// ## Threads
-/// `append`, `truncate_after`, `compact_before`, `at`, `term_at`, `first_index`,
+/// `append`, `truncate_after`, `compact_before`, `reset`, `at`, `term_at`, `first_index`,
 /// `last_index`, `save_hard_state`, `load_hard_state` belong to one owner thread. It hands
 /// entries to a writer thread without copying payloads or touching their reference counts
 /// (it keeps what it drops alive until the writer is past it). The writer encodes records
@@ -102,6 +112,7 @@ struct sync_stats {
 /// What opening the store found.
 struct recovery_report {
   std::size_t segments = 0;       ///< segment files read
+  std::size_t segments_removed = 0;  ///< older segments found void (before a reset) and removed
   std::size_t entries = 0;        ///< entries recovered
   bool tail_cut = false;          ///< a torn tail was cut off the newest segment
   std::string tail_file;          ///< ...in this file
@@ -113,8 +124,13 @@ namespace detail {
 
 inline constexpr char segment_magic[8] = {'R', 'K', 'F', 'L', 'O', 'G', 'S', 'G'};
 inline constexpr char hard_state_magic[8] = {'R', 'K', 'F', 'H', 'A', 'R', 'D', 'S'};
-inline constexpr std::uint32_t format_version = 1;
+/// Segment format: 2 adds the term of the entry before the segment and the reset flag to
+/// the header; version 1 segments (no such fields) are still read.
+inline constexpr std::uint32_t format_version = 2;
+inline constexpr std::uint32_t hard_state_version = 1;
 inline constexpr std::size_t segment_header_size = 64;
+/// Segment header flag: a new log begins here (reset); every earlier segment is void.
+inline constexpr std::uint32_t segment_flag_reset = 1;
 inline constexpr std::size_t record_header_size = 32;
 inline constexpr std::size_t hard_state_size = 64;
 inline constexpr std::uint8_t seal_type = 0xFF;
@@ -161,6 +177,45 @@ struct record_header {
     h.flags = static_cast<std::uint8_t>(meta >> 8);
     h.seq = meta >> 16;
     return h;
+  }
+};
+
+/// A segment header, decoded (see the file comment for the layout).
+struct segment_header {
+  index_t first = 0;        ///< index of the segment's first record
+  std::uint64_t id = 0;     ///< the number in the file name
+  term_t prev_term = 0;     ///< term of entry first - 1 (0 in version 1 segments)
+  std::uint32_t flags = 0;  ///< segment_flag_reset
+  std::uint32_t version = format_version;
+
+  void encode(std::byte* h) const noexcept {
+    std::memset(h, 0, segment_header_size);
+    std::memcpy(h, segment_magic, 8);
+    store<std::uint32_t>(h + 8, format_version);
+    store<std::uint32_t>(h + 12, segment_header_size);
+    store<std::uint64_t>(h + 16, first);
+    store<std::uint64_t>(h + 24, id);
+    store<std::uint64_t>(h + 32, prev_term);
+    store<std::uint32_t>(h + 40, flags);
+    store<std::uint32_t>(h + 44, raftkit::detail::crc32c(h, 44));
+  }
+  /// Decodes `n` bytes at `b`; on failure returns why (naming no file).
+  static std::optional<std::string> decode(const std::byte* b, std::size_t n, segment_header& out) {
+    if (n < segment_header_size || std::memcmp(b, segment_magic, 8) != 0)
+      return "not a raftkit log segment (bad magic)";
+    const auto v = load<std::uint32_t>(b + 8);
+    if (v != 1 && v != format_version) return "unsupported format version " + std::to_string(v);
+    const std::size_t crc_at = v == 1 ? 32 : 44;
+    if (raftkit::detail::crc32c(b, crc_at) != load<std::uint32_t>(b + crc_at) ||
+        load<std::uint32_t>(b + 12) != segment_header_size)
+      return "bad segment header at offset 0";
+    out.first = load<std::uint64_t>(b + 16);
+    out.id = load<std::uint64_t>(b + 24);
+    out.prev_term = v == 1 ? 0 : load<std::uint64_t>(b + 32);
+    out.flags = v == 1 ? 0 : load<std::uint32_t>(b + 40);
+    out.version = v;
+    if (out.first == 0) return "segment starts at index 0 at offset 0";
+    return std::nullopt;
   }
 };
 
@@ -295,8 +350,10 @@ class basic_log_store {
   index_t first_index() const noexcept { return first_; }
   /// Last index held; first_index() - 1 when empty.
   index_t last_index() const noexcept { return first_ + entries_.size() - 1; }
-  /// Term of entry `i`; 0 when not held.
+  /// Term of entry `i`; for first_index() - 1 the term of the entry before the first held
+  /// (the last compacted one, or the term given to reset); 0 when not held.
   term_t term_at(index_t i) const noexcept {
+    if (i + 1 == first_) return base_term_;
     return i >= first_ && i <= last_index() ? entries_[i - first_].term : 0;
   }
   /// Entry `i`, sharing its payload; precondition first_index() <= i <= last_index().
@@ -362,31 +419,58 @@ class basic_log_store {
       if (durable_.load(std::memory_order_relaxed) > i) durable_.store(i, std::memory_order_release);
       retire(std::move(keep));
       if (failed_) return;
-      ops_.push_back(op{op_kind::truncate, 0, 0, 0, i, nullptr});
+      ops_.push_back(op{op_kind::truncate, 0, 0, term_at(i), i, nullptr});
       ++submitted_;
     }
     work_cv_.notify_one();
   }
 
-  /// Forgets entries before `i` (a snapshot covers them): in memory at once; on disk the
-  /// segments holding only entries below `i` are deleted (so a reopened store may start
-  /// somewhat below `i`). `i` may be at most last_index() + 1.
+  /// Forgets entries below min(i, durable_index() + 1) (a snapshot covers them), for any
+  /// `i`: in memory at once; on disk the segments holding only entries below that are
+  /// deleted, oldest first, each removal synced, so a reopened store may start somewhat
+  /// below it and a crash at any moment reopens a contiguous log. term_at(first_index() - 1)
+  /// stays the last dropped entry's term, also after a reopen (each segment header holds
+  /// the term of the entry before it).
   void compact_before(index_t i) {
-    if (i <= first_) return;
-    RAFTKIT_ASSERT(i <= last_index() + 1, "file::log_store::compact_before past the end");
     const index_t durable = durable_.load(std::memory_order_acquire);
-    std::vector<shared_bytes> keep;
-    while (first_ < i) {
-      if (first_ > durable && !entries_.front().payload.empty())
-        keep.push_back(std::move(entries_.front().payload));
-      entries_.pop_front();
-      ++first_;
-    }
+    i = std::min({i, durable + 1, last_index() + 1});
+    if (i <= first_) return;
+    // Everything dropped is durable, so the writer has encoded it and reads none of it.
+    base_term_ = entries_[i - 1 - first_].term;
+    entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(i - first_));
+    first_ = i;
     {
       std::lock_guard lk(mu_);
-      retire(std::move(keep));
       if (failed_) return;
       ops_.push_back(op{op_kind::compact, 0, 0, 0, i, nullptr});
+      ++submitted_;
+    }
+    work_cv_.notify_one();
+  }
+
+  /// Drops the whole log: afterwards it is empty and continues after (i, t) (a snapshot at
+  /// (i, t) replaces it). On disk a segment starting at i + 1 and flagged as a reset is
+  /// created (fsynced, renamed, directory fsynced: the reset is durable in one step, so a
+  /// crash reopens the old log or the reset one), then every older segment is deleted.
+  /// Ordered before later appends like a truncation; durable_index() is at most the lower
+  /// of `i` and its value before until the reset is on disk, then `i`.
+  void reset(index_t i, term_t t) {
+    const index_t durable = durable_.load(std::memory_order_acquire);
+    std::vector<shared_bytes> keep;
+    for (entry& e : entries_)
+      if (e.index > durable && !e.payload.empty()) keep.push_back(std::move(e.payload));
+    entries_.clear();
+    first_ = i + 1;
+    base_term_ = t;
+    {
+      std::lock_guard lk(mu_);
+      ++trunc_issued_;
+      const index_t cap = std::min(i, durable_.load(std::memory_order_relaxed));
+      floor_ = std::min(floor_, cap);
+      durable_.store(cap, std::memory_order_release);
+      retire(std::move(keep));
+      if (failed_) return;
+      ops_.push_back(op{op_kind::reset, 0, 0, t, i, nullptr});
       ++submitted_;
     }
     work_cv_.notify_one();
@@ -460,9 +544,10 @@ class basic_log_store {
   }
 
  private:
-  enum class op_kind : std::uint8_t { append, truncate, compact };
+  enum class op_kind : std::uint8_t { append, truncate, compact, reset };
   /// What the owner hands the writer: an entry to encode (its payload borrowed, see append),
-  /// or a truncation/compaction at `index`.
+  /// or a truncation/compaction/reset at `index` (`term`: of entry `index` for a truncation
+  /// or reset, which the segment started after it records).
   struct op {
     op_kind kind;
     std::uint8_t type;
@@ -519,16 +604,30 @@ class basic_log_store {
     std::sort(segs.begin(), segs.end());
     read_hard_state();
 
+    // Headers first: the newest reset segment voids every segment before it (do_reset), so
+    // those are removed unread.
+    std::vector<detail::segment_header> heads;
+    std::size_t start = 0;
+    for (std::size_t k = 0; k < segs.size(); ++k) {
+      heads.push_back(read_segment_header(segs[k].first, segs[k].second));
+      if (heads.back().flags & detail::segment_flag_reset) start = k;
+    }
+    for (std::size_t k = 0; k < start; ++k)
+      if (int r = fs_.unlink(path(segs[k].second)); r < 0) throw_io(r, "unlink " + path(segs[k].second));
+    report_.segments_removed = start;
+
     first_ = 1;
+    base_term_ = 0;
     next_seq_ = 1;
     next_id_ = 1;
-    for (std::size_t k = 0; k < segs.size(); ++k)
-      load_segment(segs[k].first, segs[k].second, k + 1 == segs.size(), k == 0);
+    for (std::size_t k = start; k < segs.size(); ++k)
+      load_segment(segs[k].second, heads[k], k + 1 == segs.size(), k == start);
     if (!segs.empty()) next_id_ = segs.back().first + 1;
-    report_.segments = segs.size();
+    report_.segments = segs.size() - start;
     report_.entries = entries_.size();
     sync_recovered();
     written_last_ = buf_last_ = last_index();
+    last_term_ = term_at(last_index());
     durable_.store(last_index(), std::memory_order_relaxed);
     floor_ = std::numeric_limits<index_t>::max();
   }
@@ -567,7 +666,7 @@ class basic_log_store {
     if (n != static_cast<long long>(sizeof b) ||
         std::memcmp(b, detail::hard_state_magic, 8) != 0)
       throw detail::failure{errc::corrupt_log, path("hard_state") + ": not a raftkit hard state file (bad magic)"};
-    if (auto v = detail::load<std::uint32_t>(b + 8); v != detail::format_version)
+    if (auto v = detail::load<std::uint32_t>(b + 8); v != detail::hard_state_version)
       throw detail::failure{errc::corrupt_log, path("hard_state") + ": unsupported format version " + std::to_string(v)};
     if (raftkit::detail::crc32c(b, 32) != detail::load<std::uint32_t>(b + 32))
       throw detail::failure{errc::corrupt_log, path("hard_state") + ": checksum mismatch"};
@@ -578,7 +677,7 @@ class basic_log_store {
   void write_hard_state(const hard_state& hs) {
     std::byte b[detail::hard_state_size] = {};
     std::memcpy(b, detail::hard_state_magic, 8);
-    detail::store<std::uint32_t>(b + 8, detail::format_version);
+    detail::store<std::uint32_t>(b + 8, detail::hard_state_version);
     detail::store<std::uint64_t>(b + 16, hs.term);
     detail::store<std::uint64_t>(b + 24, hs.vote);
     detail::store<std::uint32_t>(b + 32, raftkit::detail::crc32c(b, 32));
@@ -594,8 +693,25 @@ class basic_log_store {
     if (int r = fs_.sync_dir(dir_); r < 0) throw_io(r, "fsync " + dir_);
   }
 
-  /// Reads and verifies one segment, adding its entries to the log.
-  void load_segment(std::uint64_t id, const std::string& name, bool newest, bool oldest) {
+  /// Reads and verifies the header of segment file `name` (number `id`).
+  detail::segment_header read_segment_header(std::uint64_t id, const std::string& name) {
+    const std::string p = path(name);
+    int fd = fs_.open(p, false);
+    if (fd < 0) throw_io(fd, "open " + p);
+    std::byte b[detail::segment_header_size];
+    long long n = fs_.pread(fd, b, sizeof b, 0);
+    fs_.close(fd);
+    if (n < 0) throw_io(static_cast<int>(n), "read " + p);
+    detail::segment_header h;
+    if (auto why = detail::segment_header::decode(b, static_cast<std::size_t>(n), h))
+      throw detail::failure{errc::corrupt_log, p + ": " + *why};
+    if (h.id != id) throw_corrupt(name, 0, "bad segment header");
+    return h;
+  }
+
+  /// Reads and verifies one segment (its header `hd` already read), adding its entries to
+  /// the log.
+  void load_segment(const std::string& name, const detail::segment_header& hd, bool newest, bool oldest) {
     const std::string p = path(name);
     int fd = fs_.open(p, false);
     if (fd < 0) throw_io(fd, "open " + p);
@@ -612,26 +728,10 @@ class basic_log_store {
     }
     const std::byte* b = buf.data();
     const std::size_t size = buf.size();
-
-    // header
-    if (size < detail::segment_header_size || std::memcmp(b, detail::segment_magic, 8) != 0) {
-      fs_.close(fd);
-      throw detail::failure{errc::corrupt_log, p + ": not a raftkit log segment (bad magic)"};
-    }
-    if (auto v = detail::load<std::uint32_t>(b + 8); v != detail::format_version) {
-      fs_.close(fd);
-      throw detail::failure{errc::corrupt_log, p + ": unsupported format version " + std::to_string(v)};
-    }
-    if (raftkit::detail::crc32c(b, 32) != detail::load<std::uint32_t>(b + 32) ||
-        detail::load<std::uint32_t>(b + 12) != detail::segment_header_size ||
-        detail::load<std::uint64_t>(b + 24) != id) {
-      fs_.close(fd);
-      throw_corrupt(name, 0, "bad segment header");
-    }
-    const index_t first = detail::load<std::uint64_t>(b + 16);
+    const index_t first = hd.first;
     if (oldest) {
-      if (first == 0) { fs_.close(fd); throw_corrupt(name, 0, "segment starts at index 0"); }
       first_ = first;
+      base_term_ = hd.prev_term;
     } else {
       // a segment starting inside the log loaded so far voids the entries from there (§5.3)
       if (first < first_ || first > last_index() + 1) {
@@ -640,9 +740,15 @@ class basic_log_store {
                                    " but the log holds " + std::to_string(first_) + ".." +
                                    std::to_string(last_index()));
       }
+      if (hd.version >= 2 && hd.prev_term != term_at(first - 1)) {
+        fs_.close(fd);
+        throw_corrupt(name, 0, "segment header gives entry " + std::to_string(first - 1) + " term " +
+                                   std::to_string(hd.prev_term) + " but the log holds term " +
+                                   std::to_string(term_at(first - 1)));
+      }
       entries_.resize(first - first_);
     }
-    segs_.push_back(segment{id, first});
+    segs_.push_back(segment{hd.id, first});
 
     // records
     std::size_t off = detail::segment_header_size;
@@ -874,14 +980,15 @@ class basic_log_store {
   void apply(const op& o) {
     switch (o.kind) {
       case op_kind::append: add_record(o); break;
-      case op_kind::truncate: do_truncate(o.index); break;
+      case op_kind::truncate: do_truncate(o.index, o.term); break;
       case op_kind::compact: do_compact(o.index); break;
+      case op_kind::reset: do_reset(o.index, o.term); break;
     }
   }
 
   void add_record(const op& o) {
     const std::size_t rs = detail::record_size(o.len);
-    if (cur_fd_ < 0) open_segment(buf_last_ + 1, rs);
+    if (cur_fd_ < 0) open_segment(buf_last_ + 1, rs, last_term_);
     if (cur_off_ + buf_len_ + rs + detail::record_header_size > cur_cap_) {
       // no room for this record and a seal: seal this segment and roll
       encode_seal(buf_last_);
@@ -889,10 +996,11 @@ class basic_log_store {
       wait_sync();  // the next segment is written only once this one is durable
       fs_.close(cur_fd_);
       cur_fd_ = -1;
-      open_segment(buf_last_ + 1, rs);
+      open_segment(buf_last_ + 1, rs, last_term_);
     }
     encode(o.term, o.index, o.type, {o.data, o.len});
     buf_last_ = o.index;
+    last_term_ = o.term;
     if (buf_len_ >= part_bytes()) {
       if (!sync_busy() || group_bytes_ + buf_len_ >= opts_.max_batch_bytes)
         flush_group();  // closes the group (after waiting for the disk if it is full)
@@ -955,20 +1063,16 @@ class basic_log_store {
     sync_cv_.notify_one();
   }
 
-  /// Creates a segment starting at `first`, big enough for a record of `need` bytes.
-  void open_segment(index_t first, std::size_t need) {
+  /// Creates a segment starting at `first` (entry first - 1 has term `prev_term`), big
+  /// enough for a record of `need` bytes; durable (header, name) when it returns.
+  void open_segment(index_t first, std::size_t need, term_t prev_term, std::uint32_t flags = 0) {
     const std::uint64_t id = next_id_++;
     const std::string name = detail::segment_name(id);
     const std::string tmp = path(name + ".tmp"), dst = path(name);
     const std::uint64_t cap = std::max<std::uint64_t>(
         opts_.segment_size, detail::segment_header_size + need + 2 * detail::record_header_size);
-    std::byte h[detail::segment_header_size] = {};
-    std::memcpy(h, detail::segment_magic, 8);
-    detail::store<std::uint32_t>(h + 8, detail::format_version);
-    detail::store<std::uint32_t>(h + 12, detail::segment_header_size);
-    detail::store<std::uint64_t>(h + 16, first);
-    detail::store<std::uint64_t>(h + 24, id);
-    detail::store<std::uint32_t>(h + 32, raftkit::detail::crc32c(h, 32));
+    std::byte h[detail::segment_header_size];
+    detail::segment_header{first, id, prev_term, flags}.encode(h);
     int fd = fs_.open(tmp, true);
     if (fd < 0) throw_io(fd, "create " + tmp);
     auto check = [&](long long r, const char* what) {
@@ -988,7 +1092,15 @@ class basic_log_store {
     cur_cap_ = cap;
   }
 
-  void do_truncate(index_t t) {
+  /// Removes a segment file, durably: removals are synced one by one so that a crash
+  /// never leaves a later segment without an earlier one (a gap recovery would refuse).
+  void remove_segment(std::uint64_t id) {
+    const std::string p = path(detail::segment_name(id));
+    if (int r = fs_.unlink(p); r < 0) throw_io(r, "unlink " + p);
+    if (int r = fs_.sync_dir(dir_); r < 0) throw_io(r, "fsync " + dir_);
+  }
+
+  void do_truncate(index_t t, term_t term) {
     if (t >= buf_last_) return truncation_done();
     if (t >= written_last_) {  // only buffered records go: cut the buffer at the first > t
       std::size_t off = 0, last = 0;
@@ -1004,6 +1116,7 @@ class basic_log_store {
         buf_len_ = off;
         last_rec_ = last;
         buf_last_ = t;
+        last_term_ = term;
         return truncation_done();
       }
     }
@@ -1011,21 +1124,16 @@ class basic_log_store {
     buf_last_ = written_last_;
     wait_sync();
     // delete whole segments past t, newest first, so a crash leaves a consistent prefix
-    bool removed = false;
     while (!segs_.empty() && segs_.back().first > t) {
       if (cur_fd_ >= 0) {
         fs_.close(cur_fd_);
         cur_fd_ = -1;
       }
-      const std::string p = path(detail::segment_name(segs_.back().id));
-      if (int r = fs_.unlink(p); r < 0) throw_io(r, "unlink " + p);
+      remove_segment(segs_.back().id);
       segs_.pop_back();
-      removed = true;
       group_bytes_ = 0;  // a partly written group went with its segment
       group_partial_ = false;
     }
-    if (removed)
-      if (int r = fs_.sync_dir(dir_); r < 0) throw_io(r, "fsync " + dir_);
     if (cur_fd_ >= 0) {  // the newest segment holds t: seal it, entries past t stay behind
       encode_seal(written_last_);
       flush_group();
@@ -1034,8 +1142,31 @@ class basic_log_store {
       cur_fd_ = -1;
     }
     // a segment starting at t + 1 voids everything after t in the segments before it
-    open_segment(t + 1, 0);
+    open_segment(t + 1, 0, term);
     written_last_ = buf_last_ = t;
+    last_term_ = term;
+    truncation_done();
+  }
+
+  /// The log restarts after (i, t): unwritten records are dropped, a reset segment starting
+  /// at i + 1 is made durable (from then on recovery ignores every older segment), then the
+  /// older segments are deleted.
+  void do_reset(index_t i, term_t t) {
+    buf_len_ = 0;
+    last_rec_ = 0;
+    wait_sync();
+    if (cur_fd_ >= 0) {
+      fs_.close(cur_fd_);
+      cur_fd_ = -1;
+    }
+    group_bytes_ = 0;  // a partly written group is void with its segment
+    group_partial_ = false;
+    std::vector<segment> old;
+    old.swap(segs_);
+    open_segment(i + 1, 0, t, detail::segment_flag_reset);
+    for (const segment& sg : old) remove_segment(sg.id);
+    written_last_ = buf_last_ = i;
+    last_term_ = t;
     truncation_done();
   }
 
@@ -1045,16 +1176,14 @@ class basic_log_store {
     if (++trunc_done_ == trunc_issued_) floor_ = std::numeric_limits<index_t>::max();
   }
 
+  /// Deletes the segments holding only entries below `i`, oldest first, so a crash at any
+  /// moment leaves a contiguous suffix of segments whose oldest header names the term
+  /// before it.
   void do_compact(index_t i) {
-    bool removed = false;
     while (segs_.size() >= 2 && segs_[1].first <= i) {
-      const std::string p = path(detail::segment_name(segs_.front().id));
-      if (int r = fs_.unlink(p); r < 0) throw_io(r, "unlink " + p);
+      remove_segment(segs_.front().id);
       segs_.erase(segs_.begin());
-      removed = true;
     }
-    if (removed)
-      if (int r = fs_.sync_dir(dir_); r < 0) throw_io(r, "fsync " + dir_);
   }
 
   /// Reports entries up to `last` durable, capped by truncations not yet on disk.
@@ -1100,6 +1229,7 @@ class basic_log_store {
   options opts_;
   std::deque<entry> entries_;
   index_t first_ = 1;
+  term_t base_term_ = 0;  // term of entry first_ - 1
   hard_state hard_;
   recovery_report report_;
   int lock_fd_ = -1;
@@ -1136,6 +1266,7 @@ class basic_log_store {
   bool group_partial_ = false;   // the open group has been partly written
   std::uint64_t buf_taken_ = 0;  // ops up to this number are encoded (or written)
   index_t written_last_ = 0, buf_last_ = 0;
+  term_t last_term_ = 0;  // term of entry buf_last_
   std::uint64_t next_seq_ = 1, next_id_ = 1;
 
   // hand-over between writer and sync thread, under mu_
@@ -1158,3 +1289,4 @@ using log_store = basic_log_store<>;
 
 static_assert(raftkit::log_store<raftkit::file::log_store>);
 static_assert(raftkit::detail::failable_store<raftkit::file::log_store>);
+static_assert(raftkit::detail::compactable_store<raftkit::file::log_store>);
