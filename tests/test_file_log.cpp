@@ -1176,6 +1176,149 @@ TEST_CASE("a crash at any moment of a reset reopens the old log or the reset one
   }
 }
 
+// --- bounded memory: a tail of payloads in memory, older entries read back ---------------
+
+namespace {
+std::size_t cost_of(const entry& e) { return raftkit::file::detail::tail_cache::cost(e); }
+}  // namespace
+
+TEST_CASE("the store keeps a bounded tail of payloads while far more is appended, and every entry reads back as written") {
+  temp_dir t;
+  auto o = small_segments(16 << 10);
+  o.max_cached_bytes = 32 << 10;
+  o.read_ahead_bytes = 4096;
+  std::vector<entry> model;  // entry i at model[i - 1]
+  std::size_t appended = 0, peak = 0;
+  std::mt19937_64 rng(3);
+  term_t term = 1;
+  {
+    raftkit::file::log_store s(t.log(), o);
+    for (int round = 1; round <= 500; ++round) {
+      const index_t from = s.last_index() + 1;
+      std::vector<entry> batch;
+      std::size_t batch_cost = 0;
+      for (index_t i = from; i < from + 10; ++i) {
+        batch.push_back(make_entry(i, term));
+        batch_cost += cost_of(batch.back());
+        appended += batch.back().payload.size();
+      }
+      s.append(batch);
+      model.resize(from - 1);
+      model.insert(model.end(), batch.begin(), batch.end());
+      // everything before this batch was durable, so only the batch may be held beyond the bound
+      REQUIRE(s.memory().cached_bytes <= o.max_cached_bytes + batch_cost);
+      peak = std::max(peak, s.memory().cached_bytes);
+      REQUIRE(!s.wait_durable(s.last_index()));
+      if (round % 37 == 0) {  // a conflicting suffix, partly read back from disk already
+        ++term;
+        s.truncate_after(s.last_index() - rng() % 25);
+        model.resize(s.last_index());
+      }
+      if (round % 50 == 0)
+        for (int k = 0; k < 30; ++k) {
+          const index_t i = s.first_index() + rng() % (s.last_index() - s.first_index() + 1);
+          REQUIRE(s.at(i) == model[i - 1]);
+        }
+    }
+    REQUIRE(!s.error());
+    CHECK(appended > 20 * o.max_cached_bytes);
+    CHECK(segment_files(t.log()).size() > 20);
+    for (index_t i = s.first_index(); i <= s.last_index(); ++i) REQUIRE(s.at(i) == model[i - 1]);
+    const auto m = s.memory();
+    const std::size_t n = s.last_index();
+    MESSAGE("appended " << appended << " payload bytes; cache peak " << peak << " bytes (bound " << o.max_cached_bytes
+                        << "); index " << m.index_bytes << " bytes for " << n << " entries; read buffers "
+                        << m.read_buffer_bytes << " bytes");
+    CHECK(m.index_bytes <= 16 * n + 1024);  // 8 bytes an entry, up to twice that while vectors grow
+    CHECK(m.read_buffer_bytes <= 4 * 2 * o.read_ahead_bytes);
+  }
+  raftkit::file::log_store s(t.log(), o);
+  CHECK(s.memory().cached_bytes == 0);  // a reopened store holds no payload
+  REQUIRE(s.last_index() == model.size());
+  for (index_t i = s.first_index(); i <= s.last_index(); ++i) REQUIRE(s.at(i) == model[i - 1]);
+  CHECK(s.memory().cached_bytes == 0);  // reading back does not fill the cache
+  CHECK(!s.error());
+}
+
+TEST_CASE("entries not yet durable stay in memory whatever the bound, and read back once evicted") {
+  // Their records may not be written yet, and the writer reads their payloads in place.
+  auto disk = std::make_shared<sim_disk>();
+  sync_hold gate(*disk);
+  auto o = small_segments(4096);
+  o.max_cached_bytes = 0;
+  sim_store s("/d", o, sim_fs{disk});
+  append_range(s, 1, 10, 1);
+  REQUIRE(!s.wait_durable(10));
+  gate.hold();
+  for (index_t from = 11; from <= 201; from += 10) append_range(s, from, from + 9, 1);  // the store holds the only reference
+  REQUIRE(s.durable_index() == 10);
+  CHECK(s.memory().cached_entries == 200);
+  for (index_t i = 1; i <= 210; ++i) REQUIRE(s.at(i) == make_entry(i, 1));
+  gate.release();
+  REQUIRE(!s.flush());
+  append_range(s, 211, 211, 1);  // trims what is now durable
+  CHECK(s.memory().cached_entries <= 1);
+  for (index_t i = 1; i <= 211; ++i) REQUIRE(s.at(i) == make_entry(i, 1));
+  CHECK(!s.error());
+}
+
+TEST_CASE("entries read back from the segment being written verify, though a read-ahead window saw it unwritten") {
+  temp_dir t;
+  auto o = small_segments(1 << 20);  // one segment, appended to while it is read
+  o.max_cached_bytes = 0;             // every durable entry is read back
+  o.read_ahead_bytes = 64 << 10;
+  raftkit::file::log_store s(t.log(), o);
+  append_range(s, 1, 1, 1);
+  REQUIRE(!s.wait_durable(1));
+  for (index_t i = 2; i <= 300; ++i) {
+    append_range(s, i, i, 1);  // evicts entry i - 1, durable
+    REQUIRE(s.at(i - 1) == make_entry(i - 1, 1));  // its window holds what follows: unwritten then
+    REQUIRE(!s.wait_durable(i));
+  }
+  CHECK(!s.error());
+}
+
+TEST_CASE("a record that no longer verifies when read back fails the store with corrupt_log, naming file and offset") {
+  temp_dir t;
+  {
+    raftkit::file::log_store s(t.log());
+    append_range(s, 1, 100, 1);
+  }
+  raftkit::file::log_store s(t.log());  // reopened: every entry is read back from the file
+  REQUIRE(s.memory().cached_bytes == 0);
+  index_t bad = 50;
+  while (payload_for(bad, 1).empty()) ++bad;
+  const auto off = offset_after(1, bad - 1, 1);
+  const auto seg = segment_files(t.log()).at(0);
+  flip_byte(seg, off + raftkit::file::detail::record_header_size);  // the payload's first byte
+  CHECK(s.at(bad - 1) == make_entry(bad - 1, 1));
+  const entry e = s.at(bad);
+  CHECK(e.index == bad);
+  CHECK(e.term == 1);
+  CHECK(e.type == raftkit::entry_type::noop);
+  CHECK(e.payload.empty());
+  CHECK(s.error() == raftkit::errc::corrupt_log);
+  CHECK(s.error_message().find(fsys::path(seg).filename().string()) != std::string::npos);
+  CHECK(s.error_message().find("offset " + std::to_string(off)) != std::string::npos);
+  MESSAGE(s.error_message());
+}
+
+TEST_CASE("a segment that cannot be read back fails the store with io_error, naming the file") {
+  temp_dir t;
+  {
+    raftkit::file::log_store s(t.log(), small_segments(4096));
+    append_range(s, 1, 100, 1);
+  }
+  raftkit::file::log_store s(t.log(), small_segments(4096));
+  const auto seg = segment_files(t.log()).at(0);
+  fsys::remove(seg);  // under the store's feet
+  const entry e = s.at(1);
+  CHECK(e.payload.empty());
+  CHECK(s.error() == raftkit::errc::io_error);
+  CHECK(s.error_message().find(fsys::path(seg).filename().string()) != std::string::npos);
+  MESSAGE(s.error_message());
+}
+
 TEST_CASE("hard state round-trips and a replacement is atomic at every crash point") {
   auto disk = std::make_shared<sim_disk>();
   {
