@@ -1319,6 +1319,59 @@ TEST_CASE("a segment that cannot be read back fails the store with io_error, nam
   MESSAGE(s.error_message());
 }
 
+// --- the data directory and its parents ----------------------------------------------------
+
+namespace {
+/// posix_fs that records the directories it syncs.
+struct recording_fs : raftkit::file::posix_fs {
+  std::shared_ptr<std::vector<std::string>> synced = std::make_shared<std::vector<std::string>>();
+  int sync_dir(const std::string& p) {
+    synced->push_back(p);
+    return posix_fs::sync_dir(p);
+  }
+};
+static_assert(raftkit::file::file_system<recording_fs>);
+bool contains(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+}  // namespace
+
+TEST_CASE("missing parents of the data directory are created, each synced into its parent") {
+  temp_dir t;
+  const std::string dir = t.path + "/a/b/log";
+  recording_fs fs;
+  auto synced = fs.synced;
+  {
+    raftkit::file::basic_log_store<recording_fs> s(dir, {}, fs);
+    append_range(s, 1, 5, 1);
+    CHECK(!s.flush());
+  }
+  CHECK(fsys::is_directory(dir));
+  CHECK(contains(*synced, t.path));         // holds a
+  CHECK(contains(*synced, t.path + "/a"));  // holds b
+  CHECK(contains(*synced, t.path + "/a/b"));  // holds log
+  synced->clear();
+  raftkit::file::basic_log_store<recording_fs> s(dir, {}, fs);  // nothing to create now
+  CHECK(s.last_index() == 5);
+  CHECK(!contains(*synced, t.path));
+  CHECK(!contains(*synced, t.path + "/a"));
+}
+
+TEST_CASE("with create_parents off, a missing parent is refused with an error naming it; the directory itself is still created") {
+  temp_dir t;
+  raftkit::file::options o;
+  o.create_parents = false;
+  try {
+    raftkit::file::log_store s(t.path + "/missing/log", o);
+    FAIL("opened under a missing parent");
+  } catch (const std::system_error& e) {
+    MESSAGE(std::string(e.what()));
+    CHECK(e.code() == raftkit::errc::io_error);
+    CHECK(std::string(e.what()).find(t.path + "/missing does not exist") != std::string::npos);
+  }
+  CHECK(!fsys::exists(t.path + "/missing"));
+  raftkit::file::log_store s(t.path + "/log", o);
+  CHECK(fsys::is_directory(t.path + "/log"));
+}
+
 TEST_CASE("hard state round-trips and a replacement is atomic at every crash point") {
   auto disk = std::make_shared<sim_disk>();
   {

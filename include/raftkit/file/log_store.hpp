@@ -33,7 +33,10 @@
 /// survives reopening (each segment header records the term before it).
 ///
 /// Errors found while opening are thrown as `std::system_error` holding a `raftkit::errc`
-/// (`corrupt_log`, `locked`, `io_error`, `no_space`) and a message naming the file.
+/// (`corrupt_log`, `locked`, `io_error`, `no_space`) and a message naming the file. A
+/// missing data directory is created, and so are its missing parents unless
+/// options::create_parents is off (then the error names the missing parent); each directory
+/// created is synced into its parent, so the store cannot vanish with it in a power loss.
 
 #include <algorithm>
 #include <cstdint>
@@ -265,8 +268,34 @@ class basic_log_store {
     return entry{t, i, entry_type::noop, shared_bytes{}};
   }
 
+  /// Creates the store's directory, and its missing parents if options::create_parents;
+  /// each directory created is synced into its parent.
   void make_dirs() {
-    if (int r = fs_.make_dir(dir_); r < 0) detail::throw_io(r, "mkdir " + dir_);
+    std::string d = dir_;
+    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    std::vector<std::string> chain;  // dir_ and its ancestors, innermost first
+    for (std::string p = d; !p.empty() && p != "/" && p != ".";) {
+      chain.push_back(p);
+      const auto slash = p.find_last_of('/');
+      if (slash == std::string::npos) break;
+      p = slash == 0 ? "/" : p.substr(0, slash);
+    }
+    if (!opts_.create_parents) chain.resize(std::min<std::size_t>(chain.size(), 1));
+    for (std::size_t k = chain.size(); k-- > 0;) {
+      const std::string& p = chain[k];
+      int r = fs_.make_dir(p);
+      if (r == -ENOENT && !opts_.create_parents)
+        throw detail::failure{errc::io_error, "create log directory " + p + ": its parent directory " + parent_of(p) +
+                                                  " does not exist (options::create_parents is off)"};
+      if (r < 0) detail::throw_io(r, "create directory " + p + (p == d ? "" : " (a parent of the log directory " + d + ")"));
+      if (r > 0)  // created: make its name durable in its parent
+        if (int s = fs_.sync_dir(parent_of(p)); s < 0) detail::throw_io(s, "fsync " + parent_of(p));
+    }
+  }
+  static std::string parent_of(const std::string& p) {
+    const auto slash = p.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : p.substr(0, slash);
   }
 
   void write_hard_state(const hard_state& hs) {

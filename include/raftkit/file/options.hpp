@@ -18,6 +18,9 @@ struct options {
   std::size_t max_cached_bytes = 64u << 20;
   /// Bytes read at once when entries are read back (a follower catching up reads on).
   std::size_t read_ahead_bytes = 256u << 10;
+  /// Whether opening creates missing parent directories of the store's directory (as
+  /// `mkdir -p`). Each directory created is synced into its parent.
+  bool create_parents = true;
 };
 
 /// fdatasync latency of a store: calls, their total and their longest duration.
