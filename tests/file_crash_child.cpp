@@ -2,11 +2,14 @@
 // file_log_crash). Usage: file_crash_child <dir> <seed> <reported> [verify]
 //
 // It opens the log in <dir> and first verifies what the previous, killed run left: every
-// entry's term and payload are derived from its index, the log is contiguous, and it
-// reaches at least <reported>, the highest durable index the parent saw reported. Then it
-// prints "R <first> <last> <1 if a torn tail was cut>" and, unless "verify" was given,
-// appends random batches forever, printing "D <index>" each time durability advances,
-// until the parent kills it. Problems are printed as "E <message>" with exit status 1.
+// entry's term and payload are derived from its index, the log is contiguous, the term
+// before its first entry (term_at(first_index() - 1), kept across compactions and resets)
+// is the one derived from that index, and it reaches at least <reported>, the highest
+// durable index the parent saw reported. Then it prints "R <first> <last> <1 if a torn tail
+// was cut>" and, unless "verify" was given, appends random batches forever, compacting
+// now and then and sometimes resetting the log a little past its end (as installing a
+// snapshot does), printing "D <index>" each time durability advances, until the parent
+// kills it. Problems are printed as "E <message>" with exit status 1.
 
 #include <cstdint>
 #include <cstdio>
@@ -27,7 +30,7 @@ namespace {
 using raftkit::entry;
 using raftkit::index_t;
 
-raftkit::term_t term_for(index_t i) { return 1 + i / 1000; }
+raftkit::term_t term_for(index_t i) { return i == 0 ? 0 : 1 + i / 1000; }
 
 raftkit::shared_bytes payload_for(index_t i) {
   std::size_t n = (i * 2654435761u >> 7) % 300;
@@ -57,7 +60,7 @@ int main(int argc, char** argv) {
   const bool verify_only = argc > 4 && std::strcmp(argv[4], "verify") == 0;
 
   raftkit::file::options opts;
-  opts.segment_size = 1 << 20;  // roll every few hundred batches
+  opts.segment_size = 256 << 10;  // roll every hundred batches or so
   // every other run: small groups, written in parts while the previous group syncs
   if (std::strtoull(argv[2], nullptr, 10) % 2 == 0) opts.max_batch_bytes = 16 << 10;
   try {
@@ -70,6 +73,9 @@ int main(int argc, char** argv) {
       if (e.index != i || e.term != term_for(i) || !(e.payload == payload_for(i)))
         die("entry " + std::to_string(i) + " is wrong");
     }
+    if (const index_t b = s.first_index() - 1; s.term_at(b) != term_for(b))
+      die("term before the first entry " + std::to_string(b) + " is " + std::to_string(s.term_at(b)) +
+          ", expected " + std::to_string(term_for(b)));
     say("R " + std::to_string(s.first_index()) + " " + std::to_string(s.last_index()) + " " +
         (s.recovery().tail_cut ? "1" : "0"));
     if (verify_only) return 0;
@@ -83,7 +89,11 @@ int main(int argc, char** argv) {
         batch.push_back(entry{term_for(i), i, raftkit::entry_type::normal, payload_for(i)});
       s.append(batch);
       if (s.last_index() - s.durable_index() > 1000) s.wait_durable(s.last_index() - 500);
-      if (s.last_index() - s.first_index() > 20000) s.compact_before(s.last_index() - 10000);
+      if (s.last_index() + 1 - s.first_index() > 6000) s.compact_before(s.last_index() - 3000 + rng() % 2000);
+      if (rng() % 300 == 0) {  // a snapshot past the log's end replaces it
+        const index_t i = s.last_index() + 1 + rng() % 100;
+        s.reset(i, term_for(i));
+      }
       if (s.error()) die("store failed: " + s.error_message());
     }
   } catch (const std::exception& e) {

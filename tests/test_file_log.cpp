@@ -29,6 +29,7 @@
 
 #include "raftkit/detail/crc32c.hpp"
 #include "raftkit/file/log_store.hpp"
+#include "raftkit/memory/log_store.hpp"
 
 namespace {
 
@@ -174,6 +175,17 @@ struct sim_disk {
   static void apply(std::vector<std::byte>& v, std::uint64_t off, const std::byte* d, std::size_t n) {
     if (v.size() < off + n) v.resize(off + n);
     std::memcpy(v.data() + off, d, n);
+  }
+
+  /// The process dies, the machine does not: what it wrote stays in the "page cache"
+  /// (readable, still unsynced); its open files and locks go away.
+  void process_crash() {
+    std::lock_guard lk(mu);
+    fds.clear();
+    locks.clear();
+    lock_fds.clear();
+    stopped = false;
+    ops_until_stop = -1;
   }
 
   enum class tear { drop, random_blocks };
@@ -390,6 +402,94 @@ void check_log(const Store& s) {
     REQUIRE(e.term >= prev);
     REQUIRE(entry_ok(e));
     prev = e.term;
+  }
+}
+
+// --- the stores the shared compaction and reset rules are checked against ------------------
+
+/// The term the shared rule tests give entry `i`: a new term every 7 entries, so a base
+/// term that is off by one entry shows.
+term_t term_for(index_t i) { return 1 + i / 7; }
+
+template <class Store>
+void append_terms(Store& s, index_t from, index_t to) {
+  std::vector<entry> es;
+  for (index_t i = from; i <= to; ++i) es.push_back(make_entry(i, term_for(i)));
+  s.append(es);
+}
+
+/// Holds every fdatasync of a sim_disk while held (installed before the store exists).
+struct sync_hold {
+  std::mutex m;
+  std::condition_variable cv;
+  bool holding = false;
+  explicit sync_hold(sim_disk& d) {
+    d.before_fdatasync = [this] {
+      std::unique_lock lk(m);
+      cv.wait(lk, [&] { return !holding; });
+    };
+  }
+  void hold() {
+    std::lock_guard lk(m);
+    holding = true;
+  }
+  void release() {
+    {
+      std::lock_guard lk(m);
+      holding = false;
+    }
+    cv.notify_all();
+  }
+};
+
+/// memory::log_store: durable at once unless held; reopening is a new node over the same
+/// store (nothing changes), a crash loses what is not durable.
+struct memory_fixture {
+  raftkit::memory::log_store store;
+  raftkit::memory::log_store& s() { return store; }
+  void settle() { store.sync(); }
+  void hold() { store.set_write_delay(std::chrono::hours(1)); }
+  void release() {
+    store.set_write_delay(raftkit::duration{0});
+    store.sync();
+  }
+  void reopen() {}
+  void crash() { store.crash(); }
+};
+
+/// file::log_store over the simulated disk with small segments (so compaction is
+/// segment-granular on disk): reopening closes and recovers it, a crash stops the machine
+/// and drops what was not synced.
+struct file_fixture {
+  std::shared_ptr<sim_disk> disk = std::make_shared<sim_disk>();
+  sync_hold gate{*disk};
+  std::unique_ptr<sim_store> store = open();
+  std::unique_ptr<sim_store> open() { return std::make_unique<sim_store>("/d", small_segments(1024), sim_fs{disk}); }
+  sim_store& s() { return *store; }
+  void settle() { REQUIRE(!store->flush()); }
+  void hold() { gate.hold(); }
+  void release() { gate.release(); }
+  void reopen() {
+    store.reset();
+    store = open();
+  }
+  void crash() {
+    disk->stop_now();
+    store.reset();
+    std::mt19937_64 rng(1);
+    disk->power_loss(sim_disk::tear::drop, rng);
+    store = open();
+  }
+};
+
+/// Every entry held has the term and payload the rule tests gave it.
+template <class Store>
+void check_terms(const Store& s) {
+  for (index_t i = s.first_index(); i <= s.last_index(); ++i) {
+    const entry& e = s.at(i);
+    REQUIRE(e.index == i);
+    REQUIRE(e.term == term_for(i));
+    REQUIRE(entry_ok(e));
   }
 }
 
@@ -815,7 +915,7 @@ TEST_CASE("compact_before drops whole segments below the index and keeps the res
     auto before = segment_files(t.log()).size();
     s.compact_before(300);
     CHECK(s.first_index() == 300);
-    CHECK(s.term_at(299) == 0);
+    CHECK(s.term_at(299) == 1);
     CHECK(s.at(300).index == 300);
     CHECK(!s.flush());
     auto after = segment_files(t.log()).size();
@@ -827,6 +927,449 @@ TEST_CASE("compact_before drops whole segments below the index and keeps the res
   CHECK(s.first_index() > 200);
   CHECK(s.last_index() == 400);
   check_log(s);
+}
+
+// --- compaction and reset: the rules of raftkit::log_store, checked on both stores ---------
+
+TEST_CASE_TEMPLATE("term_at(first_index() - 1) is 0 on a log never compacted", F, memory_fixture, file_fixture) {
+  F f;
+  CHECK(f.s().first_index() == 1);
+  CHECK(f.s().term_at(0) == 0);
+  append_terms(f.s(), 1, 40);
+  f.settle();
+  f.reopen();
+  CHECK(f.s().first_index() == 1);
+  CHECK(f.s().term_at(0) == 0);
+  CHECK(f.s().term_at(40) == term_for(40));
+}
+
+TEST_CASE_TEMPLATE("after compact_before, term_at(first_index() - 1) is the last dropped entry's term, also after a reopen", F, memory_fixture, file_fixture) {
+  F f;
+  append_terms(f.s(), 1, 300);
+  f.settle();
+  f.s().compact_before(200);
+  CHECK(f.s().first_index() == 200);
+  CHECK(f.s().term_at(199) == term_for(199));
+  CHECK(f.s().term_at(198) == 0);
+  CHECK(f.s().last_index() == 300);
+  check_terms(f.s());
+  f.reopen();
+  // a store may keep more than asked (the file store deletes whole segments only)
+  CHECK(f.s().first_index() <= 200);
+  CHECK(f.s().first_index() > 1);
+  CHECK(f.s().term_at(f.s().first_index() - 1) == term_for(f.s().first_index() - 1));
+  CHECK(f.s().last_index() == 300);
+  check_terms(f.s());
+  append_terms(f.s(), 301, 310);
+  f.settle();
+  CHECK(f.s().durable_index() == 310);
+}
+
+TEST_CASE_TEMPLATE("compact_before never drops an entry that is not yet durable", F, memory_fixture, file_fixture) {
+  F f;
+  append_terms(f.s(), 1, 50);
+  f.settle();
+  f.hold();
+  append_terms(f.s(), 51, 100);
+  REQUIRE(f.s().durable_index() == 50);
+  f.s().compact_before(90);
+  CHECK(f.s().first_index() == 51);
+  CHECK(f.s().term_at(50) == term_for(50));
+  check_terms(f.s());
+  f.release();
+  f.settle();
+  f.s().compact_before(90);
+  CHECK(f.s().first_index() == 90);
+  f.crash();
+  CHECK(f.s().last_index() == 100);
+  CHECK(f.s().first_index() <= 90);
+  CHECK(f.s().term_at(f.s().first_index() - 1) == term_for(f.s().first_index() - 1));
+  check_terms(f.s());
+}
+
+TEST_CASE_TEMPLATE("compact_before accepts any index: below the first is a no-op, past the end drops what is durable", F, memory_fixture, file_fixture) {
+  F f;
+  f.s().compact_before(0);
+  f.s().compact_before(5);
+  CHECK(f.s().first_index() == 1);
+  CHECK(f.s().last_index() == 0);
+  append_terms(f.s(), 1, 60);
+  f.settle();
+  f.s().compact_before(30);
+  f.s().compact_before(0);
+  f.s().compact_before(30);
+  f.s().compact_before(10);
+  CHECK(f.s().first_index() == 30);
+  f.s().compact_before(1000);
+  CHECK(f.s().first_index() == 61);
+  CHECK(f.s().last_index() == 60);
+  CHECK(f.s().term_at(60) == term_for(60));
+  append_terms(f.s(), 61, 70);
+  f.settle();
+  CHECK(f.s().at(61).term == term_for(61));
+  f.reopen();
+  CHECK(f.s().last_index() == 70);
+  CHECK(f.s().first_index() <= 61);
+  CHECK(f.s().term_at(f.s().first_index() - 1) == term_for(f.s().first_index() - 1));
+  check_terms(f.s());
+}
+
+TEST_CASE_TEMPLATE("reset empties the log, which continues after (i, t), also after a reopen", F, memory_fixture, file_fixture) {
+  for (index_t i : {index_t{0}, index_t{20}, index_t{80}, index_t{500}}) {  // before, inside, at the end of, past the log
+    CAPTURE(i);
+    F f;
+    append_terms(f.s(), 1, 80);
+    f.settle();
+    f.s().compact_before(10);
+    f.s().reset(i, term_for(i));
+    CHECK(f.s().first_index() == i + 1);
+    CHECK(f.s().last_index() == i);
+    CHECK(f.s().term_at(i) == term_for(i));
+    CHECK(f.s().durable_index() <= i);
+    f.settle();
+    CHECK(f.s().durable_index() == i);
+    append_terms(f.s(), i + 1, i + 30);
+    f.settle();
+    CHECK(f.s().durable_index() == i + 30);
+    f.reopen();
+    CHECK(f.s().first_index() == i + 1);
+    CHECK(f.s().term_at(i) == term_for(i));
+    CHECK(f.s().last_index() == i + 30);
+    check_terms(f.s());
+  }
+}
+
+TEST_CASE_TEMPLATE("a reset that is durable survives a crash, with the entries appended after it", F, memory_fixture, file_fixture) {
+  F f;
+  append_terms(f.s(), 1, 100);
+  f.settle();
+  f.s().reset(150, term_for(150));
+  f.settle();
+  f.crash();
+  CHECK(f.s().first_index() == 151);
+  CHECK(f.s().last_index() == 150);
+  CHECK(f.s().term_at(150) == term_for(150));
+  append_terms(f.s(), 151, 160);
+  f.settle();
+  f.crash();
+  CHECK(f.s().last_index() == 160);
+  check_terms(f.s());
+}
+
+TEST_CASE_TEMPLATE("durable_index() drops on truncation at once and rises again for what is appended after it", F, memory_fixture, file_fixture) {
+  F f;
+  append_terms(f.s(), 1, 100);
+  f.settle();
+  REQUIRE(f.s().durable_index() == 100);
+  f.s().truncate_after(60);
+  CHECK(f.s().durable_index() <= 60);
+  CHECK(f.s().last_index() == 60);
+  append_terms(f.s(), 61, 70);
+  f.settle();
+  CHECK(f.s().durable_index() == 70);
+}
+
+TEST_CASE_TEMPLATE("term_at is 0 outside first_index() - 1 .. last_index()", F, memory_fixture, file_fixture) {
+  F f;
+  append_terms(f.s(), 1, 50);
+  f.settle();
+  f.s().compact_before(20);
+  CHECK(f.s().term_at(18) == 0);
+  CHECK(f.s().term_at(19) == term_for(19));
+  CHECK(f.s().term_at(50) == term_for(50));
+  CHECK(f.s().term_at(51) == 0);
+  f.s().reset(70, 9);
+  CHECK(f.s().term_at(69) == 0);
+  CHECK(f.s().term_at(70) == 9);
+  CHECK(f.s().term_at(71) == 0);
+}
+
+// --- compaction and reset on the file store: a crash at any moment ---------------------
+
+namespace {
+int env_or(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : fallback;
+}
+}  // namespace
+
+TEST_CASE("a crash at any moment of a compaction reopens a contiguous log with the right base term") {
+  // The machine stops after `stop` more file operations (during the compaction's removals
+  // or the appends behind it), unsynced writes are dropped or torn, and the log reopens.
+  const int seeds = env_or("RAFTKIT_COMPACT_SEEDS", 3);
+  for (int seed = 1; seed <= seeds; ++seed) {
+    std::mt19937_64 rng(static_cast<std::uint64_t>(seed));
+    bool completed = false;
+    for (long long stop = 0; !completed; ++stop) {
+      CAPTURE(seed);
+      CAPTURE(stop);
+      auto disk = std::make_shared<sim_disk>();
+      const index_t upto = 80 + rng() % 110;
+      {
+        sim_store s("/d", small_segments(1024), sim_fs{disk});
+        append_terms(s, 1, 200);
+        REQUIRE(!s.flush());
+        s.compact_before(50);  // the oldest segment's header is then not index 1's
+        REQUIRE(!s.flush());
+        disk->ops_until_stop = stop;
+        s.compact_before(upto);
+        append_terms(s, 201, 220);
+        completed = !s.flush();
+      }
+      disk->power_loss(seed % 2 ? sim_disk::tear::random_blocks : sim_disk::tear::drop, rng);
+      sim_store s("/d", small_segments(1024), sim_fs{disk});
+      REQUIRE(s.first_index() <= upto);
+      REQUIRE(s.first_index() > 1);
+      REQUIRE(s.term_at(s.first_index() - 1) == term_for(s.first_index() - 1));
+      REQUIRE(s.last_index() >= 200);
+      if (completed) CHECK(s.last_index() == 220);
+      check_terms(s);
+    }
+  }
+}
+
+TEST_CASE("a crash at any moment of a reset reopens the old log or the reset one, never a mix") {
+  constexpr term_t reset_term = 1000;  // entries of the reset log have it, the old log's never
+  const int seeds = env_or("RAFTKIT_COMPACT_SEEDS", 3);
+  for (int seed = 1; seed <= seeds; ++seed) {
+    std::mt19937_64 rng(static_cast<std::uint64_t>(seed));
+    for (index_t i : {index_t{30}, index_t{120}, index_t{200}, index_t{260}}) {  // below first, inside, at the end, past
+      bool completed = false;
+      for (long long stop = 0; !completed; ++stop) {
+        CAPTURE(seed);
+        CAPTURE(i);
+        CAPTURE(stop);
+        auto disk = std::make_shared<sim_disk>();
+        index_t reported = 0;
+        {
+          sim_store s("/d", small_segments(1024), sim_fs{disk});
+          append_terms(s, 1, 200);
+          REQUIRE(!s.flush());
+          s.compact_before(50);
+          REQUIRE(!s.flush());
+          disk->ops_until_stop = stop;
+          s.reset(i, reset_term);
+          std::vector<entry> es;
+          for (index_t k = i + 1; k <= i + 20; ++k) es.push_back(make_entry(k, reset_term));
+          s.append(es);
+          completed = !s.flush();
+          reported = s.durable_index();
+        }
+        disk->power_loss(seed % 2 ? sim_disk::tear::random_blocks : sim_disk::tear::drop, rng);
+        sim_store s("/d", small_segments(1024), sim_fs{disk});
+        if (s.first_index() == i + 1 && s.term_at(i) == reset_term) {  // the reset log
+          for (index_t k = s.first_index(); k <= s.last_index(); ++k) {
+            REQUIRE(s.at(k).term == reset_term);
+            REQUIRE(entry_ok(s.at(k)));
+          }
+          if (completed) CHECK(s.last_index() == i + 20);
+        } else {  // the old log, whole
+          REQUIRE(!completed);
+          REQUIRE(s.first_index() <= 50);
+          REQUIRE(s.term_at(s.first_index() - 1) == term_for(s.first_index() - 1));
+          REQUIRE(s.last_index() == 200);
+          check_terms(s);
+        }
+        if (reported > i) CHECK(s.last_index() >= reported);  // entries after the reset were durable
+      }
+    }
+  }
+}
+
+// --- bounded memory: a tail of payloads in memory, older entries read back ---------------
+
+namespace {
+std::size_t cost_of(const entry& e) { return raftkit::file::detail::tail_cache::cost(e); }
+}  // namespace
+
+TEST_CASE("the store keeps a bounded tail of payloads while far more is appended, and every entry reads back as written") {
+  temp_dir t;
+  auto o = small_segments(16 << 10);
+  o.max_cached_bytes = 32 << 10;
+  o.read_ahead_bytes = 4096;
+  std::vector<entry> model;  // entry i at model[i - 1]
+  std::size_t appended = 0, peak = 0;
+  std::mt19937_64 rng(3);
+  term_t term = 1;
+  {
+    raftkit::file::log_store s(t.log(), o);
+    for (int round = 1; round <= 500; ++round) {
+      const index_t from = s.last_index() + 1;
+      std::vector<entry> batch;
+      std::size_t batch_cost = 0;
+      for (index_t i = from; i < from + 10; ++i) {
+        batch.push_back(make_entry(i, term));
+        batch_cost += cost_of(batch.back());
+        appended += batch.back().payload.size();
+      }
+      s.append(batch);
+      model.resize(from - 1);
+      model.insert(model.end(), batch.begin(), batch.end());
+      // everything before this batch was durable, so only the batch may be held beyond the bound
+      REQUIRE(s.memory().cached_bytes <= o.max_cached_bytes + batch_cost);
+      peak = std::max(peak, s.memory().cached_bytes);
+      REQUIRE(!s.wait_durable(s.last_index()));
+      if (round % 37 == 0) {  // a conflicting suffix, partly read back from disk already
+        ++term;
+        s.truncate_after(s.last_index() - rng() % 25);
+        model.resize(s.last_index());
+      }
+      if (round % 50 == 0)
+        for (int k = 0; k < 30; ++k) {
+          const index_t i = s.first_index() + rng() % (s.last_index() - s.first_index() + 1);
+          REQUIRE(s.at(i) == model[i - 1]);
+        }
+    }
+    REQUIRE(!s.error());
+    CHECK(appended > 20 * o.max_cached_bytes);
+    CHECK(segment_files(t.log()).size() > 20);
+    for (index_t i = s.first_index(); i <= s.last_index(); ++i) REQUIRE(s.at(i) == model[i - 1]);
+    const auto m = s.memory();
+    const std::size_t n = s.last_index();
+    MESSAGE("appended " << appended << " payload bytes; cache peak " << peak << " bytes (bound " << o.max_cached_bytes
+                        << "); index " << m.index_bytes << " bytes for " << n << " entries; read buffers "
+                        << m.read_buffer_bytes << " bytes");
+    CHECK(m.index_bytes <= 16 * n + 1024);  // 8 bytes an entry, up to twice that while vectors grow
+    CHECK(m.read_buffer_bytes <= 4 * 2 * o.read_ahead_bytes);
+  }
+  raftkit::file::log_store s(t.log(), o);
+  CHECK(s.memory().cached_bytes == 0);  // a reopened store holds no payload
+  REQUIRE(s.last_index() == model.size());
+  for (index_t i = s.first_index(); i <= s.last_index(); ++i) REQUIRE(s.at(i) == model[i - 1]);
+  CHECK(s.memory().cached_bytes == 0);  // reading back does not fill the cache
+  CHECK(!s.error());
+}
+
+TEST_CASE("entries not yet durable stay in memory whatever the bound, and read back once evicted") {
+  // Their records may not be written yet, and the writer reads their payloads in place.
+  auto disk = std::make_shared<sim_disk>();
+  sync_hold gate(*disk);
+  auto o = small_segments(4096);
+  o.max_cached_bytes = 0;
+  sim_store s("/d", o, sim_fs{disk});
+  append_range(s, 1, 10, 1);
+  REQUIRE(!s.wait_durable(10));
+  gate.hold();
+  for (index_t from = 11; from <= 201; from += 10) append_range(s, from, from + 9, 1);  // the store holds the only reference
+  REQUIRE(s.durable_index() == 10);
+  CHECK(s.memory().cached_entries == 200);
+  for (index_t i = 1; i <= 210; ++i) REQUIRE(s.at(i) == make_entry(i, 1));
+  gate.release();
+  REQUIRE(!s.flush());
+  append_range(s, 211, 211, 1);  // trims what is now durable
+  CHECK(s.memory().cached_entries <= 1);
+  for (index_t i = 1; i <= 211; ++i) REQUIRE(s.at(i) == make_entry(i, 1));
+  CHECK(!s.error());
+}
+
+TEST_CASE("entries read back from the segment being written verify, though a read-ahead window saw it unwritten") {
+  temp_dir t;
+  auto o = small_segments(1 << 20);  // one segment, appended to while it is read
+  o.max_cached_bytes = 0;             // every durable entry is read back
+  o.read_ahead_bytes = 64 << 10;
+  raftkit::file::log_store s(t.log(), o);
+  append_range(s, 1, 1, 1);
+  REQUIRE(!s.wait_durable(1));
+  for (index_t i = 2; i <= 300; ++i) {
+    append_range(s, i, i, 1);  // evicts entry i - 1, durable
+    REQUIRE(s.at(i - 1) == make_entry(i - 1, 1));  // its window holds what follows: unwritten then
+    REQUIRE(!s.wait_durable(i));
+  }
+  CHECK(!s.error());
+}
+
+TEST_CASE("a record that no longer verifies when read back fails the store with corrupt_log, naming file and offset") {
+  temp_dir t;
+  {
+    raftkit::file::log_store s(t.log());
+    append_range(s, 1, 100, 1);
+  }
+  raftkit::file::log_store s(t.log());  // reopened: every entry is read back from the file
+  REQUIRE(s.memory().cached_bytes == 0);
+  index_t bad = 50;
+  while (payload_for(bad, 1).empty()) ++bad;
+  const auto off = offset_after(1, bad - 1, 1);
+  const auto seg = segment_files(t.log()).at(0);
+  flip_byte(seg, off + raftkit::file::detail::record_header_size);  // the payload's first byte
+  CHECK(s.at(bad - 1) == make_entry(bad - 1, 1));
+  const entry e = s.at(bad);
+  CHECK(e.index == bad);
+  CHECK(e.term == 1);
+  CHECK(e.type == raftkit::entry_type::noop);
+  CHECK(e.payload.empty());
+  CHECK(s.error() == raftkit::errc::corrupt_log);
+  CHECK(s.error_message().find(fsys::path(seg).filename().string()) != std::string::npos);
+  CHECK(s.error_message().find("offset " + std::to_string(off)) != std::string::npos);
+  MESSAGE(s.error_message());
+}
+
+TEST_CASE("a segment that cannot be read back fails the store with io_error, naming the file") {
+  temp_dir t;
+  {
+    raftkit::file::log_store s(t.log(), small_segments(4096));
+    append_range(s, 1, 100, 1);
+  }
+  raftkit::file::log_store s(t.log(), small_segments(4096));
+  const auto seg = segment_files(t.log()).at(0);
+  fsys::remove(seg);  // under the store's feet
+  const entry e = s.at(1);
+  CHECK(e.payload.empty());
+  CHECK(s.error() == raftkit::errc::io_error);
+  CHECK(s.error_message().find(fsys::path(seg).filename().string()) != std::string::npos);
+  MESSAGE(s.error_message());
+}
+
+// --- the data directory and its parents ----------------------------------------------------
+
+namespace {
+/// posix_fs that records the directories it syncs.
+struct recording_fs : raftkit::file::posix_fs {
+  std::shared_ptr<std::vector<std::string>> synced = std::make_shared<std::vector<std::string>>();
+  int sync_dir(const std::string& p) {
+    synced->push_back(p);
+    return posix_fs::sync_dir(p);
+  }
+};
+static_assert(raftkit::file::file_system<recording_fs>);
+bool contains(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+}  // namespace
+
+TEST_CASE("missing parents of the data directory are created, each synced into its parent") {
+  temp_dir t;
+  const std::string dir = t.path + "/a/b/log";
+  recording_fs fs;
+  auto synced = fs.synced;
+  {
+    raftkit::file::basic_log_store<recording_fs> s(dir, {}, fs);
+    append_range(s, 1, 5, 1);
+    CHECK(!s.flush());
+  }
+  CHECK(fsys::is_directory(dir));
+  CHECK(contains(*synced, t.path));         // holds a
+  CHECK(contains(*synced, t.path + "/a"));  // holds b
+  CHECK(contains(*synced, t.path + "/a/b"));  // holds log
+  synced->clear();
+  raftkit::file::basic_log_store<recording_fs> s(dir, {}, fs);  // nothing to create now
+  CHECK(s.last_index() == 5);
+  CHECK(!contains(*synced, t.path));
+  CHECK(!contains(*synced, t.path + "/a"));
+}
+
+TEST_CASE("with create_parents off, a missing parent is refused with an error naming it; the directory itself is still created") {
+  temp_dir t;
+  raftkit::file::options o;
+  o.create_parents = false;
+  try {
+    raftkit::file::log_store s(t.path + "/missing/log", o);
+    FAIL("opened under a missing parent");
+  } catch (const std::system_error& e) {
+    MESSAGE(std::string(e.what()));
+    CHECK(e.code() == raftkit::errc::io_error);
+    CHECK(std::string(e.what()).find(t.path + "/missing does not exist") != std::string::npos);
+  }
+  CHECK(!fsys::exists(t.path + "/missing"));
+  raftkit::file::log_store s(t.path + "/log", o);
+  CHECK(fsys::is_directory(t.path + "/log"));
 }
 
 TEST_CASE("hard state round-trips and a replacement is atomic at every crash point") {
@@ -857,9 +1400,66 @@ TEST_CASE("hard state round-trips and a replacement is atomic at every crash poi
   }
 }
 
+TEST_CASE("entries a reopened store reads from the page cache are synced before it reports them durable") {
+  // Hardening finding 3: a process crash leaves written but unsynced records in the page
+  // cache; a store that reopens and counts them durable lets its node acknowledge them,
+  // and a power loss afterwards takes them away.
+  auto disk = std::make_shared<sim_disk>();
+  sync_gate gate(*disk, false);
+  {
+    sim_store s("/d", {}, sim_fs{disk});
+    append_range(s, 1, 10, 1);
+    REQUIRE(!s.wait_durable(10));
+    gate.arm();
+    append_range(s, 11, 50, 1);
+    gate.wait_entered();  // 11..50 are written, their fdatasync is held
+    disk->stop_now();     // the process dies now: no later call of it has an effect
+    gate.release();
+  }
+  disk->process_crash();
+  index_t reported;
+  {
+    sim_store s("/d", {}, sim_fs{disk});
+    REQUIRE(s.last_index() == 50);
+    reported = s.durable_index();
+    disk->stop_now();
+  }
+  std::mt19937_64 rng(1);
+  disk->power_loss(sim_disk::tear::drop, rng);
+  sim_store s("/d", {}, sim_fs{disk});
+  MESSAGE("reported durable after the process crash: " << reported << ", held after the power loss: " << s.last_index());
+  CHECK(s.last_index() >= reported);
+  check_log(s);
+}
+
+TEST_CASE("a hard state a reopened store reads from the page cache is synced before it is used") {
+  // The replacement's rename reached the page cache, the directory sync did not: the
+  // reopened store must not act on (and a node must not vote by) a term it can lose.
+  auto disk = std::make_shared<sim_disk>();
+  {
+    sim_store s("/d", {}, sim_fs{disk});
+    s.save_hard_state({3, 1});
+    disk->ops_until_stop = 4;  // create, write, fsync, rename; the directory sync fails
+    s.save_hard_state({4, 2});
+    CHECK(s.error());
+  }
+  disk->process_crash();
+  raftkit::hard_state seen;
+  {
+    sim_store s("/d", {}, sim_fs{disk});
+    seen = s.load_hard_state();
+    disk->stop_now();
+  }
+  std::mt19937_64 rng(1);
+  disk->power_loss(sim_disk::tear::drop, rng);
+  sim_store s("/d", {}, sim_fs{disk});
+  MESSAGE("hard state read after the process crash: term " << seen.term << ", after the power loss: term " << s.load_hard_state().term);
+  CHECK(s.load_hard_state() == seen);
+}
+
 TEST_CASE("a power loss at any moment keeps every entry that was reported durable") {
-  // Random appends, truncations and compactions; the machine stops after a random number
-  // of file operations and unsynced writes are dropped or torn in 512-byte blocks.
+  // Random appends, truncations, compactions and resets; the machine stops after a random
+  // number of file operations and unsynced writes are dropped or torn in 512-byte blocks.
   const int seeds = std::getenv("RAFTKIT_POWER_SEEDS") ? std::atoi(std::getenv("RAFTKIT_POWER_SEEDS")) : 300;
   for (int seed = 1; seed <= seeds; ++seed) {
     CAPTURE(seed);
@@ -868,6 +1468,8 @@ TEST_CASE("a power loss at any moment keeps every entry that was reported durabl
     index_t durable = 0;
     std::vector<entry> model;  // the owner's log at the moment of the crash (from index 1)
     index_t model_first = 1;
+    term_t model_base = 0;  // term_at(model_first - 1)
+    bool settled = true;    // everything the owner did is on disk (flush succeeded)
     term_t term = 1;
     // Even seeds: tiny groups and slow syncs, so the writer writes groups in parts while
     // the previous group's fdatasync runs (two groups unsynced at the power loss).
@@ -879,20 +1481,30 @@ TEST_CASE("a power loss at any moment keeps every entry that was reported durabl
       };
     }
     for (int life = 0; life < 4; ++life) {
+      bool process_crash = false;
       {
         sim_store s("/d", opts, sim_fs{disk});
         REQUIRE(s.last_index() >= durable);
         check_log(s);
+        if (s.first_index() > 1) {  // the base term survived (every entry has a term >= 1)
+          REQUIRE(s.term_at(s.first_index() - 1) >= 1);
+          if (s.last_index() >= s.first_index()) REQUIRE(s.term_at(s.first_index() - 1) <= s.at(s.first_index()).term);
+        }
+        if (settled && s.first_index() == model_first) REQUIRE(s.term_at(model_first - 1) == model_base);
         for (index_t i = s.first_index(); i <= std::min(durable, s.last_index()); ++i)
           if (i >= model_first) REQUIRE(s.at(i) == model[i - 1]);
         model.resize(s.last_index());
         for (index_t i = s.first_index(); i <= s.last_index(); ++i) model[i - 1] = s.at(i);
         model_first = s.first_index();
+        model_base = s.term_at(model_first - 1);
         term = std::max(term, s.term_at(s.last_index()));
         disk->ops_until_stop = static_cast<long long>(rng() % 120);
         for (int step = 0; step < 40 && !s.error(); ++step) {
-          auto r = rng() % 10;
-          if (r < 6) {
+          auto r = rng() % 11;
+          if (r == 10) {  // a snapshot replaces the log, a little before or after its end
+            term += 1;
+            s.reset(s.last_index() + rng() % 20 - std::min<index_t>(s.last_index(), 10), term);
+          } else if (r < 6) {
             append_range(s, s.last_index() + 1, s.last_index() + 1 + rng() % 12, term);
           } else if (r < 8 && s.last_index() > s.first_index()) {
             term += 1;
@@ -904,13 +1516,19 @@ TEST_CASE("a power loss at any moment keeps every entry that was reported durabl
           }
           if (rng() % 5 == 0) s.flush();
         }
-        s.flush();
+        // a third of the lives end in a process crash only: the next life reopens with
+        // unsynced writes still readable, and a power loss may come a life later
+        process_crash = rng() % 3 == 0;
+        if (process_crash) disk->stop_now();
+        settled = !s.flush();
         durable = s.durable_index();
         model.resize(s.last_index());
         for (index_t i = s.first_index(); i <= s.last_index(); ++i) model[i - 1] = s.at(i);
         model_first = s.first_index();
+        model_base = s.term_at(model_first - 1);
       }
-      disk->power_loss(rng() % 2 ? sim_disk::tear::random_blocks : sim_disk::tear::drop, rng);
+      if (process_crash) disk->process_crash();
+      else disk->power_loss(rng() % 2 ? sim_disk::tear::random_blocks : sim_disk::tear::drop, rng);
     }
   }
 }
@@ -1113,8 +1731,8 @@ TEST_CASE("every entry reported durable survives SIGKILL of the writing process"
   std::mt19937_64 rng(seed);
   temp_dir t;
   const std::string dir = t.log();
-  index_t reported = 0;
-  std::uint64_t tails_cut = 0;
+  index_t reported = 0, first_seen = 1;
+  std::uint64_t tails_cut = 0, firsts_rose = 0;
   for (int cycle = 0; cycle < cycles; ++cycle) {
     CAPTURE(cycle);
     int p[2];
@@ -1145,6 +1763,9 @@ TEST_CASE("every entry reported durable survives SIGKILL of the writing process"
       } else if (line.rfind("R ", 0) == 0) {  // "R <first> <last> <tail cut>": verified
         opened = true;
         tails_cut += line.back() == '1';
+        const index_t first = std::stoull(line.substr(2));
+        firsts_rose += first > first_seen;  // a compaction or a reset reached the disk
+        first_seen = std::max(first_seen, first);
       } else {
         child_error = line;
         break;
@@ -1174,6 +1795,7 @@ TEST_CASE("every entry reported durable survives SIGKILL of the writing process"
   int status = 0;
   ::waitpid(pid, &status, 0);
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-  MESSAGE(cycles << " crash cycles, highest durable index reported " << reported << ", torn tails cut " << tails_cut);
+  MESSAGE(cycles << " crash cycles, highest durable index reported " << reported << ", torn tails cut " << tails_cut
+                 << ", reopened with a higher first index (compaction or reset) " << firsts_rose << " times");
 }
 }  // TEST_SUITE("file_log_crash")

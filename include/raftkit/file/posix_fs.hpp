@@ -39,7 +39,8 @@ concept file_system = requires(F& f, const std::string& p, int fd, void* out, co
   { f.size(fd) } -> std::same_as<long long>;
   { f.rename(p, p) } -> std::same_as<int>;
   { f.unlink(p) } -> std::same_as<int>;
-  /// Creates directory `p` if it does not exist.
+  /// Creates directory `p` if it does not exist: 1 if it created it (the store then syncs
+  /// its parent), 0 if it existed (a policy that cannot tell may always return 0).
   { f.make_dir(p) } -> std::same_as<int>;
   /// Makes creations, renames and removals of entries of directory `p` durable.
   { f.sync_dir(p) } -> std::same_as<int>;
@@ -107,8 +108,8 @@ struct posix_fs {
   }
   int unlink(const std::string& p) { return ::unlink(p.c_str()) == 0 ? 0 : -errno; }
   int make_dir(const std::string& p) {
-    if (::mkdir(p.c_str(), 0755) == 0 || errno == EEXIST) return 0;
-    return -errno;
+    if (::mkdir(p.c_str(), 0755) == 0) return 1;
+    return errno == EEXIST ? 0 : -errno;
   }
   int sync_dir(const std::string& p) {
     int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -68,7 +68,8 @@ class log_store {
     while (!s_->pending.empty() && s_->pending.back().index > i) s_->pending.pop_back();
   }
 
-  /// Drops entries before `i` (they are in a snapshot, or no longer needed).
+  /// Drops entries below min(i, durable_index() + 1) (they are in a snapshot); any `i` is
+  /// accepted (raftkit::log_store, "Compaction and reset"). Durable at once.
   void compact_before(index_t i) {
     i = std::min(i, s_->durable + 1);
     while (s_->first < i && !s_->entries.empty()) {
@@ -76,6 +77,17 @@ class log_store {
       s_->entries.pop_front();
       ++s_->first;
     }
+  }
+
+  /// Drops the whole log: afterwards it is empty and continues after (i, t). Modelled as
+  /// durable at once (a crash keeps the reset), like a truncation.
+  void reset(index_t i, term_t t) {
+    s_->entries.clear();
+    s_->pending.clear();
+    s_->dirty_from = std::min(s_->dirty_from, std::min(s_->first, i + 1));
+    s_->first = i + 1;
+    s_->base_term = t;
+    s_->durable = i;
   }
 
   hard_state load_hard_state() const noexcept { return s_->hs; }
@@ -142,5 +154,6 @@ class log_store {
 
 static_assert(raftkit::log_store<log_store>);
 static_assert(detail::pollable_store<log_store>);
+static_assert(detail::compactable_store<log_store>);
 
 }  // namespace raftkit::memory
