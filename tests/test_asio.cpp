@@ -57,6 +57,11 @@ message sample_message(message_type type) {
   m.received_index = 39;
   m.code = 4;
   m.context = 77;
+  m.snapshot_offset = 1 << 20;
+  m.snapshot_size = 3 << 20;
+  m.snapshot_crc = 0xDEADBEEF;
+  m.data = shared_bytes::copy_of("chunk");
+  m.config = shared_bytes::copy_of("cfg");
   if (type == message_type::append_entries || type == message_type::forward_proposal) {
     m.entries.push_back({7, 42, entry_type::noop, {}});
     m.entries.push_back({7, 43, entry_type::normal, shared_bytes::copy_of("set x=1")});

@@ -76,6 +76,16 @@ struct node_config {
   /// this a read fails with busy.
   std::size_t max_pending_reads = 1 << 16;
 
+  /// Snapshots (Raft §7), with a snapshot store policy and a state machine that can take
+  /// them (raftkit/snapshot.hpp): one every `snapshot_interval` applied entries (0: only on
+  /// request); the log is then compacted up to `snapshot_trailing_entries` before the
+  /// snapshot's index, so a slightly slow follower is still served from the log.
+  std::uint64_t snapshot_interval = 100'000;
+  std::uint64_t snapshot_trailing_entries = 5'000;
+  /// InstallSnapshot sends a snapshot in chunks of this many bytes, as many in flight as
+  /// `max_inflight_bytes` allows.
+  std::size_t max_snapshot_chunk_bytes = 1 << 20;
+
   /// Seeds the generator of election timeouts; mixed with the id so nodes differ.
   std::uint64_t seed = 0;
 
@@ -107,6 +117,7 @@ struct node_config {
       throw std::invalid_argument("raftkit: lease_reads requires check_quorum and leader_stickiness");
     if (!(clock_drift_bound >= 1.0)) throw std::invalid_argument("raftkit: clock_drift_bound must be at least 1");
     if (max_pending_reads == 0) throw std::invalid_argument("raftkit: max_pending_reads must be positive");
+    if (max_snapshot_chunk_bytes == 0) throw std::invalid_argument("raftkit: max_snapshot_chunk_bytes must be positive");
   }
 };
 

@@ -44,6 +44,7 @@ enum class errc {
   not_supported = 17,   ///< not applied: the node's configuration does not allow this request
   stale_snapshot = 18,  ///< a newer snapshot is already committed (or the one asked for is gone); nothing changed
   corrupt_snapshot = 19,///< a snapshot file failed verification
+  snapshot_failed = 20, ///< the state machine failed to write or restore a snapshot
 };
 
 namespace detail {
@@ -71,6 +72,7 @@ class errc_category final : public std::error_category {
       case errc::not_supported: return "not supported by this node's configuration";
       case errc::stale_snapshot: return "a newer snapshot exists";
       case errc::corrupt_snapshot: return "corrupt snapshot";
+      case errc::snapshot_failed: return "the state machine failed to write or restore a snapshot";
     }
     return "unknown raftkit error";
   }

@@ -16,8 +16,8 @@ enum class message_type : std::uint8_t {
   request_vote_reply = 2,    ///< §5.2: vote granted or not
   append_entries = 3,        ///< §5.3: entries after (log_index, log_term); also heartbeat
   append_entries_reply = 4,  ///< §5.3: success with match index, or rejection with hint
-  install_snapshot = 5,      ///< reserved: §7 chunked snapshot transfer
-  install_snapshot_reply = 6,///< reserved
+  install_snapshot = 5,      ///< §7: one chunk of the leader's snapshot
+  install_snapshot_reply = 6,///< §7: the bytes the follower holds, or that it installed it
   timeout_now = 7,           ///< leadership transfer: start an election now (thesis §3.10)
   forward_proposal = 8,      ///< a follower forwards a client proposal to the leader
   forward_reply = 9,         ///< the leader says where the forwarded proposal went
@@ -32,6 +32,7 @@ namespace message_flags {
 inline constexpr std::uint32_t pre_vote = 1u << 0;  ///< a pre-vote request or reply (thesis §9.6)
 inline constexpr std::uint32_t transfer = 1u << 1;  ///< an election the leader asked for (§3.10): voters ignore stickiness
 inline constexpr std::uint32_t lease = 1u << 2;     ///< a read_index a leader may answer from its lease (§6.4.1)
+inline constexpr std::uint32_t last_chunk = 1u << 3; ///< install_snapshot: the final chunk; reply: installed (or already covered)
 }  // namespace message_flags
 
 /// One Raft message. Each field carries one meaning; a field a type does not use is 0.
@@ -45,6 +46,8 @@ inline constexpr std::uint32_t lease = 1u << 2;     ///< a read_index a leader m
 /// | timeout_now          |                    |                 |               |         |                                                |
 /// | forward_proposal     |                    |                 |               |         | request_id (first of entries.size()), entries  |
 /// | forward_reply        | index of the first | their term      |               | refused | request_id, code (errc) when refused           |
+/// | install_snapshot     | snapshot's index   | snapshot's term |               |         | snapshot_offset/size/crc, data, config, flags: last_chunk |
+/// | install_snapshot_reply | snapshot's index |                 |               |         | snapshot_offset = bytes held; flags: last_chunk = installed |
 /// | read_index           |                    |                 |               |         | request_id, flags: lease                       |
 /// | read_index_reply     | the read index     |                 |               | refused | request_id, code (errc) when refused           |
 ///
@@ -78,6 +81,11 @@ struct message {
   index_t received_index = 0;
   std::uint32_t code = 0;
   std::uint64_t context = 0;
+  std::uint64_t snapshot_offset = 0;
+  std::uint64_t snapshot_size = 0;
+  std::uint32_t snapshot_crc = 0;
+  shared_bytes data;    ///< install_snapshot: the chunk's bytes
+  shared_bytes config;  ///< install_snapshot: the configuration the snapshot records
   entry_batch entries;
 
   friend bool operator==(const message&, const message&) = default;

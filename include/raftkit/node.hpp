@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <exception>
 #include <map>
+#include <stdexcept>
+#include <string>
 #include <optional>
 #include <span>
 #include <system_error>
@@ -31,12 +33,14 @@
 #include "raftkit/detail/progress.hpp"
 #include "raftkit/detail/quorum.hpp"
 #include "raftkit/detail/read_index.hpp"
+#include "raftkit/detail/snapshot_transfer.hpp"
 #include "raftkit/detail/random.hpp"
 #include "raftkit/detail/ring.hpp"
 #include "raftkit/detail/unique_function.hpp"
 #include "raftkit/errc.hpp"
 #include "raftkit/log_store.hpp"
 #include "raftkit/message.hpp"
+#include "raftkit/snapshot.hpp"
 #include "raftkit/state_machine.hpp"
 #include "raftkit/status.hpp"
 #include "raftkit/transport.hpp"
@@ -44,10 +48,35 @@
 
 namespace raftkit {
 
-/// The Raft engine over Transport, LogStore, StateMachine and Clock policies.
-template <transport Transport, log_store LogStore, state_machine StateMachine, clock Clock>
+namespace detail {
+/// The sink and source types of a snapshot store (none for no_snapshots).
+template <class S>
+struct snapshot_types {
+  using sink = std::monostate;
+  using source = std::monostate;
+};
+template <snapshot_store S>
+struct snapshot_types<S> {
+  using sink = decltype(std::declval<S&>().create(index_t{}, term_t{}, std::vector<std::byte>{}));
+  using source = decltype(std::declval<S&>().open(std::declval<const snapshot_meta&>()));
+};
+}  // namespace detail
+
+/// The Raft engine over Transport, LogStore, StateMachine and Clock policies, and
+/// optionally a SnapshotStore (raftkit/snapshot_store.hpp; `no_snapshots` by default).
+/// Snapshots and compaction are on when the snapshot store is given, the state machine
+/// is `snapshottable` (raftkit/snapshot.hpp) and the log store can compact
+/// (`detail::compactable_store`); otherwise the log is kept whole.
+template <transport Transport, log_store LogStore, state_machine StateMachine, clock Clock,
+          class SnapshotStore = no_snapshots>
 class basic_node {
+  static_assert(std::is_same_v<SnapshotStore, no_snapshots> || raftkit::snapshot_store<SnapshotStore>,
+                "SnapshotStore must be no_snapshots or model raftkit::snapshot_store");
+
  public:
+  /// Whether this composition takes, installs and restores snapshots.
+  static constexpr bool snapshots_enabled = !std::is_same_v<SnapshotStore, no_snapshots> &&
+                                            snapshottable<StateMachine> && detail::compactable_store<LogStore>;
   using transport_type = Transport;
   using log_store_type = LogStore;
   using state_machine_type = StateMachine;
@@ -65,16 +94,24 @@ class basic_node {
   using read_completion = detail::unique_function<void(std::error_code, index_t)>;
   /// A leadership transfer's completion: `(error_code)`, empty once the target leads.
   using transfer_completion = detail::unique_function<void(std::error_code)>;
+  /// A snapshot write handed to an executor: it runs anywhere and returns its outcome,
+  /// which the executor must hand back on the engine's thread with `snapshot_written`.
+  using snapshot_job = detail::unique_function<std::error_code()>;
 
   /// Builds a node and restores term and vote from the log store (a restart is a new
   /// incarnation: commit and applied start at 0 and the state machine replays the log).
-  /// Throws std::invalid_argument on an invalid configuration.
-  basic_node(node_config cfg, Transport t, LogStore l, StateMachine s, Clock c)
+  /// With snapshots, it first restores the state machine from the newest snapshot and
+  /// starts with commit = applied = its index, replaying only the log after it.
+  /// Throws std::invalid_argument on an invalid configuration, and std::system_error when
+  /// the stored state cannot be used (a snapshot that fails to restore; a log compacted
+  /// past every snapshot the store holds).
+  basic_node(node_config cfg, Transport t, LogStore l, StateMachine s, Clock c, SnapshotStore snaps = {})
       : cfg_(std::move(cfg)),
         transport_(std::move(t)),
         log_(std::move(l)),
         sm_(std::move(s)),
         clock_(std::move(c)),
+        snaps_(std::move(snaps)),
         rng_(cfg_.seed ^ (cfg_.id * 0x9E3779B97F4A7C15ull)) {
     cfg_.validate();
     const hard_state hs = log_.load_hard_state();
@@ -85,10 +122,12 @@ class basic_node {
     }
     quorum_.incoming = cfg_.members;
     quorum_scratch_.reserve(cfg_.members.size());
+    sends_.resize(peers_.size());
     const auto seed_time = static_cast<std::uint64_t>(clock_.now().time_since_epoch().count());
     next_request_id_ = rng_.next() ^ seed_time;
     boot_id_ = (rng_.next() ^ seed_time) | 1;
     boot_time_ = clock_.now();
+    if constexpr (snapshots_enabled) restore_at_start();
     reset_election_deadline();
   }
 
@@ -272,6 +311,43 @@ class basic_node {
     after_input();
   }
 
+  /// Takes a snapshot of the state applied so far now (snapshots_enabled only, else
+  /// not_supported); `done(error_code, index)` runs once it is durable, with its index.
+  /// busy while another snapshot is being written.
+  template <class Handler>
+  void snapshot_now(Handler&& done) {
+    detail::unique_function<void(std::error_code, index_t)> c(std::forward<Handler>(done));
+    if constexpr (!snapshots_enabled) {
+      return c(errc::not_supported, 0);
+    } else {
+      if (stopped_) return c(errc::stopped, 0);
+      if (snapshot_job_) return c(errc::busy, 0);
+      if (snapshot_ && snapshot_->index >= applied_) return c(std::error_code{}, snapshot_->index);
+      snapshot_waiters_.push_back(std::move(c));
+      take_snapshot();
+      after_input();
+    }
+  }
+
+  /// Runs snapshot writes elsewhere: `exec(id, job)` must run `job()` (on any thread) and
+  /// then call `snapshot_written(id, result)` on the engine's thread. Without one, a
+  /// snapshot is written inline, on the engine's thread.
+  void set_snapshot_executor(detail::unique_function<void(std::uint64_t, snapshot_job)> exec) {
+    snapshot_executor_ = std::move(exec);
+  }
+
+  /// A snapshot write handed to the executor finished with `ec` (see set_snapshot_executor).
+  void snapshot_written(std::uint64_t id, std::error_code ec) {
+    if constexpr (snapshots_enabled) {
+      if (stopped_ || !snapshot_job_ || snapshot_job_->id != id) return;
+      finish_snapshot(ec);
+      after_input();
+    } else {
+      (void)id;
+      (void)ec;
+    }
+  }
+
   // ---------------------------------------------------------------- observers
 
   node_id id() const noexcept { return cfg_.id; }
@@ -317,6 +393,14 @@ class basic_node {
     for (const auto& [rid, b] : read_forwards_) s.pending_reads += b.done.size();
     s.pre_vote = cfg_.pre_vote;
     s.check_quorum = cfg_.check_quorum;
+    s.first_log_index = log_.first_index();
+    if constexpr (snapshots_enabled) {
+      if (snapshot_) {
+        s.snapshot_index = snapshot_->index;
+        s.snapshot_term = snapshot_->term;
+        s.snapshot_size = snapshot_->size;
+      }
+    }
     if (role_ == role::leader) {
       s.lease_valid = cfg_.lease_reads && reads_.lease_valid(clock_.now());
       s.lease_until = reads_.lease_until();
@@ -349,6 +433,7 @@ class basic_node {
   const LogStore& log() const noexcept { return log_; }
   Transport& transport() noexcept { return transport_; }
   Clock& clock() noexcept { return clock_; }
+  SnapshotStore& snapshot_store() noexcept { return snaps_; }
 
  private:
   using peer = detail::progress;
@@ -391,7 +476,8 @@ class basic_node {
     // §5.1: a message with a higher term makes this node a follower of that term,
     // whatever its role. Only AppendEntries names the new leader.
     if (m.term > term_) {
-      if (!become_follower(m.term, m.type == message_type::append_entries ? m.from : no_node)) return;
+      const bool from_leader = m.type == message_type::append_entries || m.type == message_type::install_snapshot;
+      if (!become_follower(m.term, from_leader ? m.from : no_node)) return;
     } else if (m.term < term_) {
       // A stale sender learns the newer term from our reply (§5.1); replies are dropped.
       if (m.type == message_type::request_vote) return reply_vote(m.from, false, term_, false);
@@ -403,6 +489,8 @@ class basic_node {
       case message_type::request_vote_reply: return on_vote_reply(m);
       case message_type::append_entries: return on_append_entries(m);
       case message_type::append_entries_reply: return on_append_reply(m);
+      case message_type::install_snapshot: return on_install_snapshot(m);
+      case message_type::install_snapshot_reply: return on_install_snapshot_reply(m);
       case message_type::timeout_now:
         // The leader of this term hands over: campaign now, without waiting and without a
         // pre-vote, as a transfer voters do not refuse for stickiness (§3.10).
@@ -573,6 +661,7 @@ class basic_node {
     uncommitted_.clear();
     uncommitted_total_ = uncommitted_committed_ = 0;
     reads_.reset_rounds();
+    for (auto& send : sends_) send.reset();
     // §5.4.2 and §8: a leader commits entries of earlier terms only through an entry of
     // its own term, so it appends a no-op at once. Reads wait until it commits (§6.4).
     term_start_ = append_local(entry_type::noop, shared_bytes{});
@@ -793,7 +882,11 @@ class basic_node {
     while (p.can_send(cfg_.max_inflight_messages, cfg_.max_inflight_bytes)) {
       if (!p.probing && p.next > last) return;
       const index_t prev = p.next - 1;
-      if (prev + 1 < log_.first_index()) return;  // would need a snapshot (not yet supported)
+      if (prev + 1 < log_.first_index()) {
+        // The follower needs entries this log no longer holds: send it the snapshot.
+        if constexpr (snapshots_enabled) start_snapshot_send(p);
+        return;
+      }
       message m = make(message_type::append_entries, p.id);
       m.log_index = prev;
       m.log_term = log_.term_at(prev);
@@ -805,6 +898,9 @@ class basic_node {
         if (!es.empty() && bytes + e.wire_size() > cfg_.max_bytes_per_message) break;
         bytes += e.wire_size();
         es.push_back(e);
+      }
+      if constexpr (detail::failable_store<LogStore>) {
+        if (log_.error()) return;  // an entry could not be read back: halts after this input
       }
       const index_t sent_last = prev + es.size();
       p.sent(sent_last, bytes);
@@ -818,6 +914,12 @@ class basic_node {
   /// peer it re-sends the probe; it also recovers a window whose messages were lost
   /// (not a window whose entries arrived and wait for the follower's disk).
   void heartbeat(peer& p) {
+    if constexpr (snapshots_enabled) {
+      if (p.snapshot) {
+        snapshot_heartbeat(p);
+        return send_heartbeat(p);
+      }
+    }
     if (p.stalled()) p.to_probe(p.resume_point());
     if (p.probing) {
       p.probe_sent = false;
@@ -1144,6 +1246,301 @@ class basic_node {
     for (auto& c : batch) c(ec, 0);
   }
 
+  // ---------------------------------------------------------------- snapshots (§7)
+
+  using snapshot_sink_t = typename detail::snapshot_types<SnapshotStore>::sink;
+  using snapshot_source_t = typename detail::snapshot_types<SnapshotStore>::source;
+  struct snapshot_in_progress {
+    std::uint64_t id = 0;
+    index_t index = 0;
+    time_point started{};
+  };
+
+  /// The configuration a snapshot records (its voters, as little-endian u64s).
+  std::vector<std::byte> encode_config() const {
+    std::vector<std::byte> out(cfg_.members.size() * 8);
+    for (std::size_t i = 0; i < cfg_.members.size(); ++i)
+      for (int b = 0; b < 8; ++b) out[i * 8 + b] = static_cast<std::byte>((cfg_.members[i] >> (8 * b)) & 0xff);
+    return out;
+  }
+
+  /// Restores the state machine from snapshot `m`; an error halts (or, at start, throws).
+  std::error_code restore_from(const snapshot_meta& m) {
+    auto src = snaps_.open(m);
+    if (const std::error_code ec = src.error()) return ec;
+    snapshot_reader r(src);
+    const std::error_code ec = detail::call_for_error([&] { return sm_.restore(r); }, errc::snapshot_failed);
+    if (ec) return ec;
+    if (r.error()) return r.error();
+    return {};
+  }
+
+  /// At start-up: the newest snapshot, if any, becomes the state, and the log continues
+  /// after it (thesis §5.3: a restart replays only the log after the snapshot).
+  void restore_at_start() {
+    snapshot_ = snaps_.latest();
+    if (!snapshot_) {
+      if (log_.first_index() > 1)
+        throw std::system_error(make_error_code(errc::corrupt_snapshot),
+                                "raftkit: the log is compacted up to " + std::to_string(log_.first_index() - 1) +
+                                    " but no snapshot covers it");
+      return;
+    }
+    const snapshot_meta& m = *snapshot_;
+    if (const std::error_code ec = restore_from(m))
+      throw std::system_error(ec, "raftkit: restoring snapshot " + std::to_string(m.index) + " failed");
+    if (log_.last_index() < m.index || log_.term_at(m.index) != m.term) {
+      log_.reset(m.index, m.term);  // the log is behind the snapshot, or disagrees with it
+    } else if (log_.first_index() > m.index + 1) {
+      throw std::system_error(make_error_code(errc::corrupt_snapshot),
+                              "raftkit: the log is compacted past the newest snapshot " + std::to_string(m.index));
+    }
+    commit_ = applied_ = m.index;
+  }
+
+  /// After applying: a snapshot every snapshot_interval entries.
+  void maybe_snapshot() {
+    if constexpr (snapshots_enabled) {
+      if (cfg_.snapshot_interval == 0 || snapshot_job_ || stopped_) return;
+      const index_t base = snapshot_ ? snapshot_->index : 0;
+      if (applied_ >= base + cfg_.snapshot_interval) take_snapshot();
+    }
+  }
+
+  /// Captures the state applied so far (on this thread) and has it written (inline or by
+  /// the executor); the log is compacted once the snapshot is durable.
+  void take_snapshot() {
+    if constexpr (snapshots_enabled) {
+      const index_t at = applied_;
+      auto view = sm_.snapshot();
+      auto sink = snaps_.create(at, log_.term_at(at), encode_config());
+      snapshot_job_ = snapshot_in_progress{++snapshot_job_ids_, at, clock_.now()};
+#ifdef RAFTKIT_TEST_BREAK_COMPACT_BEFORE_SNAPSHOT
+      // Test-only broken variant: compacts before the snapshot is durable.
+      log_.compact_before(at + 1 - std::min<index_t>(at, cfg_.snapshot_trailing_entries));
+#endif
+      snapshot_job job = [view = std::move(view), sink = std::move(sink)]() mutable -> std::error_code {
+        snapshot_writer w(sink);
+        const std::error_code ec = detail::call_for_error([&] { return view.write(w); }, errc::snapshot_failed);
+        if (ec) {
+          sink.abort();
+          return ec;
+        }
+        return sink.commit();
+      };
+      if (snapshot_executor_) return snapshot_executor_(snapshot_job_->id, std::move(job));
+      finish_snapshot(job());
+    }
+  }
+
+  void finish_snapshot(std::error_code ec) {
+    if constexpr (snapshots_enabled) {
+      const snapshot_in_progress job = *snapshot_job_;
+      snapshot_job_.reset();
+      auto waiters = std::move(snapshot_waiters_);
+      snapshot_waiters_.clear();
+      if (ec && ec != errc::stale_snapshot) {
+        ++counters_.snapshot_failures;
+        for (auto& w : waiters) w(ec, 0);
+        return;
+      }
+      snapshot_ = snaps_.latest();
+      if (!ec) {
+        ++counters_.snapshots_taken;
+        counters_.last_snapshot_ns = (clock_.now() - job.started).count();
+      }
+      // §7: the log up to the snapshot is no longer needed; a trailing part stays so a
+      // follower slightly behind is served entries rather than the whole snapshot.
+      if (snapshot_) {
+        const index_t s = snapshot_->index;
+        log_.compact_before(s + 1 - std::min<index_t>(s, cfg_.snapshot_trailing_entries));
+      }
+      for (auto& w : waiters) w(std::error_code{}, snapshot_ ? snapshot_->index : job.index);
+    }
+  }
+
+  /// Leader: `p` needs entries we compacted; stream it the newest snapshot.
+  void start_snapshot_send(peer& p) {
+    if constexpr (snapshots_enabled) {
+      auto& send = sends_[static_cast<std::size_t>(&p - peers_.data())];
+      if (!send || (snapshot_ && send->meta.index < snapshot_->index)) {
+        send.reset();
+        snapshot_ = snaps_.latest();
+        if (!snapshot_) return;
+        auto src = snaps_.open(*snapshot_);
+        if (src.error()) return;  // replaced meanwhile: the next heartbeat tries the newer one
+        send.emplace(std::move(src));
+      }
+      p.snapshot = true;
+      send_snapshot_chunks(p, *send);
+    }
+  }
+
+  template <class Send>
+  void send_snapshot_chunks(peer& p, Send& send) {
+    while (send.can_send(cfg_.max_inflight_bytes)) {
+      const std::uint64_t n = std::min<std::uint64_t>(cfg_.max_snapshot_chunk_bytes, send.meta.size - send.sent);
+      shared_bytes chunk = shared_bytes::allocate(static_cast<std::size_t>(n));
+      if (n && send.source.read_at(send.sent, {chunk.mutable_data(), static_cast<std::size_t>(n)}) != n) {
+        // The snapshot cannot be read: drop this transfer; the next heartbeat starts again.
+        sends_[static_cast<std::size_t>(&p - peers_.data())].reset();
+        return;
+      }
+      message m = make(message_type::install_snapshot, p.id);
+      m.log_index = send.meta.index;
+      m.log_term = send.meta.term;
+      m.snapshot_offset = send.sent;
+      m.snapshot_size = send.meta.size;
+      m.snapshot_crc = send.meta.crc;
+      m.data = std::move(chunk);
+      m.config = shared_bytes::copy_of(send.meta.config);
+      send.sent += n;
+      if (send.sent == send.meta.size) {
+        m.flags = message_flags::last_chunk;
+        send.sent_last = true;
+      }
+      counters_.snapshot_bytes_sent += n;
+      transport_send(std::move(m));
+    }
+  }
+
+  /// At each heartbeat to a follower being sent a snapshot: resume after lost chunks, or
+  /// start over with a newer snapshot.
+  void snapshot_heartbeat(peer& p) {
+    if constexpr (snapshots_enabled) {
+      auto& send = sends_[static_cast<std::size_t>(&p - peers_.data())];
+      if (!send || (snapshot_ && send->meta.index < snapshot_->index)) return start_snapshot_send(p);
+      send->heartbeat();
+      send_snapshot_chunks(p, *send);
+    }
+  }
+
+  void on_install_snapshot_reply(const message& m) {
+    if constexpr (snapshots_enabled) {
+      if (role_ != role::leader) return;
+      peer* p = find_peer(m.from);
+      if (!p) return;
+      p->last_reply = clock_.now();
+      if (m.context > p->read_ack) {
+        p->read_ack = m.context;
+        confirm_read_rounds();
+      }
+      auto& send = sends_[static_cast<std::size_t>(p - peers_.data())];
+      if (!send || m.log_index != send->meta.index) return;  // about another snapshot
+      if (m.flags & message_flags::last_chunk) {
+        // Installed (or already covered by its commit index): entries from here on.
+        const index_t at = send->meta.index;
+        send.reset();
+        ++counters_.snapshots_sent;
+        p->snapshot = false;
+        p->to_probe(at + 1);
+        p->acknowledge(at);
+        maybe_commit();
+        return send_append(*p);
+      }
+      send->acknowledge(m.snapshot_offset);
+      send_snapshot_chunks(*p, *send);
+    } else {
+      (void)m;
+    }
+  }
+
+  /// Follower: one chunk of the leader's snapshot (§7). Chunks are taken in order; the
+  /// reply says how many bytes are held, so the leader resends what was lost.
+  void on_install_snapshot(message& m) {
+    if constexpr (snapshots_enabled) {
+      if (role_ != role::follower || leader_ != m.from) become_follower(term_, m.from);
+      leader_boot_ = m.boot_id;
+      last_leader_contact_ = clock_.now();
+      leader_context_ = std::max(leader_context_, m.context);
+      reset_election_deadline();
+      message r = make(message_type::install_snapshot_reply, m.from);
+      r.log_index = m.log_index;
+      r.context = leader_context_;
+#ifndef RAFTKIT_TEST_BREAK_OLD_SNAPSHOT
+      if (m.log_index <= commit_) {
+        // Covered already: installing it would move the state machine backwards.
+        install_.reset();
+        r.flags = message_flags::last_chunk;
+        return transport_send(std::move(r));
+      }
+#endif
+      const bool same = install_ && install_->meta.index == m.log_index && install_->meta.term == m.log_term &&
+                        install_->meta.size == m.snapshot_size && install_->meta.crc == m.snapshot_crc;
+      if (!same) {
+        install_.reset();
+        if (m.snapshot_offset != 0) return transport_send(std::move(r));  // offset 0: start from the beginning
+        snapshot_meta meta;
+        meta.index = m.log_index;
+        meta.term = m.log_term;
+        meta.size = m.snapshot_size;
+        meta.crc = m.snapshot_crc;
+        meta.config.assign(m.config.data(), m.config.data() + m.config.size());
+        auto sink = snaps_.create(meta.index, meta.term, meta.config);
+        install_.emplace(detail::snapshot_install<snapshot_sink_t>{std::move(meta), std::move(sink)});
+      }
+      auto& in = *install_;
+      if (m.snapshot_offset == in.sink.written() && in.sink.written() + m.data.size() <= in.meta.size) {
+        if (in.sink.write(m.data.bytes())) {
+          install_.reset();  // a disk that cannot take it: the leader will start over
+          r.snapshot_offset = 0;
+          return transport_send(std::move(r));
+        }
+        counters_.snapshot_bytes_received += m.data.size();
+      }
+      r.snapshot_offset = in.sink.written();
+      if (in.sink.written() == in.meta.size) {
+        if (in.sink.crc() != in.meta.crc) {
+          install_.reset();  // corrupt on the way: start over
+          r.snapshot_offset = 0;
+          return transport_send(std::move(r));
+        }
+        auto done = std::move(*install_);
+        install_.reset();
+        const std::error_code ec = done.sink.commit();
+        if (ec && ec != errc::stale_snapshot) {
+          r.snapshot_offset = 0;
+          return transport_send(std::move(r));
+        }
+        if (!ec && !install_snapshot(done.meta)) return;
+        r.flags = message_flags::last_chunk;
+      }
+      transport_send(std::move(r));
+    } else {
+      (void)m;
+    }
+  }
+
+  /// The snapshot `meta` is durable here: it becomes the state, the log continues after
+  /// it, and commit and applied move to its index. Returns false if the node halted.
+  bool install_snapshot(const snapshot_meta& meta) {
+    if constexpr (snapshots_enabled) {
+      snapshot_ = snaps_.latest();
+      if (const std::error_code ec = restore_from(meta)) {
+        halt(ec);
+        return false;
+      }
+      // §7: a log that holds the snapshot's last entry keeps what follows it; any other
+      // log is replaced by the snapshot.
+      if (meta.index <= log_.last_index() && log_.term_at(meta.index) == meta.term) {
+        log_.compact_before(meta.index + 1);
+      } else {
+        log_.reset(meta.index, meta.term);
+      }
+      commit_ = std::max(commit_, meta.index);
+      applied_ = meta.index;
+      verified_ = std::max(verified_, meta.index);
+      ++counters_.snapshots_installed;
+      // Proposals forwarded to indexes the snapshot covers never apply here one by one.
+      forwards_.applied(meta.index, 0, [](completion& c) { fail(c, errc::leadership_lost); },
+                        [](completion& c) { fail(c, errc::leadership_lost); });
+      return true;
+    } else {
+      (void)meta;
+      return true;
+    }
+  }
+
   // ---------------------------------------------------------------- applying
 
   /// Applies committed entries in index order, each once per incarnation, and hands
@@ -1155,6 +1552,10 @@ class basic_node {
     while (applied_ < commit_ && n < cfg_.max_apply_batch && !stopped_) {
       const index_t idx = applied_ + 1;
       const entry e = log_.at(idx);
+      if constexpr (detail::failable_store<LogStore>) {
+        // A store that read the entry back from disk and failed gave a placeholder.
+        if (const std::error_code ec = log_.error()) return halt(ec);
+      }
       result_type result{};
       if (e.type == entry_type::normal) {
         try {
@@ -1174,6 +1575,7 @@ class basic_node {
       complete_at(e, std::move(result));
     }
     counters_.applied += n;
+    if (n) maybe_snapshot();
   }
 
   void complete_at(const entry& e, result_type&& result) {
@@ -1306,6 +1708,8 @@ class basic_node {
     term_ = term;
     verified_ = acked_ = 0;
     leader_context_ = 0;
+    install_.reset();  // a transfer is abandoned on a term change
+    for (auto& send : sends_) send.reset();
   }
 
   void reset_election_deadline() {
@@ -1328,6 +1732,7 @@ class basic_node {
   LogStore log_;
   StateMachine sm_;
   Clock clock_;
+  SnapshotStore snaps_;
   detail::splitmix64 rng_;
 
   raftkit::role role_ = role::follower;
@@ -1389,6 +1794,14 @@ class basic_node {
   std::error_code stop_error_;
   std::exception_ptr apply_exception_;
   node_counters counters_;
+  // Snapshots (only used when snapshots_enabled).
+  std::optional<snapshot_meta> snapshot_;          // the newest durable snapshot
+  std::optional<snapshot_in_progress> snapshot_job_;
+  std::uint64_t snapshot_job_ids_ = 0;
+  std::vector<detail::unique_function<void(std::error_code, index_t)>> snapshot_waiters_;
+  detail::unique_function<void(std::uint64_t, snapshot_job)> snapshot_executor_;
+  std::vector<std::optional<detail::snapshot_send<snapshot_source_t>>> sends_;  // leader: per peer
+  std::optional<detail::snapshot_install<snapshot_sink_t>> install_;            // follower
 };
 
 }  // namespace raftkit

@@ -54,6 +54,10 @@ struct node_status {
   bool lease_valid = false;            ///< leader: its read lease holds now
   time_point lease_until{};            ///< leader: when its lease ends (clock policy's time)
   node_id transfer_target = no_node;   ///< leader: the node a leadership transfer is handing over to
+  index_t first_log_index = 1;         ///< the first entry the log holds (above it: compacted)
+  index_t snapshot_index = 0;          ///< the newest snapshot's index (0: none)
+  term_t snapshot_term = 0;
+  std::uint64_t snapshot_size = 0;     ///< its content bytes
   std::vector<peer_status> peers;  ///< on the leader only
 };
 
@@ -68,6 +72,13 @@ struct node_counters {
   std::uint64_t reads = 0;              ///< read_index() calls
   std::uint64_t lease_reads = 0;        ///< reads answered from the lease, without a round
   std::uint64_t read_rounds = 0;        ///< heartbeat rounds confirmed by a majority
+  std::uint64_t snapshots_taken = 0;    ///< snapshots of its own state committed
+  std::uint64_t snapshot_failures = 0;  ///< snapshots it failed to take
+  std::uint64_t snapshots_installed = 0;///< snapshots received from a leader and restored
+  std::uint64_t snapshots_sent = 0;     ///< snapshots a follower installed from this leader
+  std::uint64_t snapshot_bytes_sent = 0;
+  std::uint64_t snapshot_bytes_received = 0;
+  std::int64_t last_snapshot_ns = 0;    ///< how long its last snapshot took to write, on its clock
   std::uint64_t proposals = 0;          ///< propose() calls
   std::uint64_t forwarded = 0;          ///< proposals forwarded to a leader
   std::uint64_t proposals_refused = 0;  ///< proposals that failed as definitely not applied

@@ -157,7 +157,8 @@ template <class Archive>
 void save(Archive& ar, const message& m) {
   ar(static_cast<std::uint8_t>(m.type), m.from, m.to, m.term, m.log_index, m.log_term,
      m.commit, static_cast<std::uint8_t>(m.reject), m.flags, m.hint_index, m.hint_term,
-     m.request_id, m.boot_id, m.received_index, m.code, m.context, m.entries);
+     m.request_id, m.boot_id, m.received_index, m.code, m.context, m.snapshot_offset, m.snapshot_size,
+     m.snapshot_crc, m.data, m.config, m.entries);
 }
 
 template <class Archive>
@@ -168,7 +169,8 @@ void load(Archive& ar, message& m) {
   m.type = static_cast<message_type>(type);
   ar(m.from, m.to, m.term, m.log_index, m.log_term, m.commit);
   m.reject = detail::load_bool(ar);
-  ar(m.flags, m.hint_index, m.hint_term, m.request_id, m.boot_id, m.received_index, m.code, m.context, m.entries);
+  ar(m.flags, m.hint_index, m.hint_term, m.request_id, m.boot_id, m.received_index, m.code, m.context,
+     m.snapshot_offset, m.snapshot_size, m.snapshot_crc, m.data, m.config, m.entries);
 }
 
 namespace wire {

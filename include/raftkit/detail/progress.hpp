@@ -26,6 +26,7 @@ struct progress {
   index_t match = 0;
   index_t next = 1;
   bool probing = true;
+  bool snapshot = false;  // being sent a snapshot: it needs entries we compacted
   bool probe_sent = false;
   index_t probe_prev = 0;  // prev index of the outstanding probe
   /// Highest index the follower said it holds verified against our log in this term,
@@ -43,6 +44,7 @@ struct progress {
     match = 0;
     received = 0;
     read_ack = 0;
+    snapshot = false;
     to_probe(next_index);
   }
   void to_probe(index_t next_index) {
@@ -54,6 +56,7 @@ struct progress {
     idle_heartbeats = 0;
   }
   bool can_send(std::size_t max_msgs, std::size_t max_bytes) const noexcept {
+    if (snapshot) return false;  // entries wait until the snapshot is installed
     if (probing) return !probe_sent;
     return inflight.size() < max_msgs && inflight_bytes < max_bytes;
   }

@@ -22,13 +22,16 @@
 #include "raftkit/config.hpp"
 #include "raftkit/manual_clock.hpp"
 #include "raftkit/memory/log_store.hpp"
+#include "raftkit/memory/snapshot_store.hpp"
 #include "raftkit/memory/transport.hpp"
 #include "raftkit/node.hpp"
 
 namespace raftkit::sim {
 
 /// The default storage of simulated nodes: memory::log_store, whose durable and unsynced
-/// parts let a crash lose exactly the unsynced writes, with a configurable write delay.
+/// parts let a crash lose exactly the unsynced writes, with a configurable write delay,
+/// and memory::snapshot_store, whose unfinished snapshots a crash loses. A storage policy
+/// without `snapshot_type` runs nodes without snapshots.
 /// A storage policy tells the cluster how to make, lend, crash and reopen a node's
 /// store; sim/file_storage.hpp has one over file::log_store.
 struct memory_storage {
@@ -42,7 +45,23 @@ struct memory_storage {
   static void crash(store_type& s) { s.crash(); }
   static void reopen(store_type&, node_id) {}
   static bool is_open(const store_type&) { return true; }
+
+  using snapshot_type = memory::snapshot_store;  ///< copies are handles to one store
+  static snapshot_type make_snapshots(node_id) { return {}; }
+  static void crash_snapshots(snapshot_type& s) { s.crash(); }
 };
+
+namespace detail {
+template <class Storage>
+struct snapshot_policy_of {
+  using type = no_snapshots;
+};
+template <class Storage>
+  requires requires { typename Storage::snapshot_type; }
+struct snapshot_policy_of<Storage> {
+  using type = typename Storage::snapshot_type;
+};
+}  // namespace detail
 
 /// How a simulated cluster is set up.
 struct cluster_options {
@@ -51,6 +70,9 @@ struct cluster_options {
   duration latency = std::chrono::microseconds(100);  ///< base one-way latency
   memory::log_store_options store;
   node_config node;  ///< template: id, members and seed are filled per node
+  /// How long writing a snapshot takes (virtual time, from taking it to its commit); a
+  /// crash meanwhile loses it. 0 writes it inline, at once.
+  duration snapshot_write_delay{0};
 };
 
 /// A simulated cluster of `basic_node`s running StateMachine over Storage.
@@ -58,8 +80,10 @@ template <class StateMachine, class Storage = memory_storage>
 class cluster {
  public:
   using storage_type = Storage;
+  using snapshot_type = typename detail::snapshot_policy_of<Storage>::type;
+  static constexpr bool has_snapshots = !std::is_same_v<snapshot_type, no_snapshots>;
   using node_type =
-      basic_node<memory::transport, typename Storage::node_store, StateMachine, manual_clock>;
+      basic_node<memory::transport, typename Storage::node_store, StateMachine, manual_clock, snapshot_type>;
 
   /// With the default storage, `opts.store` configures it; another storage policy is
   /// passed in `storage`.
@@ -74,6 +98,7 @@ class cluster {
       if constexpr (std::is_same_v<Storage, memory_storage>) storage_.options = opts_.store;
       slot& s = at(id);
       s.store.emplace(storage_.make(id));
+      if constexpr (has_snapshots) s.snaps.emplace(Storage::make_snapshots(id));
       start(id);
     }
     net_->set_fault_hook([this](const message& m) { return route(m); });
@@ -97,6 +122,12 @@ class cluster {
   manual_clock& clock(node_id id) { return at(id).clock; }
   memory::network& net() noexcept { return *net_; }
   time_point now() const noexcept { return now_; }
+  /// The node's snapshot store (with a storage policy that has one).
+  snapshot_type& snapshots(node_id id)
+    requires has_snapshots
+  {
+    return *at(id).snaps;
+  }
   /// How many times `id` has been started (1 for a node never restarted).
   unsigned incarnation(node_id id) const { return at(id).incarnation; }
 
@@ -151,6 +182,11 @@ class cluster {
     s.node.reset();
     s.paused = false;
     storage_.crash(*s.store);
+    if constexpr (has_snapshots) {
+      // A snapshot being written dies with the process.
+      std::erase_if(snapshot_jobs_, [&](const snapshot_job_entry& j) { return j.node == id; });
+      Storage::crash_snapshots(*s.snaps);
+    }
     net_->drop_in_flight(id, false);
   }
   /// Starts `id` again from what its store made durable, with a fresh state machine.
@@ -187,6 +223,7 @@ class cluster {
   void settle() {
     for (int rounds = 0; rounds < 1'000'000; ++rounds) {
       bool any = net_->deliver_one();
+      if constexpr (has_snapshots) any = run_snapshot_jobs() || any;
       for (node_id id : ids_) {
         slot& s = at(id);
         if (!s.node || s.paused) continue;
@@ -214,6 +251,8 @@ class cluster {
         if (store(id).next_completion(t)) next = std::min(next, global_time_for(s, t));
       }
     }
+    if constexpr (has_snapshots)
+      for (const auto& j : snapshot_jobs_) next = std::min(next, std::max(j.due, now_));
     advance_to(std::max(next, now_));
     settle();
   }
@@ -269,8 +308,16 @@ class cluster {
   }
 
  private:
+  struct snapshot_job_entry {
+    time_point due{};
+    node_id node = no_node;
+    std::uint64_t id = 0;
+    typename node_type::snapshot_job job;
+  };
+  struct no_snapshot_slot {};
   struct slot {
     std::optional<typename Storage::store_type> store;
+    std::optional<std::conditional_t<has_snapshots, snapshot_type, no_snapshot_slot>> snaps;
     manual_clock clock;
     std::optional<node_type> node;
     bool paused = false;
@@ -297,7 +344,17 @@ class cluster {
     c.seed = opts_.seed * 1000003u + s.incarnation;
     ++s.incarnation;
     storage_.reopen(*s.store, id);
-    s.node.emplace(std::move(c), memory::transport(net_, id), Storage::lend(*s.store), StateMachine{}, s.clock);
+    if constexpr (has_snapshots) {
+      s.node.emplace(std::move(c), memory::transport(net_, id), Storage::lend(*s.store), StateMachine{}, s.clock,
+                     *s.snaps);
+      if (opts_.snapshot_write_delay.count() > 0) {
+        s.node->set_snapshot_executor([this, id](std::uint64_t job_id, typename node_type::snapshot_job job) {
+          snapshot_jobs_.push_back({now_ + opts_.snapshot_write_delay, id, job_id, std::move(job)});
+        });
+      }
+    } else {
+      s.node.emplace(std::move(c), memory::transport(net_, id), Storage::lend(*s.store), StateMachine{}, s.clock);
+    }
     net_->attach(id, [this, id](message&& m) { deliver_to(id, std::move(m)); });
   }
 
@@ -344,6 +401,23 @@ class cluster {
     }
   }
 
+  /// Finishes the snapshot writes that are due: each runs, then its node hears the result.
+  bool run_snapshot_jobs() {
+    bool any = false;
+    for (std::size_t i = 0; i < snapshot_jobs_.size();) {
+      if (snapshot_jobs_[i].due > now_) {
+        ++i;
+        continue;
+      }
+      snapshot_job_entry j = std::move(snapshot_jobs_[i]);
+      snapshot_jobs_.erase(snapshot_jobs_.begin() + static_cast<std::ptrdiff_t>(i));
+      const std::error_code ec = j.job();
+      if (is_up(j.node)) node(j.node).snapshot_written(j.id, ec);
+      any = true;
+    }
+    return any;
+  }
+
   /// A storage whose durability runs on its own threads (files) is brought to a
   /// deterministic point when the cluster is quiet: everything appended is made
   /// durable and the node told. Returns whether any node's durability moved.
@@ -377,6 +451,7 @@ class cluster {
   std::set<std::pair<node_id, node_id>> blocked_;
   std::function<memory::delivery(const message&)> faults_;
   std::function<bool(const message&)> observer_;
+  std::vector<snapshot_job_entry> snapshot_jobs_;  // snapshot writes in progress, oldest first
   time_point now_{};
 };
 

@@ -5,12 +5,16 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <system_error>
+#include <vector>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "raftkit/sim/history.hpp"
+#include "raftkit/snapshot.hpp"
 #include "raftkit/types.hpp"
 
 namespace raftkit::sim {
@@ -57,7 +61,43 @@ struct kv_result {
 /// The replicated map. `apply` returns a get's value ("" for a missing key) and ""
 /// for writes; a malformed command changes nothing.
 struct kv_store {
-  std::map<std::string, std::string, std::less<>> data;
+  using map_type = std::map<std::string, std::string, std::less<>>;
+  map_type data;
+
+  /// A snapshot's point-in-time view: a copy of the map (simulated states are small; a
+  /// large store would hand out a copy-on-write handle instead).
+  struct view {
+    std::shared_ptr<const map_type> data;
+    /// Writes the map as (key length u32, key, value length u32, value) records.
+    std::error_code write(snapshot_writer& w) const {
+      for (const auto& [k, v] : *data) {
+        const auto kl = static_cast<std::uint32_t>(k.size()), vl = static_cast<std::uint32_t>(v.size());
+        if (auto ec = w.write_value(kl)) return ec;
+        if (auto ec = w.write(k)) return ec;
+        if (auto ec = w.write_value(vl)) return ec;
+        if (auto ec = w.write(v)) return ec;
+      }
+      return {};
+    }
+  };
+  view snapshot() const { return view{std::make_shared<const map_type>(data)}; }
+  /// Replaces the map with the snapshot's; a truncated or malformed snapshot is an error.
+  std::error_code restore(snapshot_reader& r) {
+    map_type next;
+    auto read_string = [&](std::string& out) {
+      std::uint32_t n = 0;
+      if (!r.read_value(n) || n > r.remaining()) return false;
+      out.resize(n);
+      return r.read_exact(std::as_writable_bytes(std::span(out.data(), out.size())));
+    };
+    while (r.remaining() > 0) {
+      std::string k, v;
+      if (!read_string(k) || !read_string(v)) return make_error_code(errc::corrupt_snapshot);
+      next.emplace(std::move(k), std::move(v));
+    }
+    data = std::move(next);
+    return {};
+  }
 
   /// Answers a get without changing anything (the read-only call reads use once the
   /// replica has applied up to their read index); "" for anything else.
