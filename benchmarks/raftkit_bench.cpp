@@ -11,7 +11,13 @@
 //   raftkit-bench --clients 64 --payload 16 --duration 5 --log memory [--json]
 //
 // Followers die with the benchmark (SIGTERM, then SIGKILL; PR_SET_PDEATHSIG as a last
-// resort); file logs live in a temporary directory removed at exit.
+// resort); file logs and the followers' counters live in a temporary directory removed at
+// exit.
+//
+// Elections: a healthy run has none. The output reports the elections every node started
+// during the measured window (each follower appends its counters to a file when the
+// benchmark sends it SIGUSR1, at the start and at the end of the window) and the terms
+// the leader went through.
 
 #include <sys/prctl.h>
 #include <sys/types.h>
@@ -19,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -28,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -70,6 +78,7 @@ struct settings {
   unsigned serve = 0;
   unsigned base_port = 0;
   std::string dir;
+  std::string counters_file;  // --serve: where SIGUSR1 appends "elections term"
 };
 
 constexpr std::uint64_t cluster_id = 0xBE7C4;
@@ -130,6 +139,24 @@ int serve(const settings& s) {
     sigs.async_wait([&](const boost::system::error_code&, int) {
       n.stop([&io] { io.stop(); });
     });
+    // SIGUSR1: append this node's elections and term to the counters file. The signal
+    // was blocked since fork, so one sent before this handler existed waits for it.
+    boost::asio::signal_set usr(io, SIGUSR1);
+    std::function<void()> report = [&] {
+      usr.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        n.status([&](raftkit::node_status st) {
+          std::ofstream out(s.counters_file, std::ios::app);
+          out << n.counters().elections << ' ' << st.term << '\n';
+        });
+        report();
+      });
+    };
+    if (!s.counters_file.empty()) report();
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    ::sigprocmask(SIG_UNBLOCK, &usr1, nullptr);
     try {
       io.run();
     } catch (const std::exception& e) {
@@ -142,6 +169,19 @@ int serve(const settings& s) {
 
 // ------------------------------------------------------------------ children
 
+std::string counters_file(const settings& s, raftkit::node_id id) {
+  return s.dir + "/node" + std::to_string(id) + ".counters";
+}
+
+/// A follower's (elections, term) snapshots, oldest first; empty if it wrote none.
+std::vector<std::array<std::uint64_t, 2>> read_counters(const settings& s, raftkit::node_id id) {
+  std::vector<std::array<std::uint64_t, 2>> v;
+  std::ifstream in(counters_file(s, id));
+  std::uint64_t e = 0, t = 0;
+  while (in >> e >> t) v.push_back({e, t});
+  return v;
+}
+
 struct children {
   std::vector<pid_t> pids;
 
@@ -150,6 +190,7 @@ struct children {
                                      "--base-port", std::to_string(s.base_port), "--log", s.log,
                                      "--inflight", std::to_string(s.inflight)};
     if (!s.dir.empty()) args.insert(args.end(), {"--dir", s.dir});
+    args.insert(args.end(), {"--counters-file", counters_file(s, id)});
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -157,10 +198,19 @@ struct children {
     const pid_t pid = ::fork();
     if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
     if (pid == 0) {
+      sigset_t usr1;  // held pending until the follower can handle it (see serve)
+      sigemptyset(&usr1);
+      sigaddset(&usr1, SIGUSR1);
+      ::sigprocmask(SIG_BLOCK, &usr1, nullptr);
       ::execv(argv[0], argv.data());
       std::_Exit(127);
     }
     pids.push_back(pid);
+  }
+
+  /// Asks every follower to append its counters to its file (see serve).
+  void snapshot_counters() {
+    for (pid_t p : pids) ::kill(p, SIGUSR1);
   }
 
   /// SIGTERM, up to 2 s for a clean exit, then SIGKILL; every child is reaped.
@@ -191,6 +241,10 @@ struct results {
   double ops_per_sec = 0;
   double p50 = 0, p95 = 0, p99 = 0, p999 = 0, max = 0;
   std::uint64_t ops = 0, errors = 0;
+  /// Elections started by any node in the measured window (-1: a follower did not report),
+  /// and the leader's term at the window's start and end.
+  std::int64_t elections = -1;
+  std::uint64_t term_start = 0, term_end = 0;
 };
 
 double percentile_us(const std::vector<std::uint32_t>& sorted_ns, double q) {
@@ -199,8 +253,11 @@ double percentile_us(const std::vector<std::uint32_t>& sorted_ns, double q) {
   return static_cast<double>(sorted_ns[std::min(i, sorted_ns.size() - 1)]) / 1000.0;
 }
 
+/// Runs the closed-loop clients; `on_window(false)` runs when the measured window opens
+/// and `on_window(true)` when it closes.
 template <class Node>
-results run_clients(boost::asio::io_context& io, Node& n, const settings& s) {
+results run_clients(boost::asio::io_context& io, Node& n, const settings& s,
+                    const std::function<void(bool)>& on_window) {
   enum class phase { warmup, measure, drain };
   struct shared_state {
     phase ph = phase::warmup;
@@ -253,10 +310,12 @@ results run_clients(boost::asio::io_context& io, Node& n, const settings& s) {
   timer.async_wait([&, st](const boost::system::error_code&) {
     st->ph = phase::measure;
     st->t0 = bench_clock::now();
+    on_window(false);
     timer.expires_after(dur);
     timer.async_wait([&, st](const boost::system::error_code&) {
       st->ph = phase::drain;
       st->t1 = bench_clock::now();
+      on_window(true);
       // Give outstanding proposals up to 2 s to finish, then stop the node.
       auto poll = std::make_shared<std::function<void(int)>>();
       *poll = [&, st, poll](int left) {
@@ -314,7 +373,7 @@ bool wait_leader(boost::asio::io_context& io, Node& n, std::chrono::milliseconds
 
 int lead(settings s) {
   std::optional<fs::path> tmp;
-  if (s.log == "file") {
+  {
     char templ[] = "/tmp/raftkit-bench-XXXXXX";
     if (!::mkdtemp(templ)) throw std::system_error(errno, std::generic_category(), "mkdtemp");
     tmp = templ;
@@ -350,7 +409,21 @@ int lead(settings s) {
       while (!stopped) io.run_for(std::chrono::milliseconds(50));
       return;
     }
-    r = run_clients(io, n, s);
+    // The leader's own elections and term at each end of the window; the followers
+    // append theirs to their counters files.
+    std::array<std::uint64_t, 2> leader_elections{};
+    auto on_window = [&](bool end) {
+      kids.snapshot_counters();
+      leader_elections[end] = n.counters().elections;
+      n.status([&r, end](raftkit::node_status st) { (end ? r.term_end : r.term_start) = st.term; });
+    };
+    const results clients = run_clients(io, n, s, on_window);
+    r.ops_per_sec = clients.ops_per_sec;
+    r.p50 = clients.p50, r.p95 = clients.p95, r.p99 = clients.p99, r.p999 = clients.p999;
+    r.max = clients.max;
+    r.ops = clients.ops;
+    r.errors = clients.errors;
+    r.elections = static_cast<std::int64_t>(leader_elections[1] - leader_elections[0]);
     ok = r.ops > 0;
     if (s.verbose) {
       const auto c = n.counters();
@@ -372,20 +445,33 @@ int lead(settings s) {
   });
   kids.reap();
   if (!ok) return 1;
+  for (raftkit::node_id id = 2; id <= 3; ++id) {
+    const auto v = read_counters(s, id);
+    if (v.size() < 2 || r.elections < 0) {
+      r.elections = -1;
+      break;
+    }
+    r.elections += static_cast<std::int64_t>(v[1][0] - v[0][0]);
+  }
 
   if (s.json) {
     std::printf(
         "{\"clients\":%d,\"payload\":%zu,\"log\":\"%s\",\"duration_s\":%.3f,\"ops\":%llu,"
         "\"errors\":%llu,\"ops_per_sec\":%.1f,\"p50_us\":%.1f,\"p95_us\":%.1f,\"p99_us\":%.1f,"
-        "\"p999_us\":%.1f,\"max_us\":%.1f}\n",
+        "\"p999_us\":%.1f,\"max_us\":%.1f,\"elections\":%lld,\"term_start\":%llu,"
+        "\"term_end\":%llu}\n",
         s.clients, s.payload, s.log.c_str(), s.duration, static_cast<unsigned long long>(r.ops),
         static_cast<unsigned long long>(r.errors), r.ops_per_sec, r.p50, r.p95, r.p99, r.p999,
-        r.max);
+        r.max, static_cast<long long>(r.elections), static_cast<unsigned long long>(r.term_start),
+        static_cast<unsigned long long>(r.term_end));
   } else {
-    std::printf("%-7s %7s %7s %12s %9s %9s %9s %9s %9s\n", "log", "clients", "payload", "ops/s",
-                "p50 us", "p95 us", "p99 us", "p99.9 us", "max us");
-    std::printf("%-7s %7d %7zu %12.0f %9.1f %9.1f %9.1f %9.1f %9.1f\n", s.log.c_str(), s.clients,
-                s.payload, r.ops_per_sec, r.p50, r.p95, r.p99, r.p999, r.max);
+    std::printf("%-7s %7s %7s %12s %9s %9s %9s %9s %9s %9s %9s\n", "log", "clients", "payload",
+                "ops/s", "p50 us", "p95 us", "p99 us", "p99.9 us", "max us", "elections", "terms");
+    std::printf("%-7s %7d %7zu %12.0f %9.1f %9.1f %9.1f %9.1f %9.1f %9lld %4llu-%llu\n",
+                s.log.c_str(), s.clients, s.payload, r.ops_per_sec, r.p50, r.p95, r.p99, r.p999,
+                r.max, static_cast<long long>(r.elections),
+                static_cast<unsigned long long>(r.term_start),
+                static_cast<unsigned long long>(r.term_end));
   }
   return 0;
 }
@@ -410,6 +496,7 @@ int main(int argc, char** argv) {
   app.add_option("--serve", s.serve, "")->group("")->check(CLI::Range(1, 3));
   app.add_option("--base-port", s.base_port, "")->group("");
   app.add_option("--dir", s.dir, "")->group("");
+  app.add_option("--counters-file", s.counters_file, "")->group("");
   CLI11_PARSE(app, argc, argv);
 
   try {
