@@ -24,6 +24,7 @@
 #include <string>
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -225,6 +226,12 @@ struct raw_peer {
     wire::encode_handshake({id, to}, test_cluster, f);
     boost::asio::write(socket(), boost::asio::buffer(f));
   }
+  /// Wakes the peer's thread from any blocking call (accept, read), so a failing test can
+  /// join it instead of hanging or terminating.
+  void abort() {
+    ::shutdown(acceptor.native_handle(), SHUT_RDWR);
+    for (auto& s : sockets) ::shutdown(s->native_handle(), SHUT_RDWR);
+  }
   /// Reads one message frame; false when the connection ends.
   bool read_message(message& out) {
     std::array<std::byte, wire::header_size> h{};
@@ -236,6 +243,30 @@ struct raw_peer {
     std::vector<std::byte> body(fh.body_length);
     boost::asio::read(socket(), boost::asio::buffer(body), ec);
     return !ec && !wire::decode_body(fh, body, out);
+  }
+};
+
+/// Joins a raw peer's thread however the test ends: on an early exit (a failed REQUIRE)
+/// it first releases the thread's waits and wakes its blocking calls.
+struct peer_joiner {
+  raw_peer& peer;
+  std::thread& thread;
+  std::vector<std::promise<void>*> releases;
+  bool done = false;
+  void join() {
+    done = true;
+    thread.join();
+  }
+  ~peer_joiner() {
+    if (done || !thread.joinable()) return;
+    for (auto* p : releases) {
+      try {
+        p->set_value();
+      } catch (const std::future_error&) {  // already released
+      }
+    }
+    peer.abort();
+    thread.join();
   }
 };
 
@@ -844,6 +875,7 @@ TEST_CASE("tcp: a control message is neither dropped nor delayed behind a full b
     message m;
     while (peer.read_message(m)) got.push_back(m);
   });
+  peer_joiner joiner{peer, peer_thread, {&answer, &read}};
   std::uint64_t next = 0;
   on_strand(io, *n1->t, [&] { n1->t->send(numbered(1, 2, next++, 2000)); });
   if (stalled_write) REQUIRE(run_until(io, [&] { return n1->t->stats().connects == 1; }));
@@ -867,7 +899,7 @@ TEST_CASE("tcp: a control message is neither dropped nor delayed behind a full b
   n1->t->close();
   io.restart();
   io.poll();
-  peer_thread.join();
+  joiner.join();
 
   REQUIRE(got.size() == bulk_kept + 1);
   std::size_t at = got.size();
@@ -913,6 +945,7 @@ TEST_CASE("tcp: a write that does not complete within write_timeout replaces the
     message m;
     while (peer.read_message(m)) got.push_back(m);
   });
+  peer_joiner joiner{peer, peer_thread, {}};
   std::uint64_t next = 0;
   on_strand(io, *n1->t, [&] { n1->t->send(numbered(1, 2, next++, 2000)); });
   REQUIRE(run_until(io, [&] { return n1->t->stats().connects == 1; }));
@@ -930,7 +963,7 @@ TEST_CASE("tcp: a write that does not complete within write_timeout replaces the
   n1->t->close();
   io.restart();
   io.poll();
-  peer_thread.join();
+  joiner.join();
   // The replacement carries the heartbeat and what was still queued behind the stuck write.
   CHECK(std::any_of(got.begin(), got.end(), [](const message& m) { return m.request_id == 77; }));
   CHECK(std::any_of(got.begin(), got.end(), [](const message& m) { return !m.entries.empty(); }));
