@@ -39,6 +39,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
@@ -137,7 +138,7 @@ struct tcp_stats {
   std::uint64_t connects = 0;           ///< outbound connections that completed their handshake
   std::uint64_t connect_failures = 0;   ///< outbound attempts that failed or timed out before that
   std::uint64_t accepted = 0;           ///< inbound connections that completed their handshake
-  std::uint64_t write_timeouts = 0;     ///< connections closed because a write did not complete in time
+  std::uint64_t write_timeouts = 0;     ///< connections closed because a write did not complete in time (or the kernel's TCP_USER_TIMEOUT expired)
   std::uint64_t accept_errors = 0;      ///< failed accepts (each followed by a backoff wait)
 };
 
@@ -483,7 +484,7 @@ class tcp_transport {
                                [self = shared_from_this(), link, c](error_code ec, std::size_t) {
                                  if (link->conn != c) return;  // an old connection's write
                                  link->writing = false;
-                                 if (ec) return self->fail(link, c, nullptr);
+                                 if (ec) return self->fail(link, c, self->why_failed(ec));
                                  self->messages_sent_ += c->write_messages;
                                  self->bytes_sent_ += c->write_bytes;
                                  count(self->writes_);
@@ -593,9 +594,15 @@ class tcp_transport {
       c->socket.async_read_some(boost::asio::buffer(c->probe),
                                 [self = shared_from_this(), link, c](error_code ec, std::size_t) {
                                   if (link->conn != c) return;
-                                  self->fail(link, c, ec ? nullptr : &self->bad_frames_);
+                                  self->fail(link, c, ec ? self->why_failed(ec) : &self->bad_frames_);
                                 });
       flush(link);
+    }
+
+    /// What to count for a connection that failed with `ec`: the kernel's TCP_USER_TIMEOUT
+    /// (data unacknowledged for write_timeout) is a write timeout too.
+    std::atomic<std::uint64_t>* why_failed(error_code ec) noexcept {
+      return ec == boost::asio::error::timed_out ? &write_timeouts_ : nullptr;
     }
 
     /// Drops a connection (counting `why` if given) and schedules a reconnect. What was
