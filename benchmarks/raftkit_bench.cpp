@@ -74,6 +74,9 @@ struct settings {
   bool json = false;
   bool verbose = false;
   std::size_t inflight = raftkit::node_config{}.max_inflight_messages;
+  unsigned follower_timeout_ms = 1500;
+  std::size_t queue_kib = raftkit::asio::tcp_options{}.max_queue_bytes >> 10;
+  std::size_t write_kib = raftkit::asio::tcp_options{}.max_write_bytes >> 10;
   // hidden --serve mode
   unsigned serve = 0;
   unsigned base_port = 0;
@@ -98,12 +101,20 @@ raftkit::node_config make_config(const settings& s, raftkit::node_id id) {
   cfg.seed = 7;
   // Node 1 (in the benchmark process) should win the first election; the followers
   // wait long enough not to compete while the cluster is healthy.
-  cfg.election_timeout = id == 1 ? raftkit::duration(150ms) : raftkit::duration(1500ms);
+  cfg.election_timeout =
+      id == 1 ? raftkit::duration(150ms) : raftkit::duration(std::chrono::milliseconds(s.follower_timeout_ms));
   cfg.heartbeat_interval = 30ms;
   // The driver proposes what piles up on the strand in one engine batch(), so the
   // engine's default window needs no tuning; --inflight is there to study it.
   cfg.max_inflight_messages = s.inflight;
   return cfg;
+}
+
+raftkit::asio::tcp_options make_tcp_options(const settings& s) {
+  raftkit::asio::tcp_options t;
+  t.max_queue_bytes = s.queue_kib << 10;
+  t.max_write_bytes = s.write_kib << 10;
+  return t;
 }
 
 std::string node_dir(const std::string& root, raftkit::node_id id) {
@@ -133,7 +144,7 @@ int serve(const settings& s) {
   with_store(s, s.serve, [&]<class Store>(std::type_identity<Store>, auto make) {
     raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), make_config(s, s.serve),
                                                      cluster_id, make_peers(s.base_port), make,
-                                                     noop_state_machine{});
+                                                     noop_state_machine{}, make_tcp_options(s));
     n.start();
     boost::asio::signal_set sigs(io, SIGTERM, SIGINT);
     sigs.async_wait([&](const boost::system::error_code&, int) {
@@ -188,7 +199,10 @@ struct children {
   void spawn(const settings& s, raftkit::node_id id) {
     std::vector<std::string> args = {"/proc/self/exe", "--serve", std::to_string(id),
                                      "--base-port", std::to_string(s.base_port), "--log", s.log,
-                                     "--inflight", std::to_string(s.inflight)};
+                                     "--inflight", std::to_string(s.inflight),
+                                     "--follower-election-timeout", std::to_string(s.follower_timeout_ms),
+                                     "--tcp-queue", std::to_string(s.queue_kib),
+                                     "--tcp-write", std::to_string(s.write_kib)};
     if (!s.dir.empty()) args.insert(args.end(), {"--dir", s.dir});
     args.insert(args.end(), {"--counters-file", counters_file(s, id)});
     std::vector<char*> argv;
@@ -399,7 +413,7 @@ int lead(settings s) {
     boost::asio::io_context io(1);
     raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), make_config(s, 1), cluster_id,
                                                      make_peers(s.base_port), make,
-                                                     noop_state_machine{});
+                                                     noop_state_machine{}, make_tcp_options(s));
     n.start();
     if (!wait_leader(io, n, std::chrono::seconds(15))) {
       std::fprintf(stderr, "raftkit-bench: node 1 did not become leader\n");
@@ -431,7 +445,8 @@ int lead(settings s) {
       std::fprintf(stderr,
                    "leader: proposals %llu, applied %llu, appends_sent %llu, log_appends %llu, "
                    "messages sent %llu / received %llu; tcp: writes %llu, bytes sent %llu, "
-                   "dropped %llu\n",
+                   "dropped %llu (control %llu), write timeouts %llu; window %zu B in flight, %zu B per "
+                   "message\n",
                    static_cast<unsigned long long>(c.proposals),
                    static_cast<unsigned long long>(c.applied),
                    static_cast<unsigned long long>(c.appends_sent),
@@ -440,7 +455,10 @@ int lead(settings s) {
                    static_cast<unsigned long long>(c.messages_received),
                    static_cast<unsigned long long>(t.writes),
                    static_cast<unsigned long long>(t.bytes_sent),
-                   static_cast<unsigned long long>(t.dropped));
+                   static_cast<unsigned long long>(t.dropped),
+                   static_cast<unsigned long long>(t.control_dropped),
+                   static_cast<unsigned long long>(t.write_timeouts), n.config().max_inflight_bytes,
+                   n.config().max_bytes_per_message);
     }
   });
   kids.reap();
@@ -492,6 +510,14 @@ int main(int argc, char** argv) {
   app.add_option("--inflight", s.inflight,
                  "node_config.max_inflight_messages: AppendEntries in flight per follower")
       ->check(CLI::Range(1, 4096));
+  app.add_option("--follower-election-timeout", s.follower_timeout_ms,
+                 "followers' election timeout in ms; above 300 so node 1 (150) leads")
+      ->check(CLI::Range(301u, 60000u));
+  app.add_option("--tcp-queue", s.queue_kib,
+                 "tcp_options.max_queue_bytes in KiB: the per-peer bulk queue, which bounds the engine's window")
+      ->check(CLI::Range(64u, 1u << 20));
+  app.add_option("--tcp-write", s.write_kib, "tcp_options.max_write_bytes in KiB: bulk bytes per socket write")
+      ->check(CLI::Range(4u, 1u << 20));
   app.add_flag("--verbose", s.verbose, "also print the leader's engine and transport counters");
   app.add_option("--serve", s.serve, "")->group("")->check(CLI::Range(1, 3));
   app.add_option("--base-port", s.base_port, "")->group("");
