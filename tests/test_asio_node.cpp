@@ -346,7 +346,7 @@ struct closed_loop {
   std::atomic<bool> running{true};
   std::atomic<int> outstanding{0};
   std::atomic<std::uint64_t> ok{0};
-  closed_loop(Node& node, std::size_t bytes, int clients) : n(node), payload(bytes, std::byte{1}) {
+  closed_loop(Node& node, std::size_t bytes, int clients) : n(node), payload(bytes, std::byte{0}) {
     for (int i = 0; i < clients; ++i) issue();
   }
   void issue() {
