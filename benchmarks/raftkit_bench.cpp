@@ -11,7 +11,13 @@
 //   raftkit-bench --clients 64 --payload 16 --duration 5 --log memory [--json]
 //
 // Followers die with the benchmark (SIGTERM, then SIGKILL; PR_SET_PDEATHSIG as a last
-// resort); file logs live in a temporary directory removed at exit.
+// resort); file logs and the followers' counters live in a temporary directory removed at
+// exit.
+//
+// Elections: a healthy run has none. The output reports the elections every node started
+// during the measured window (each follower appends its counters to a file when the
+// benchmark sends it SIGUSR1, at the start and at the end of the window) and the terms
+// the leader went through.
 
 #include <sys/prctl.h>
 #include <sys/types.h>
@@ -19,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -28,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -66,10 +74,14 @@ struct settings {
   bool json = false;
   bool verbose = false;
   std::size_t inflight = raftkit::node_config{}.max_inflight_messages;
+  unsigned follower_timeout_ms = 1500;
+  std::size_t queue_kib = raftkit::asio::tcp_options{}.max_queue_bytes >> 10;
+  std::size_t write_kib = raftkit::asio::tcp_options{}.max_write_bytes >> 10;
   // hidden --serve mode
   unsigned serve = 0;
   unsigned base_port = 0;
   std::string dir;
+  std::string counters_file;  // --serve: where SIGUSR1 appends "elections term"
 };
 
 constexpr std::uint64_t cluster_id = 0xBE7C4;
@@ -89,12 +101,20 @@ raftkit::node_config make_config(const settings& s, raftkit::node_id id) {
   cfg.seed = 7;
   // Node 1 (in the benchmark process) should win the first election; the followers
   // wait long enough not to compete while the cluster is healthy.
-  cfg.election_timeout = id == 1 ? raftkit::duration(150ms) : raftkit::duration(1500ms);
+  cfg.election_timeout =
+      id == 1 ? raftkit::duration(150ms) : raftkit::duration(std::chrono::milliseconds(s.follower_timeout_ms));
   cfg.heartbeat_interval = 30ms;
   // The driver proposes what piles up on the strand in one engine batch(), so the
   // engine's default window needs no tuning; --inflight is there to study it.
   cfg.max_inflight_messages = s.inflight;
   return cfg;
+}
+
+raftkit::asio::tcp_options make_tcp_options(const settings& s) {
+  raftkit::asio::tcp_options t;
+  t.max_queue_bytes = s.queue_kib << 10;
+  t.max_write_bytes = s.write_kib << 10;
+  return t;
 }
 
 std::string node_dir(const std::string& root, raftkit::node_id id) {
@@ -124,12 +144,30 @@ int serve(const settings& s) {
   with_store(s, s.serve, [&]<class Store>(std::type_identity<Store>, auto make) {
     raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), make_config(s, s.serve),
                                                      cluster_id, make_peers(s.base_port), make,
-                                                     noop_state_machine{});
+                                                     noop_state_machine{}, make_tcp_options(s));
     n.start();
     boost::asio::signal_set sigs(io, SIGTERM, SIGINT);
     sigs.async_wait([&](const boost::system::error_code&, int) {
       n.stop([&io] { io.stop(); });
     });
+    // SIGUSR1: append this node's elections and term to the counters file. The signal
+    // was blocked since fork, so one sent before this handler existed waits for it.
+    boost::asio::signal_set usr(io, SIGUSR1);
+    std::function<void()> report = [&] {
+      usr.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        n.status([&](raftkit::node_status st) {
+          std::ofstream out(s.counters_file, std::ios::app);
+          out << n.counters().elections << ' ' << st.term << '\n';
+        });
+        report();
+      });
+    };
+    if (!s.counters_file.empty()) report();
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    ::sigprocmask(SIG_UNBLOCK, &usr1, nullptr);
     try {
       io.run();
     } catch (const std::exception& e) {
@@ -142,14 +180,31 @@ int serve(const settings& s) {
 
 // ------------------------------------------------------------------ children
 
+std::string counters_file(const settings& s, raftkit::node_id id) {
+  return s.dir + "/node" + std::to_string(id) + ".counters";
+}
+
+/// A follower's (elections, term) snapshots, oldest first; empty if it wrote none.
+std::vector<std::array<std::uint64_t, 2>> read_counters(const settings& s, raftkit::node_id id) {
+  std::vector<std::array<std::uint64_t, 2>> v;
+  std::ifstream in(counters_file(s, id));
+  std::uint64_t e = 0, t = 0;
+  while (in >> e >> t) v.push_back({e, t});
+  return v;
+}
+
 struct children {
   std::vector<pid_t> pids;
 
   void spawn(const settings& s, raftkit::node_id id) {
     std::vector<std::string> args = {"/proc/self/exe", "--serve", std::to_string(id),
                                      "--base-port", std::to_string(s.base_port), "--log", s.log,
-                                     "--inflight", std::to_string(s.inflight)};
+                                     "--inflight", std::to_string(s.inflight),
+                                     "--follower-election-timeout", std::to_string(s.follower_timeout_ms),
+                                     "--tcp-queue", std::to_string(s.queue_kib),
+                                     "--tcp-write", std::to_string(s.write_kib)};
     if (!s.dir.empty()) args.insert(args.end(), {"--dir", s.dir});
+    args.insert(args.end(), {"--counters-file", counters_file(s, id)});
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -157,10 +212,19 @@ struct children {
     const pid_t pid = ::fork();
     if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
     if (pid == 0) {
+      sigset_t usr1;  // held pending until the follower can handle it (see serve)
+      sigemptyset(&usr1);
+      sigaddset(&usr1, SIGUSR1);
+      ::sigprocmask(SIG_BLOCK, &usr1, nullptr);
       ::execv(argv[0], argv.data());
       std::_Exit(127);
     }
     pids.push_back(pid);
+  }
+
+  /// Asks every follower to append its counters to its file (see serve).
+  void snapshot_counters() {
+    for (pid_t p : pids) ::kill(p, SIGUSR1);
   }
 
   /// SIGTERM, up to 2 s for a clean exit, then SIGKILL; every child is reaped.
@@ -191,6 +255,10 @@ struct results {
   double ops_per_sec = 0;
   double p50 = 0, p95 = 0, p99 = 0, p999 = 0, max = 0;
   std::uint64_t ops = 0, errors = 0;
+  /// Elections started by any node in the measured window (-1: a follower did not report),
+  /// and the leader's term at the window's start and end.
+  std::int64_t elections = -1;
+  std::uint64_t term_start = 0, term_end = 0;
 };
 
 double percentile_us(const std::vector<std::uint32_t>& sorted_ns, double q) {
@@ -199,8 +267,11 @@ double percentile_us(const std::vector<std::uint32_t>& sorted_ns, double q) {
   return static_cast<double>(sorted_ns[std::min(i, sorted_ns.size() - 1)]) / 1000.0;
 }
 
+/// Runs the closed-loop clients; `on_window(false)` runs when the measured window opens
+/// and `on_window(true)` when it closes.
 template <class Node>
-results run_clients(boost::asio::io_context& io, Node& n, const settings& s) {
+results run_clients(boost::asio::io_context& io, Node& n, const settings& s,
+                    const std::function<void(bool)>& on_window) {
   enum class phase { warmup, measure, drain };
   struct shared_state {
     phase ph = phase::warmup;
@@ -253,10 +324,12 @@ results run_clients(boost::asio::io_context& io, Node& n, const settings& s) {
   timer.async_wait([&, st](const boost::system::error_code&) {
     st->ph = phase::measure;
     st->t0 = bench_clock::now();
+    on_window(false);
     timer.expires_after(dur);
     timer.async_wait([&, st](const boost::system::error_code&) {
       st->ph = phase::drain;
       st->t1 = bench_clock::now();
+      on_window(true);
       // Give outstanding proposals up to 2 s to finish, then stop the node.
       auto poll = std::make_shared<std::function<void(int)>>();
       *poll = [&, st, poll](int left) {
@@ -314,7 +387,7 @@ bool wait_leader(boost::asio::io_context& io, Node& n, std::chrono::milliseconds
 
 int lead(settings s) {
   std::optional<fs::path> tmp;
-  if (s.log == "file") {
+  {
     char templ[] = "/tmp/raftkit-bench-XXXXXX";
     if (!::mkdtemp(templ)) throw std::system_error(errno, std::generic_category(), "mkdtemp");
     tmp = templ;
@@ -340,7 +413,7 @@ int lead(settings s) {
     boost::asio::io_context io(1);
     raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), make_config(s, 1), cluster_id,
                                                      make_peers(s.base_port), make,
-                                                     noop_state_machine{});
+                                                     noop_state_machine{}, make_tcp_options(s));
     n.start();
     if (!wait_leader(io, n, std::chrono::seconds(15))) {
       std::fprintf(stderr, "raftkit-bench: node 1 did not become leader\n");
@@ -350,7 +423,21 @@ int lead(settings s) {
       while (!stopped) io.run_for(std::chrono::milliseconds(50));
       return;
     }
-    r = run_clients(io, n, s);
+    // The leader's own elections and term at each end of the window; the followers
+    // append theirs to their counters files.
+    std::array<std::uint64_t, 2> leader_elections{};
+    auto on_window = [&](bool end) {
+      kids.snapshot_counters();
+      leader_elections[end] = n.counters().elections;
+      n.status([&r, end](raftkit::node_status st) { (end ? r.term_end : r.term_start) = st.term; });
+    };
+    const results clients = run_clients(io, n, s, on_window);
+    r.ops_per_sec = clients.ops_per_sec;
+    r.p50 = clients.p50, r.p95 = clients.p95, r.p99 = clients.p99, r.p999 = clients.p999;
+    r.max = clients.max;
+    r.ops = clients.ops;
+    r.errors = clients.errors;
+    r.elections = static_cast<std::int64_t>(leader_elections[1] - leader_elections[0]);
     ok = r.ops > 0;
     if (s.verbose) {
       const auto c = n.counters();
@@ -358,7 +445,8 @@ int lead(settings s) {
       std::fprintf(stderr,
                    "leader: proposals %llu, applied %llu, appends_sent %llu, log_appends %llu, "
                    "messages sent %llu / received %llu; tcp: writes %llu, bytes sent %llu, "
-                   "dropped %llu\n",
+                   "dropped %llu (control %llu), write timeouts %llu; window %zu B in flight, %zu B per "
+                   "message\n",
                    static_cast<unsigned long long>(c.proposals),
                    static_cast<unsigned long long>(c.applied),
                    static_cast<unsigned long long>(c.appends_sent),
@@ -367,25 +455,41 @@ int lead(settings s) {
                    static_cast<unsigned long long>(c.messages_received),
                    static_cast<unsigned long long>(t.writes),
                    static_cast<unsigned long long>(t.bytes_sent),
-                   static_cast<unsigned long long>(t.dropped));
+                   static_cast<unsigned long long>(t.dropped),
+                   static_cast<unsigned long long>(t.control_dropped),
+                   static_cast<unsigned long long>(t.write_timeouts), n.config().max_inflight_bytes,
+                   n.config().max_bytes_per_message);
     }
   });
   kids.reap();
   if (!ok) return 1;
+  for (raftkit::node_id id = 2; id <= 3; ++id) {
+    const auto v = read_counters(s, id);
+    if (v.size() < 2 || r.elections < 0) {
+      r.elections = -1;
+      break;
+    }
+    r.elections += static_cast<std::int64_t>(v[1][0] - v[0][0]);
+  }
 
   if (s.json) {
     std::printf(
         "{\"clients\":%d,\"payload\":%zu,\"log\":\"%s\",\"duration_s\":%.3f,\"ops\":%llu,"
         "\"errors\":%llu,\"ops_per_sec\":%.1f,\"p50_us\":%.1f,\"p95_us\":%.1f,\"p99_us\":%.1f,"
-        "\"p999_us\":%.1f,\"max_us\":%.1f}\n",
+        "\"p999_us\":%.1f,\"max_us\":%.1f,\"elections\":%lld,\"term_start\":%llu,"
+        "\"term_end\":%llu}\n",
         s.clients, s.payload, s.log.c_str(), s.duration, static_cast<unsigned long long>(r.ops),
         static_cast<unsigned long long>(r.errors), r.ops_per_sec, r.p50, r.p95, r.p99, r.p999,
-        r.max);
+        r.max, static_cast<long long>(r.elections), static_cast<unsigned long long>(r.term_start),
+        static_cast<unsigned long long>(r.term_end));
   } else {
-    std::printf("%-7s %7s %7s %12s %9s %9s %9s %9s %9s\n", "log", "clients", "payload", "ops/s",
-                "p50 us", "p95 us", "p99 us", "p99.9 us", "max us");
-    std::printf("%-7s %7d %7zu %12.0f %9.1f %9.1f %9.1f %9.1f %9.1f\n", s.log.c_str(), s.clients,
-                s.payload, r.ops_per_sec, r.p50, r.p95, r.p99, r.p999, r.max);
+    std::printf("%-7s %7s %7s %12s %9s %9s %9s %9s %9s %9s %9s\n", "log", "clients", "payload",
+                "ops/s", "p50 us", "p95 us", "p99 us", "p99.9 us", "max us", "elections", "terms");
+    std::printf("%-7s %7d %7zu %12.0f %9.1f %9.1f %9.1f %9.1f %9.1f %9lld %4llu-%llu\n",
+                s.log.c_str(), s.clients, s.payload, r.ops_per_sec, r.p50, r.p95, r.p99, r.p999,
+                r.max, static_cast<long long>(r.elections),
+                static_cast<unsigned long long>(r.term_start),
+                static_cast<unsigned long long>(r.term_end));
   }
   return 0;
 }
@@ -406,10 +510,19 @@ int main(int argc, char** argv) {
   app.add_option("--inflight", s.inflight,
                  "node_config.max_inflight_messages: AppendEntries in flight per follower")
       ->check(CLI::Range(1, 4096));
+  app.add_option("--follower-election-timeout", s.follower_timeout_ms,
+                 "followers' election timeout in ms; above 300 so node 1 (150) leads")
+      ->check(CLI::Range(301u, 60000u));
+  app.add_option("--tcp-queue", s.queue_kib,
+                 "tcp_options.max_queue_bytes in KiB: the per-peer bulk queue, which bounds the engine's window")
+      ->check(CLI::Range(64u, 1u << 20));
+  app.add_option("--tcp-write", s.write_kib, "tcp_options.max_write_bytes in KiB: bulk bytes per socket write")
+      ->check(CLI::Range(4u, 1u << 20));
   app.add_flag("--verbose", s.verbose, "also print the leader's engine and transport counters");
   app.add_option("--serve", s.serve, "")->group("")->check(CLI::Range(1, 3));
   app.add_option("--base-port", s.base_port, "")->group("");
   app.add_option("--dir", s.dir, "")->group("");
+  app.add_option("--counters-file", s.counters_file, "")->group("");
   CLI11_PARSE(app, argc, argv);
 
   try {

@@ -16,9 +16,17 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <future>
 #include <memory>
 #include <string>
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "raftkit/asio/tcp_transport.hpp"
 #include "raftkit/wire.hpp"
@@ -195,9 +203,120 @@ struct raw_client {
   }
 };
 
+/// A peer that speaks the protocol by hand, with blocking calls on its own thread, so a
+/// test decides when it answers the handshake and when it reads: the transport under test
+/// dials it as node `id`.
+struct raw_peer {
+  io_context io;  // never run: blocking calls only
+  tcp::acceptor acceptor{io};
+  std::vector<std::unique_ptr<tcp::socket>> sockets;  ///< every connection accepted, kept open; the last is current
+  node_id id;
+  explicit raw_peer(node_id self, int receive_buffer = 0) : id(self) {
+    acceptor.open(tcp::v4());
+    if (receive_buffer > 0) acceptor.set_option(boost::asio::socket_base::receive_buffer_size(receive_buffer));
+    acceptor.bind(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+    acceptor.listen();
+  }
+  std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+
+  tcp::socket& socket() { return *sockets.back(); }
+
+  /// Accepts the next connection and reads its handshake (it must be `from` -> us).
+  void accept_handshake(node_id from) {
+    sockets.push_back(std::make_unique<tcp::socket>(acceptor.accept()));
+    std::vector<std::byte> f(wire::header_size + wire::handshake_body_size);
+    boost::asio::read(socket(), boost::asio::buffer(f));
+    wire::handshake h;
+    REQUIRE_FALSE(wire::decode_frame(as_span(f), {test_cluster}, h));
+    REQUIRE(h == wire::handshake{from, id});
+  }
+  void reply_handshake(node_id to) {
+    std::vector<std::byte> f;
+    wire::encode_handshake({id, to}, test_cluster, f);
+    boost::asio::write(socket(), boost::asio::buffer(f));
+  }
+  /// Wakes the peer's thread from any blocking call (accept, read), so a failing test can
+  /// join it instead of hanging or terminating.
+  void abort() {
+    ::shutdown(acceptor.native_handle(), SHUT_RDWR);
+    for (auto& s : sockets) ::shutdown(s->native_handle(), SHUT_RDWR);
+  }
+  /// Reads one message frame; false when the connection ends.
+  bool read_message(message& out) {
+    std::array<std::byte, wire::header_size> h{};
+    boost::system::error_code ec;
+    boost::asio::read(socket(), boost::asio::buffer(h), ec);
+    if (ec) return false;
+    wire::frame_header fh;
+    if (wire::decode_header(h, {test_cluster}, fh)) return false;
+    std::vector<std::byte> body(fh.body_length);
+    boost::asio::read(socket(), boost::asio::buffer(body), ec);
+    return !ec && !wire::decode_body(fh, body, out);
+  }
+};
+
+/// Joins a raw peer's thread however the test ends: on an early exit (a failed REQUIRE)
+/// it first releases the thread's waits and wakes its blocking calls.
+struct peer_joiner {
+  raw_peer& peer;
+  std::thread& thread;
+  std::vector<std::promise<void>*> releases;
+  bool done = false;
+  void join() {
+    done = true;
+    thread.join();
+  }
+  ~peer_joiner() {
+    if (done || !thread.joinable()) return;
+    for (auto* p : releases) {
+      try {
+        p->set_value();
+      } catch (const std::future_error&) {  // already released
+      }
+    }
+    peer.abort();
+    thread.join();
+  }
+};
+
+/// Runs `f` on the transport's strand and every handler that became ready, so `f`'s
+/// sends act at once and their writes start before this returns.
+template <class F>
+void on_strand(io_context& io, tcp_transport& t, F f) {
+  boost::asio::post(t.get_executor(), f);
+  io.restart();
+  while (io.poll() > 0) {
+  }
+}
+
+/// A heartbeat: an AppendEntries without entries, so a control message.
+message heartbeat(node_id from, node_id to, std::uint64_t marker) {
+  message m;
+  m.type = message_type::append_entries;
+  m.from = from;
+  m.to = to;
+  m.request_id = marker;
+  return m;
+}
+
 }  // namespace
 
 TEST_SUITE("asio") {
+
+TEST_CASE("wire: a handshake body has its fixed size and a header claiming another is refused") {
+  std::vector<std::byte> f;
+  CHECK(wire::encode_handshake({4, 9}, test_cluster, f) == wire::header_size + wire::handshake_body_size);
+  wire::frame_header h;
+  REQUIRE_FALSE(wire::decode_header(as_span(f), {test_cluster}, h));
+  for (std::uint32_t len : {0u, wire::handshake_body_size - 1, wire::handshake_body_size + 1,
+                            (16u << 20) - std::uint32_t{wire::header_size}}) {
+    CAPTURE(len);
+    auto g = f;
+    wire::detail::put_le<std::uint32_t>(g.data() + 16, len);
+    reseal_header(g);
+    CHECK(wire::decode_header(as_span(g), {test_cluster}, h) == errc::bad_message);
+  }
+}
 
 TEST_CASE("wire: every message type round-trips with its entries and payloads") {
   for (message_type t : all_types()) {
@@ -457,6 +576,13 @@ TEST_CASE("tcp: reconnect backoff doubles to its cap, with seeded jitter in [d/2
   opt.reconnect_min = 0ms;  // degenerate options still give a positive wait
   CHECK(raftkit::asio::detail::backoff_delay(opt, 0, a).count() >= 0);
   CHECK(raftkit::asio::detail::backoff_delay(opt, 3, a).count() <= 8);
+}
+
+TEST_CASE("tcp: accept backoff doubles from accept_backoff_min to accept_backoff_max") {
+  tcp_options opt;  // 10 ms to 1 s by default
+  std::vector<std::chrono::milliseconds::rep> got;
+  for (unsigned f = 1; f <= 9; ++f) got.push_back(raftkit::asio::detail::accept_delay(opt, f).count());
+  CHECK(got == std::vector<std::chrono::milliseconds::rep>{10, 20, 40, 80, 160, 320, 640, 1000, 1000});
 }
 
 TEST_CASE("tcp: three transports exchange messages in order with their payloads") {
@@ -728,6 +854,192 @@ TEST_CASE("tcp: close cancels all work so the io_context runs dry") {
   CHECK(io.stopped());
   nodes[1]->t->send(numbered(2, 1, 0));
   CHECK(nodes[1]->t->stats().dropped == 1);
+}
+
+TEST_CASE("tcp: a control message is neither dropped nor delayed behind a full bulk queue") {
+  // Bulk frames fill node 1's queue for peer 2 (a raw peer on loopback) until the queue
+  // drops; then a heartbeat is sent. The peer then reads everything, and the order it
+  // reads the frames in shows where the heartbeat was written.
+  io_context io;
+  tcp_options opt = test_options();
+  opt.max_queue_bytes = 256u << 10;
+  opt.max_write_bytes = 32u << 10;
+  opt.write_timeout = 0ms;  // the peer stalls on purpose
+  bool stalled_write = false;
+  SUBCASE("a write is stuck in flight") {
+    stalled_write = true;  // the peer answers the handshake but does not read
+  }
+  SUBCASE("the connection is not up yet") {
+    stalled_write = false;  // the peer answers the handshake only after the heartbeat
+  }
+  raw_peer peer(2, 8 << 10);
+  auto n1 = make_node(io, 1, test_cluster, {{1, {"127.0.0.1", 0}}, {2, {"127.0.0.1", peer.port()}}}, opt);
+  std::promise<void> answer, read;
+  std::vector<message> got;
+  std::thread peer_thread([&] {
+    peer.accept_handshake(1);
+    if (!stalled_write) answer.get_future().wait();
+    peer.reply_handshake(1);
+    read.get_future().wait();
+    message m;
+    while (peer.read_message(m)) got.push_back(m);
+  });
+  peer_joiner joiner{peer, peer_thread, {&answer, &read}};
+  std::uint64_t next = 0;
+  on_strand(io, *n1->t, [&] { n1->t->send(numbered(1, 2, next++, 2000)); });
+  if (stalled_write) REQUIRE(run_until(io, [&] { return n1->t->stats().connects == 1; }));
+  // Fill the kernel's buffers, then the write in flight, then the queue, until it drops.
+  for (int i = 0; i < 100000 && n1->t->stats().dropped == 0; ++i)
+    on_strand(io, *n1->t, [&] { n1->t->send(numbered(1, 2, next++, 2000)); });
+  REQUIRE(n1->t->stats().dropped == 1);
+  const std::uint64_t dropped_id = next - 1;
+  std::uint64_t written_before = 0;
+  on_strand(io, *n1->t, [&] {
+    written_before = n1->t->stats().messages_sent;
+    n1->t->send(heartbeat(1, 2, 1u << 30));
+    n1->t->send(numbered(1, 2, next++, 2000));  // the bulk queue is still full
+  });
+  CHECK(n1->t->stats().dropped == 2);
+  CHECK(n1->t->stats().control_dropped == 0);
+  answer.set_value();
+  read.set_value();
+  const std::uint64_t bulk_kept = next - 2;
+  REQUIRE(run_until(io, [&] { return n1->t->stats().messages_sent == bulk_kept + 1; }));
+  n1->t->close();
+  io.restart();
+  io.poll();
+  joiner.join();
+
+  REQUIRE(got.size() == bulk_kept + 1);
+  std::size_t at = got.size();
+  std::vector<std::uint64_t> bulk_ids;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (got[i].entries.empty()) {
+      CHECK(got[i].request_id == 1u << 30);
+      at = i;
+    } else {
+      bulk_ids.push_back(got[i].request_id);
+    }
+  }
+  REQUIRE(at < got.size());
+  // Bulk frames keep their order and only the two that found the queue full are missing.
+  std::vector<std::uint64_t> want;
+  for (std::uint64_t i = 0; i < next; ++i)
+    if (i != dropped_id && i != next - 1) want.push_back(i);
+  CHECK(bulk_ids == want);
+  // Ahead of every queued bulk frame: behind only what had been written and the write
+  // in flight (at most max_write_bytes of frames, plus one).
+  const std::size_t frame = frame_of(numbered(1, 2, 0, 2000)).size();
+  const std::size_t per_write = opt.max_write_bytes / frame + 1;
+  CAPTURE(at);
+  CAPTURE(written_before);
+  CAPTURE(bulk_kept);
+  CHECK(at <= written_before + per_write);
+  if (!stalled_write) CHECK(at == 0);
+  CHECK(bulk_kept - at > opt.max_queue_bytes / frame / 2);  // most of the queue was still behind it
+}
+
+TEST_CASE("tcp: a write that does not complete within write_timeout replaces the connection") {
+  io_context io;
+  tcp_options opt = test_options();
+  opt.write_timeout = 200ms;
+  raw_peer peer(2, 8 << 10);
+  auto n1 = make_node(io, 1, test_cluster, {{1, {"127.0.0.1", 0}}, {2, {"127.0.0.1", peer.port()}}}, opt);
+  std::vector<message> got;
+  std::thread peer_thread([&] {
+    peer.accept_handshake(1);
+    peer.reply_handshake(1);  // ... and never reads: the connection is stuck, not closed
+    peer.accept_handshake(1);  // the replacement
+    peer.reply_handshake(1);
+    message m;
+    while (peer.read_message(m)) got.push_back(m);
+  });
+  peer_joiner joiner{peer, peer_thread, {}};
+  std::uint64_t next = 0;
+  on_strand(io, *n1->t, [&] { n1->t->send(numbered(1, 2, next++, 2000)); });
+  REQUIRE(run_until(io, [&] { return n1->t->stats().connects == 1; }));
+  // Enough to fill the kernel's buffers, so a write is stuck in flight (until the queue
+  // is full, or the timeout already fired).
+  for (int i = 0; i < 100000 && n1->t->stats().dropped == 0 && n1->t->stats().write_timeouts == 0; ++i)
+    on_strand(io, *n1->t, [&] { n1->t->send(numbered(1, 2, next++, 2000)); });
+  REQUIRE(run_until(io, [&] { return n1->t->stats().write_timeouts == 1 && n1->t->stats().connects == 2; }));
+  on_strand(io, *n1->t, [&] { n1->t->send(heartbeat(1, 2, 77)); });
+  std::size_t backlog = 1;
+  REQUIRE(run_until(io, [&] {
+    on_strand(io, *n1->t, [&] { backlog = n1->t->backlog(); });
+    return backlog == 0;
+  }));
+  n1->t->close();
+  io.restart();
+  io.poll();
+  joiner.join();
+  // The replacement carries the heartbeat and what was still queued behind the stuck write.
+  CHECK(std::any_of(got.begin(), got.end(), [](const message& m) { return m.request_id == 77; }));
+  CHECK(std::any_of(got.begin(), got.end(), [](const message& m) { return !m.entries.empty(); }));
+  CHECK(n1->t->stats().write_timeouts == 1);
+}
+
+TEST_CASE("tcp: a handshake header claiming a large body is refused before any body is read") {
+  io_context io;
+  tcp_options opt = test_options();
+  opt.connect_timeout = 3600s;  // so only the header check can close the connection in time
+  auto nodes = make_cluster(io, {1, 2}, opt);
+  std::vector<std::byte> hello;
+  wire::encode_handshake({2, 1}, test_cluster, hello);
+  hello.resize(wire::header_size);
+  wire::detail::put_le<std::uint32_t>(hello.data() + 16, (16u << 20) - wire::header_size);
+  reseal_header(hello);
+  raw_client c(io, nodes[0]->t->local_port(), hello);  // header only: no body follows
+  REQUIRE(run_until(io, [&] { return c.closed; }));
+  CHECK(nodes[0]->t->stats().bad_frames == 1);
+  CHECK(nodes[0]->t->stats().accepted == 0);
+}
+
+TEST_CASE("tcp: the accept loop backs off on EMFILE instead of spinning, and recovers") {
+  // In a child process, whose descriptor limit is lowered and used up, so the rest of the
+  // suite is untouched. The child reports by exit status (0: all held) and on stderr.
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto fail = [](int code, const char* what) {
+      std::fprintf(stderr, "accept backoff child: %s\n", what);
+      std::fflush(stderr);
+      ::_exit(code);
+    };
+    io_context io;
+    tcp_options opt = test_options();
+    tcp_transport t(io.get_executor(), 1, test_cluster, {{1, {"127.0.0.1", 0}}, {2, {"127.0.0.1", 1}}},
+                    [](message&&) {}, opt);
+    tcp::socket client(io);
+    client.open(tcp::v4());  // its descriptor exists before the limit is reached
+    const int probe = ::dup(0);
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = static_cast<rlim_t>(probe + 16);
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) fail(2, "setrlimit");
+    std::vector<int> held{probe};
+    for (int fd; (fd = ::dup(0)) >= 0;) held.push_back(fd);
+    client.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), t.local_port()));
+    std::vector<std::byte> hello;
+    wire::encode_handshake({2, 1}, test_cluster, hello);
+    boost::asio::write(client, boost::asio::buffer(hello));
+    // A spinning loop fails an accept on every other handler; a backing-off one fails
+    // once and then waits on a timer, so polling finds nothing to do.
+    for (int i = 0; i < 1000; ++i) io.poll_one();
+    const auto errors = t.stats().accept_errors;
+    std::fprintf(stderr, "accept backoff child: %llu failed accepts in 1000 polls\n",
+                 static_cast<unsigned long long>(errors));
+    if (errors < 1) fail(3, "the accept did not fail: the descriptors were not used up");
+    if (errors > 3) fail(4, "the accept loop spins on EMFILE");
+    for (int fd : held) ::close(fd);
+    if (!run_until(io, [&] { return t.stats().accepted == 1; })) fail(5, "no accept after descriptors were freed");
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 }  // TEST_SUITE("asio")

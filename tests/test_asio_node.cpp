@@ -7,9 +7,12 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
 
 #include <array>
 #include <atomic>
@@ -18,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -36,6 +40,7 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace ba = boost::asio;
+using tcp = ba::ip::tcp;
 
 /// Adds each command's first 8 bytes to a total and returns the new total.
 struct adder {
@@ -84,6 +89,19 @@ struct temp_dir {
   }
 };
 
+/// How a test cluster differs from the default one.
+struct cluster_options {
+  raftkit::asio::tcp_options tcp{};
+  raftkit::asio::node_options driver{};
+  /// Adjusts each node's configuration before it is built.
+  std::function<void(raftkit::node_config&)> tune = [](raftkit::node_config&) {};
+  /// The address node `from` uses for node `to`, which listens on `port`.
+  std::function<raftkit::asio::peer_address(raftkit::node_id from, raftkit::node_id to, std::uint16_t port)>
+      address = [](raftkit::node_id, raftkit::node_id, std::uint16_t port) {
+        return raftkit::asio::peer_address{"127.0.0.1", port};
+      };
+};
+
 /// Three nodes on one io_context run by one thread, wired after binding port 0.
 template <class Store>
 struct cluster {
@@ -94,7 +112,7 @@ struct cluster {
   std::thread runner;
 
   template <class MakeStore>
-  explicit cluster(MakeStore make_store) {
+  explicit cluster(MakeStore make_store, const cluster_options& o = {}) {
     raftkit::asio::cluster_map map;
     for (raftkit::node_id id = 1; id <= 3; ++id) map[id] = {"127.0.0.1", 0};
     for (raftkit::node_id id = 1; id <= 3; ++id) {
@@ -104,12 +122,13 @@ struct cluster {
       cfg.election_timeout = 100ms;
       cfg.heartbeat_interval = 20ms;
       cfg.seed = 42;
+      o.tune(cfg);
       nodes[id - 1] = std::make_unique<node_t>(io.get_executor(), cfg, 99, map,
-                                               [&] { return make_store(id); }, adder{});
+                                               [&] { return make_store(id); }, adder{}, o.tcp, o.driver);
     }
-    for (auto& a : nodes)
-      for (raftkit::node_id id = 1; id <= 3; ++id)
-        a->set_peer(id, {"127.0.0.1", nodes[id - 1]->local_port()});
+    for (raftkit::node_id from = 1; from <= 3; ++from)
+      for (raftkit::node_id to = 1; to <= 3; ++to)
+        if (from != to) nodes[from - 1]->set_peer(to, o.address(from, to, nodes[to - 1]->local_port()));
     runner = std::thread([this] { io.run(); });
     for (auto& n : nodes) n->start();
   }
@@ -172,6 +191,179 @@ struct failing_fs : raftkit::file::posix_fs {
 auto memory_store() {
   return [](raftkit::node_id) { return raftkit::memory::log_store{}; };
 }
+
+/// Holds a node's strand (and, with one io thread, the whole io_context) busy until
+/// released, so what the test does meanwhile piles up in the driver.
+class strand_block {
+ public:
+  template <class Node>
+  explicit strand_block(Node& n) {
+    ba::post(n.get_executor(), [this, go = release_.get_future().share()] {
+      entered_.set_value();
+      go.wait();
+    });
+    entered_.get_future().wait();
+  }
+  void release() {
+    if (!released_) release_.set_value();
+    released_ = true;
+  }
+  ~strand_block() { release(); }
+
+ private:
+  std::promise<void> entered_, release_;
+  bool released_ = false;
+};
+
+/// Polls (every 5 ms) until `done` holds; false after `guard`. Real time is only a hang
+/// guard here, never asserted on.
+template <class F>
+bool wait_for(F done, std::chrono::seconds guard = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + guard;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+/// A one-node cluster (it elects itself) on its own io thread.
+template <class Store = raftkit::memory::log_store>
+struct single {
+  using node_t = raftkit::asio::node<Store, adder>;
+  ba::io_context io;
+  ba::executor_work_guard<ba::io_context::executor_type> work{io.get_executor()};
+  std::unique_ptr<node_t> n;
+  std::thread runner;
+  explicit single(raftkit::asio::node_options opts = {}) {
+    raftkit::node_config cfg;
+    cfg.id = 1;
+    cfg.members = {1};
+    cfg.election_timeout = 50ms;
+    cfg.heartbeat_interval = 10ms;
+    n = std::make_unique<node_t>(io.get_executor(), cfg, 99, raftkit::asio::cluster_map{{1, {"127.0.0.1", 0}}},
+                                 Store{}, adder{}, raftkit::asio::tcp_options{}, opts);
+    runner = std::thread([this] { io.run(); });
+    n->start();
+    REQUIRE(wait_for([&] {
+      auto st = n->status(ba::use_future);
+      return get(st).role == raftkit::role::leader;
+    }));
+  }
+  ~single() {
+    n.reset();
+    work.reset();
+    runner.join();
+  }
+};
+
+/// A TCP relay on loopback standing in for the network on one link. `stall()` is a
+/// silent partition: every connection it carries stops being forwarded (without being
+/// closed), and so does every connection made while it lasts; they stay that way after
+/// `heal()`, as a connection left in TCP's retransmission backoff stays silent long after
+/// the network heals. Connections made after `heal()` are forwarded. It runs on its own
+/// io_context; the receive buffer is small so a stalled sender is noticed quickly.
+class relay {
+ public:
+  relay(ba::io_context& io, std::uint16_t target_port)
+      : io_(io), acceptor_(io, tcp::endpoint(ba::ip::make_address("127.0.0.1"), 0)),
+        target_(ba::ip::make_address("127.0.0.1"), target_port) {
+    acceptor_.set_option(ba::socket_base::receive_buffer_size(16 << 10));
+    accept();
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  void stall() {
+    ba::post(io_, [this] {
+      stalled_ = true;
+      for (auto& c : conns_) c->stuck = true;
+    });
+  }
+  void heal() {
+    ba::post(io_, [this] { stalled_ = false; });
+  }
+  /// Closes everything; call on the relay's io thread or after it stopped.
+  void close() {
+    boost::system::error_code ignore;
+    acceptor_.close(ignore);
+    for (auto& c : conns_) {
+      c->in.close(ignore);
+      c->out.close(ignore);
+    }
+  }
+
+ private:
+  using tcp = ba::ip::tcp;
+  struct conn {
+    explicit conn(ba::io_context& io) : in(io), out(io) {}
+    tcp::socket in, out;
+    bool stuck = false;
+    std::array<char, 16384> up{}, down{};
+  };
+
+  void accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket s) {
+      if (ec) return;
+      auto c = std::make_shared<conn>(io_);
+      c->in = std::move(s);
+      c->stuck = stalled_;
+      conns_.push_back(c);
+      if (!c->stuck) {
+        c->out.async_connect(target_, [this, c](boost::system::error_code e) {
+          if (e || c->stuck) return;
+          pump(c, c->in, c->out, c->up);
+          pump(c, c->out, c->in, c->down);
+        });
+      }
+      accept();
+    });
+  }
+  void pump(const std::shared_ptr<conn>& c, tcp::socket& from, tcp::socket& to, std::array<char, 16384>& buf) {
+    from.async_read_some(ba::buffer(buf), [this, c, &from, &to, &buf](boost::system::error_code ec, std::size_t n) {
+      if (c->stuck) return;  // swallowed by the partition; nothing more is read
+      if (ec) {
+        boost::system::error_code ignore;
+        to.shutdown(tcp::socket::shutdown_send, ignore);
+        return;
+      }
+      ba::async_write(to, ba::buffer(buf.data(), n), [this, c, &from, &to, &buf](boost::system::error_code e, std::size_t) {
+        if (!e && !c->stuck) pump(c, from, to, buf);
+      });
+    });
+  }
+
+  ba::io_context& io_;
+  tcp::acceptor acceptor_;
+  tcp::endpoint target_;
+  bool stalled_ = false;
+  std::vector<std::shared_ptr<conn>> conns_;
+};
+
+/// Keeps `outstanding` proposals of `payload` bytes in flight on `n` until `stop()`.
+template <class Node>
+struct closed_loop {
+  Node& n;
+  std::vector<std::byte> payload;
+  std::atomic<bool> running{true};
+  std::atomic<int> outstanding{0};
+  std::atomic<std::uint64_t> ok{0};
+  closed_loop(Node& node, std::size_t bytes, int clients) : n(node), payload(bytes, std::byte{0}) {
+    for (int i = 0; i < clients; ++i) issue();
+  }
+  void issue() {
+    if (!running) return;
+    ++outstanding;
+    n.propose(payload, [this](std::error_code ec, raftkit::index_t, std::int64_t) {
+      if (!ec) ++ok;
+      --outstanding;
+      issue();
+    });
+  }
+  /// Stops issuing and waits for what is in flight.
+  void stop() {
+    running = false;
+    REQUIRE(wait_for([&] { return outstanding == 0; }));
+  }
+};
 
 }  // namespace
 
@@ -317,5 +509,207 @@ TEST_SUITE("asio_node") {
     get(stopped);
     work.reset();
     runner.join();
+  }
+
+  TEST_CASE("the driver fits the engine's message size and window to what the transport carries") {
+    raftkit::asio::tcp_options t;
+    t.max_frame_size = 64u << 10;
+    t.max_queue_bytes = 512u << 10;
+    const raftkit::transport_limits l =
+        raftkit::asio::frame_limits(t.max_frame_size, t.max_queue_bytes, t.max_queue_messages);
+    raftkit::node_config cfg;  // engine defaults: 1 MiB messages, 64 x 32 MiB in flight
+    raftkit::asio::detail::fit_to_transport(cfg, l);
+    CHECK(cfg.max_bytes_per_message < t.max_frame_size);
+    CHECK(cfg.max_inflight_bytes < t.max_queue_bytes);
+    // The largest AppendEntries the engine may build (max_entries_per_message entries, the
+    // engine's byte count at its limit) is exactly one frame.
+    const std::size_t engine_entry = raftkit::entry{}.wire_size();
+    raftkit::message m;
+    m.type = raftkit::message_type::append_entries;
+    for (std::size_t i = 0; i + 1 < cfg.max_entries_per_message; ++i) m.entries.push_back(raftkit::entry{});
+    const std::size_t last = cfg.max_bytes_per_message - cfg.max_entries_per_message * engine_entry;
+    m.entries.push_back(raftkit::entry{1, 1, raftkit::entry_type::normal,
+                                       raftkit::shared_bytes::copy_of(std::string(last, 'x'))});
+    std::vector<std::byte> frame;
+    CHECK(raftkit::wire::encode_frame(m, 99, frame) == t.max_frame_size);
+    // A whole window of such messages (the last may take the bytes past the limit by one
+    // message) fits the per-peer queue.
+    const std::size_t fixed = frame.size() - cfg.max_bytes_per_message;
+    CHECK(cfg.max_inflight_messages * fixed + (cfg.max_inflight_bytes - 1) + cfg.max_bytes_per_message <=
+          t.max_queue_bytes);
+    // What already fits is left alone.
+    raftkit::node_config small;
+    small.max_bytes_per_message = 1000;
+    small.max_inflight_bytes = 10000;
+    raftkit::asio::detail::fit_to_transport(small, l);
+    CHECK(small.max_bytes_per_message == 1000);
+    CHECK(small.max_inflight_bytes == 10000);
+  }
+
+  TEST_CASE("a transport too small for one AppendEntries is a set-up error") {
+    ba::io_context io;
+    raftkit::node_config cfg;
+    cfg.id = 1;
+    cfg.members = {1};
+    raftkit::asio::tcp_options t;
+    t.max_frame_size = 256;  // not even max_entries_per_message empty entries
+    using node_t = raftkit::asio::node<raftkit::memory::log_store, adder>;
+    CHECK_THROWS_AS(node_t(io.get_executor(), cfg, 99, {{1, {"127.0.0.1", 0}}}, raftkit::memory::log_store{},
+                           adder{}, t),
+                    std::invalid_argument);
+    t = {};
+    t.max_queue_bytes = 16u << 10;  // a window of 64 empty messages takes more
+    CHECK_THROWS_AS(node_t(io.get_executor(), cfg, 99, {{1, {"127.0.0.1", 0}}}, raftkit::memory::log_store{},
+                           adder{}, t),
+                    std::invalid_argument);
+    t.max_queue_bytes = 1u << 20;  // smaller than two of the engine's 1 MiB messages: they shrink
+    {
+      node_t n(io.get_executor(), cfg, 99, {{1, {"127.0.0.1", 0}}}, raftkit::memory::log_store{}, adder{}, t);
+      CHECK(n.config().max_bytes_per_message <= t.max_queue_bytes / 2);
+      CHECK(n.config().max_inflight_bytes >= t.max_queue_bytes / 4);
+    }
+    io.run();  // the node's shutdown and the transport's close run dry
+  }
+
+  TEST_CASE("a burst larger than the transport's queue is paced by the fitted window, nothing dropped") {
+    cluster_options o;
+    o.tcp.max_frame_size = 64u << 10;
+    o.tcp.max_queue_bytes = 512u << 10;
+    cluster<raftkit::memory::log_store> c(memory_store(), o);
+    auto& leader = *c.nodes[c.wait_leader()];
+    CHECK(leader.config().max_bytes_per_message < o.tcp.max_frame_size);
+    constexpr int n = 200;  // 200 x 16 KiB: six times the queue, proposed as one batch
+    std::vector<std::future<std::tuple<std::error_code, raftkit::index_t, std::int64_t>>> done;
+    {
+      strand_block hold(leader);
+      for (int i = 0; i < n; ++i) {
+        auto v = cmd(1);
+        v.resize(16u << 10);
+        done.push_back(leader.propose(std::move(v), ba::use_future));
+      }
+    }
+    for (auto& f : done) ok(get(f, 20s));
+    const auto st = leader.transport_stats();
+    CHECK(st.dropped == 0);
+    CHECK(st.control_dropped == 0);
+  }
+
+  TEST_CASE("a flood of proposals through the driver is held to its queue bound and answered busy") {
+    raftkit::asio::node_options opts;
+    opts.max_queued_proposals = 100;
+    single s(opts);
+    constexpr int flood = 1000;
+    std::atomic<int> busy{0}, applied{0}, other{0};
+    {
+      strand_block hold(*s.n);  // nothing drains while the flood arrives
+      for (int i = 0; i < flood; ++i) {
+        s.n->propose(cmd(1), [&](std::error_code ec, raftkit::index_t, std::int64_t) {
+          if (ec == raftkit::errc::busy) ++busy;
+          else if (!ec) ++applied;
+          else ++other;
+        });
+      }
+      const auto q = s.n->queue_stats();
+      CHECK(q.queued == opts.max_queued_proposals);
+      CHECK(q.busy == flood - opts.max_queued_proposals);
+    }
+    REQUIRE(wait_for([&] { return busy + applied + other == flood; }));
+    CHECK(busy == flood - 100);
+    CHECK(applied == 100);
+    CHECK(other == 0);
+    const auto q = s.n->queue_stats();
+    CHECK(q.max_queued == opts.max_queued_proposals);
+    CHECK(q.queued == 0);
+  }
+
+  TEST_CASE("destroying a node without stop completes its pending and queued proposals with shutting_down") {
+    cluster<raftkit::memory::log_store> c(memory_store());
+    const std::size_t l = c.wait_leader();
+    for (std::size_t i = 0; i < 3; ++i) {  // without followers nothing commits
+      if (i == l) continue;
+      auto f = c.nodes[i]->stop(ba::use_future);
+      get(f);
+    }
+    auto pending = c.nodes[l]->propose(cmd(1), ba::use_future);
+    CHECK(c.status(l).pending_proposals == 1);
+    std::vector<std::future<std::tuple<std::error_code, raftkit::index_t, std::int64_t>>> queued;
+    {
+      strand_block hold(*c.nodes[l]);
+      for (int i = 0; i < 10; ++i) queued.push_back(c.nodes[l]->propose(cmd(1), ba::use_future));
+      c.nodes[l].reset();  // no stop(): the destructor must fail what is pending
+    }
+    CHECK(std::get<0>(get(pending)) == raftkit::errc::shutting_down);
+    for (auto& f : queued) CHECK(std::get<0>(get(f)) == raftkit::errc::shutting_down);
+  }
+
+  TEST_CASE("a connection stuck across a silent partition is replaced and replication resumes after it heals") {
+    // Every link goes through its own relay. Node 3 gets a long election timeout, so the
+    // campaigns of a node that hears no leader (there is no pre-vote yet) do not mix into
+    // what this measures: the leader's link to node 3 goes silent under load, its writes
+    // stall, the write timeout replaces the connection (the relay keeps the old one stuck
+    // forever), and once the relay heals node 3 catches up.
+    ba::io_context relay_io;
+    auto relay_work = ba::make_work_guard(relay_io);
+    std::map<std::pair<raftkit::node_id, raftkit::node_id>, std::unique_ptr<relay>> relays;
+    cluster_options o;
+    o.tcp.write_timeout = 500ms;  // (2 s by default) keeps the partition, and the log to catch up, short
+    o.tune = [](raftkit::node_config& cfg) {
+      cfg.election_timeout = 150ms;  // the engine's defaults
+      cfg.heartbeat_interval = 30ms;
+      if (cfg.id == 3) cfg.election_timeout = 30s;
+    };
+    o.address = [&](raftkit::node_id from, raftkit::node_id to, std::uint16_t port) {
+      auto& r = relays[{from, to}];
+      r = std::make_unique<relay>(relay_io, port);
+      return raftkit::asio::peer_address{"127.0.0.1", r->port()};
+    };
+    std::thread relay_runner;
+    struct stop_relays {
+      ba::io_context& io;
+      decltype(relay_work)& work;
+      std::thread& runner;
+      decltype(relays)& all;
+      ~stop_relays() {
+        ba::post(io, [this] {
+          for (auto& [link, r] : all) r->close();
+        });
+        work.reset();
+        if (runner.joinable()) runner.join();
+      }
+    };
+    cluster<raftkit::memory::log_store> c(memory_store(), o);
+    stop_relays cleanup{relay_io, relay_work, relay_runner, relays};
+    relay_runner = std::thread([&] { relay_io.run(); });
+    const std::size_t l = c.wait_leader({0, 1, 2});
+    REQUIRE(l != 2);
+    auto& leader = *c.nodes[l];
+    const raftkit::node_id leader_id = l + 1;
+
+    closed_loop load(leader, 512, 4);
+    REQUIRE(wait_for([&] { return load.ok > 200; }));
+    const auto elections_before = c.nodes[0]->counters().elections + c.nodes[1]->counters().elections +
+                                  c.nodes[2]->counters().elections;
+    relays.at({leader_id, 3})->stall();
+    // The partition lasts until the leader gives up on the stuck connection (it keeps
+    // committing with the other follower meanwhile), or 10 s if it never does.
+    wait_for([&] { return leader.transport_stats().write_timeouts >= 1; }, 10s);
+    load.stop();
+    const raftkit::index_t target = c.status(l).commit_index;
+    const raftkit::index_t before = c.status(2).applied_index;
+    relays.at({leader_id, 3})->heal();
+    const auto healed = std::chrono::steady_clock::now();
+    using ms = std::chrono::duration<double, std::milli>;
+    REQUIRE(wait_for([&] { return c.status(2).applied_index > before; }, 30s));
+    const ms resumed = std::chrono::steady_clock::now() - healed;
+    REQUIRE(wait_for([&] { return c.status(2).applied_index >= target; }, 30s));
+    const ms caught_up = std::chrono::steady_clock::now() - healed;
+    const auto elections = c.nodes[0]->counters().elections + c.nodes[1]->counters().elections +
+                           c.nodes[2]->counters().elections - elections_before;
+    MESSAGE("after the relay healed, node 3 applied a new entry in " << resumed.count() << " ms ("
+            << resumed.count() / 150.0 << " election timeouts of 150 ms) and caught up on "
+            << (target - before) << " entries in " << caught_up.count() << " ms (" << caught_up.count() / 150.0
+            << "); write timeouts " << leader.transport_stats().write_timeouts << ", elections "
+            << elections);
+    CHECK(leader.transport_stats().write_timeouts >= 1);
   }
 }

@@ -188,6 +188,12 @@ inline constexpr std::uint32_t default_max_frame_size = 16u << 20;
 
 /// The first frame on a connection: who is speaking, and to whom it thinks it speaks.
 /// The cluster id travels in the frame header.
+///
+/// Its body has fixed-width fields only (the archive's endianness byte, `from`, `to`), so
+/// every handshake frame has a body of exactly `handshake_body_size` bytes and
+/// `decode_header` refuses a handshake header claiming any other length. A reader
+/// therefore never waits for, or allocates, more than that for a peer that has not yet
+/// said who it is.
 struct handshake {
   node_id from = no_node;
   node_id to = no_node;
@@ -198,6 +204,9 @@ template <class Archive>
 void serialize(Archive& ar, handshake& h) {
   ar(h.from, h.to);
 }
+
+/// The encoded size of a handshake body (see `handshake`).
+inline constexpr std::uint32_t handshake_body_size = 1 + 2 * sizeof(node_id);
 
 /// A validated frame header.
 struct frame_header {
@@ -319,7 +328,7 @@ inline std::size_t encode_handshake(const handshake& h, std::uint64_t cluster_id
 
 /// Validates the first `header_size` bytes of a frame: magic, version, type (a message
 /// type or the handshake), flags, cluster id, the header's own CRC, and the body
-/// length against `opt.max_frame_size`.
+/// length against `opt.max_frame_size` (a handshake's against its fixed size).
 /// \returns bad_message or too_large on failure; `out` is then unspecified.
 inline std::error_code decode_header(std::span<const std::byte> bytes, const decode_options& opt,
                                      frame_header& out) noexcept {
@@ -339,6 +348,7 @@ inline std::error_code decode_header(std::span<const std::byte> bytes, const dec
   out.body_crc = detail::get_le<std::uint32_t>(p + 20);
   if (opt.max_frame_size < header_size || out.body_length > opt.max_frame_size - header_size)
     return errc::too_large;
+  if (out.type == handshake_type && out.body_length != handshake_body_size) return errc::bad_message;
   return {};
 }
 

@@ -1,20 +1,40 @@
 #pragma once
-/// \file raftkit::asio::node: the Asio driver that runs a basic_node over TCP.
+/// \file raftkit::asio::node: the Asio driver that runs a basic_node over a transport.
 ///
-/// The engine and its tcp_transport live on one strand: every input (a message, a timer
-/// tick, a durability notice, a proposal) runs there, so the engine stays single-threaded.
-/// Public calls may come from any thread; they post to the strand. Asynchronous calls take
-/// an Asio completion token (a callback, `boost::asio::use_future`, `use_awaitable`...):
-/// each completes once, never inside the initiating call, through the handler's
-/// associated executor (the strand when it has none). The error is a std::error_code, which
-/// Asio does not turn into an exception: `use_future` gives a future of
-/// `std::tuple<std::error_code, index_t, result_type>` and `co_await ... use_awaitable` that tuple.
+/// The engine and its transport live on one strand, the transport's executor: every input
+/// (a message, a timer tick, a durability notice, a proposal) runs there, so the engine
+/// stays single-threaded. Public calls may come from any thread; they post to the strand.
+/// Asynchronous calls take an Asio completion token (a callback, `boost::asio::use_future`,
+/// `use_awaitable`...): each completes once, never inside the initiating call, through the
+/// handler's associated executor (the strand when it has none). The error is a
+/// std::error_code, which Asio does not turn into an exception: `use_future` gives a future
+/// of `std::tuple<std::error_code, index_t, result_type>` and `co_await ... use_awaitable`
+/// that tuple.
+///
+/// Transport. `node<LogStore, StateMachine>` runs over `tcp_transport`; the third
+/// parameter takes any `raftkit::async_transport` (see raftkit/transport.hpp), built by a
+/// factory the driver calls with its receive handler: `node<S, M, my_transport>(cfg,
+/// [&](auto on_receive) { return my_transport(ex, ..., std::move(on_receive)); }, store,
+/// sm)`. examples/custom_transport runs a cluster over Unix-domain sockets this way.
+///
+/// Flow control. When the transport reports its limits (`transport_limits`), the driver
+/// fits the engine to them before building it, by clamping (not refusing) the
+/// configuration: `max_bytes_per_message` so the largest AppendEntries, with the encoding's
+/// per-message and per-entry overhead, is one frame the transport carries, and
+/// `max_inflight_messages` and `max_inflight_bytes` so a follower's whole window fits the
+/// transport's per-peer queue (the engine would otherwise pipeline more than the queue
+/// holds, and the queue would drop it; a queue smaller than two messages also lowers the
+/// message size). `config()` shows the values in effect. Only a transport too small for
+/// one message of `max_entries_per_message` empty entries, or a window of them, is a
+/// set-up error (std::invalid_argument). Proposals wait for the strand in a bounded queue
+/// (`node_options`): beyond it they complete with `busy` (definitely not applied).
 ///
 /// Ownership: the node front object owns the state; queued work keeps it alive until it has
-/// run. Destroying the node stops it (as `stop` does, without a completion). As with any
-/// Asio object, destroy it before its io_context.
+/// run. Destroying the node stops it as `stop` does, without a completion: pending and
+/// queued proposals complete with shutting_down once the strand runs (so the io_context
+/// must still run then). As with any Asio object, destroy it before its io_context.
 ///
-/// Storage: the engine moves its policies in, but `file::log_store` and `tcp_transport` own
+/// Storage: the engine moves its policies in, but `file::log_store` and the transports own
 /// threads and sockets and cannot move, so the driver holds each behind a small movable
 /// handle (`detail::store_handle`, `detail::transport_handle`). A log store that cannot
 /// move is passed as a factory: `node(ex, cfg, id, peers, [&] { return file::log_store(dir); },
@@ -36,10 +56,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -53,15 +75,34 @@
 #include "raftkit/node.hpp"
 #include "raftkit/state_machine.hpp"
 #include "raftkit/status.hpp"
+#include "raftkit/transport.hpp"
 
 namespace raftkit::asio {
 
+/// Tuning for the driver itself (the engine's is node_config, the transport's its own).
+struct node_options {
+  /// Proposals accepted by `propose` and not yet handed to the engine (they wait for the
+  /// strand); beyond this a proposal completes with busy. At least 1.
+  std::size_t max_queued_proposals = 16384;
+  /// The same queue's command bytes; a command bigger than this alone still reaches the
+  /// engine (which answers too_large if it cannot be sent).
+  std::size_t max_queued_bytes = 64u << 20;
+};
+
+/// The driver's proposal queue, for metrics and tests.
+struct proposal_queue_stats {
+  std::size_t queued = 0;       ///< waiting now
+  std::size_t max_queued = 0;   ///< the most that ever waited at once
+  std::uint64_t busy = 0;       ///< proposals refused with busy because the queue was full
+};
+
 namespace detail {
 
-/// A movable handle on a tcp_transport (which owns sockets and cannot move), so the engine
+/// A movable handle on a transport (which owns sockets and cannot move), so the engine
 /// can hold it by value while the driver keeps it too.
+template <class Transport>
 struct transport_handle {
-  std::shared_ptr<tcp_transport> t;
+  std::shared_ptr<Transport> t;
   void send(message&& m) { t->send(std::move(m)); }
 };
 
@@ -78,53 +119,108 @@ auto tracked_executor(const Handler& h, const Executor& fallback) {
                              boost::asio::execution::outstanding_work.tracked);
 }
 
+/// Fits `cfg`'s batching and pipelining limits to what the transport carries (see the file
+/// comment): clamps them, or throws std::invalid_argument when not even one message fits.
+inline void fit_to_transport(node_config& cfg, const transport_limits& l) {
+  // The engine counts an entry as entry::wire_size() (payload plus a fixed part); the
+  // encoding may spend a little more per entry, which adds up over a full message.
+  const std::size_t engine_entry = entry{}.wire_size();
+  const std::size_t extra = l.entry_overhead > engine_entry ? l.entry_overhead - engine_entry : 0;
+  const std::size_t n = cfg.max_entries_per_message;
+  if (extra != 0 && n > (std::numeric_limits<std::size_t>::max() - l.message_overhead) / extra)
+    throw std::invalid_argument("raftkit: max_entries_per_message is too large for the transport");
+  const std::size_t fixed = l.message_overhead + n * extra;  // a message's bytes beyond the engine's count
+  if (l.max_message_bytes <= fixed + engine_entry)
+    throw std::invalid_argument("raftkit: the transport's largest message cannot carry one AppendEntries");
+  cfg.max_bytes_per_message = std::min(cfg.max_bytes_per_message, l.max_message_bytes - fixed);
+  // A follower's window: up to max_inflight_messages messages, whose engine bytes stay
+  // below max_inflight_bytes until the last one, which may add a whole message. A queue
+  // smaller than two messages also bounds the message size, to keep some pipelining.
+  cfg.max_inflight_messages = std::min(cfg.max_inflight_messages, l.max_queue_messages);
+  const std::size_t m = cfg.max_inflight_messages;
+  const std::size_t room = m <= l.max_queue_bytes / std::max<std::size_t>(fixed, 1) ? l.max_queue_bytes - m * fixed : 0;
+  if (room < 2 * (engine_entry + 1))
+    throw std::invalid_argument("raftkit: the transport's per-peer queue cannot hold one window of AppendEntries");
+  cfg.max_bytes_per_message = std::min(cfg.max_bytes_per_message, room / 2);
+  cfg.max_inflight_bytes = std::min(cfg.max_inflight_bytes, room - cfg.max_bytes_per_message + 1);
+}
+
 }  // namespace detail
 
-/// Runs a Raft node over TCP on an Asio executor. See the file comment.
-template <raftkit::log_store LogStore, raftkit::state_machine StateMachine>
+/// Runs a Raft node over an asynchronous transport (TCP by default) on an Asio executor.
+/// See the file comment.
+template <raftkit::log_store LogStore, raftkit::state_machine StateMachine,
+          raftkit::async_transport Transport = tcp_transport>
 class node {
  public:
+  using transport_type = Transport;
   /// The engine. Its transport and log store are the movable handles described in the
-  /// file comment, around tcp_transport and LogStore.
-  using engine_type = basic_node<detail::transport_handle, detail::store_handle<LogStore>,
+  /// file comment, around Transport and LogStore.
+  using engine_type = basic_node<detail::transport_handle<Transport>, detail::store_handle<LogStore>,
                                  StateMachine, steady_clock>;
   /// What a proposal's completion receives besides the error code.
   using result_type = typename engine_type::result_type;
   /// The strand the engine and the transport run on.
-  using executor_type = boost::asio::strand<boost::asio::any_io_executor>;
+  using executor_type = typename Transport::executor_type;
+  static_assert(std::is_convertible_v<executor_type, boost::asio::any_io_executor>,
+                "raftkit::asio::node: the transport's executor must be an Asio executor (a strand)");
 
-  /// Binds the transport on `peers.at(cfg.id)` (port 0: any free port, see `local_port`)
-  /// and builds the engine; it does nothing until `start`. Throws on set-up errors
-  /// (invalid config, address in use).
+  /// Over TCP: binds the transport on `peers.at(cfg.id)` (port 0: any free port, see
+  /// `local_port`) and builds the engine; it does nothing until `start`. `topts`'
+  /// `reconnect_max` and `connect_timeout` are clamped to the election timeout, so a healed
+  /// link is used again within one or two election timeouts. Throws on
+  /// set-up errors (invalid config, address in use).
   node(boost::asio::any_io_executor ex, node_config cfg, std::uint64_t cluster_id,
-       cluster_map peers, LogStore store, StateMachine sm, tcp_options topts = {})
-    requires std::move_constructible<LogStore>
+       cluster_map peers, LogStore store, StateMachine sm, tcp_options topts = {},
+       node_options opts = {})
+    requires std::same_as<Transport, tcp_transport> && std::move_constructible<LogStore>
       : node(std::move(ex), std::move(cfg), cluster_id, std::move(peers),
-             [&]() -> LogStore { return std::move(store); }, std::move(sm), topts) {}
+             [&]() -> LogStore { return std::move(store); }, std::move(sm), topts, opts) {}
 
   /// As above, for a log store that cannot move: `make_store()` returns it (a prvalue,
   /// constructed in place).
   template <class MakeStore>
-    requires std::invocable<MakeStore&> &&
+    requires std::same_as<Transport, tcp_transport> && std::invocable<MakeStore&> &&
              std::same_as<std::invoke_result_t<MakeStore&>, LogStore>
   node(boost::asio::any_io_executor ex, node_config cfg, std::uint64_t cluster_id,
-       cluster_map peers, MakeStore&& make_store, StateMachine sm, tcp_options topts = {})
-      : impl_(std::make_shared<impl>(ex)) {
-    impl_->init(std::move(ex), std::move(cfg), cluster_id, std::move(peers),
-                std::unique_ptr<LogStore>(new LogStore(make_store())), std::move(sm), topts);
+       cluster_map peers, MakeStore&& make_store, StateMachine sm, tcp_options topts = {},
+       node_options opts = {})
+      : node(node_config(cfg), tcp_factory(std::move(ex), cfg, cluster_id, std::move(peers), topts),
+             std::forward<MakeStore>(make_store), std::move(sm), opts) {}
+
+  /// Over any transport: `make_transport(receive_handler)` builds it (a prvalue); see
+  /// raftkit::async_transport. Throws on set-up errors.
+  template <class MakeTransport>
+    requires std::invocable<MakeTransport&, typename Transport::receive_handler> &&
+             std::same_as<std::invoke_result_t<MakeTransport&, typename Transport::receive_handler>, Transport> &&
+             std::move_constructible<LogStore>
+  node(node_config cfg, MakeTransport&& make_transport, LogStore store, StateMachine sm, node_options opts = {})
+      : node(std::move(cfg), std::forward<MakeTransport>(make_transport),
+             [&]() -> LogStore { return std::move(store); }, std::move(sm), opts) {}
+
+  /// As above, for a log store that cannot move.
+  template <class MakeTransport, class MakeStore>
+    requires std::invocable<MakeTransport&, typename Transport::receive_handler> &&
+             std::same_as<std::invoke_result_t<MakeTransport&, typename Transport::receive_handler>, Transport> &&
+             std::invocable<MakeStore&> && std::same_as<std::invoke_result_t<MakeStore&>, LogStore>
+  node(node_config cfg, MakeTransport&& make_transport, MakeStore&& make_store, StateMachine sm,
+       node_options opts = {})
+      : impl_(std::make_shared<impl>(opts)) {
+    impl_->init(std::move(cfg), make_transport, std::unique_ptr<LogStore>(new LogStore(make_store())), std::move(sm));
   }
 
   node(const node&) = delete;
   node& operator=(const node&) = delete;
 
-  /// Stops the node (pending operations complete with shutting_down) once its strand runs.
+  /// Stops the node as `stop` does (pending and queued operations complete with
+  /// shutting_down) once its strand runs.
   ~node() {
-    if (impl_) boost::asio::dispatch(impl_->strand_, [s = impl_] { s->shutdown(errc::shutting_down); });
+    if (impl_) boost::asio::dispatch(impl_->ex(), [s = impl_] { s->shutdown(errc::shutting_down); });
   }
 
   /// Begins ticking: elections, heartbeats and timeouts run from now on.
   void start() {
-    boost::asio::post(impl_->strand_, [s = impl_] {
+    boost::asio::post(impl_->ex(), [s = impl_] {
       if (s->started_ || s->closed_) return;
       s->started_ = true;
       s->after_input();
@@ -133,7 +229,8 @@ class node {
 
   /// Proposes `command`; completes with `(error_code, index_t, result_type)` (the index the
   /// command was applied at, see basic_node::completion) once it is applied on
-  /// this node (see basic_node::propose: followers forward, or fail with not_leader).
+  /// this node (see basic_node::propose: followers forward, or fail with not_leader), or
+  /// with busy at once when the driver's queue is full (see node_options).
   template <class Token>
   auto propose(std::vector<std::byte> command, Token&& token) {
     return boost::asio::async_initiate<Token, void(std::error_code, index_t, result_type)>(
@@ -156,8 +253,8 @@ class node {
   auto status(Token&& token) {
     return boost::asio::async_initiate<Token, void(node_status)>(
         [s = impl_](auto handler) {
-          auto work = detail::tracked_executor(handler, s->strand_);
-          boost::asio::post(s->strand_, [s, h = std::move(handler), work = std::move(work)]() mutable {
+          auto work = detail::tracked_executor(handler, s->ex());
+          boost::asio::post(s->ex(), [s, h = std::move(handler), work = std::move(work)]() mutable {
             node_status st = s->engine_->status();
             boost::asio::dispatch(work, [h = std::move(h), st = std::move(st)]() mutable { std::move(h)(std::move(st)); });
           });
@@ -167,14 +264,15 @@ class node {
 
   /// Stops the node: a leader hands leadership to its most up-to-date follower (the
   /// engine's TimeoutNow, thesis §3.10), pending operations complete with shutting_down,
-  /// the node stops participating, and once what it sent has left (at most `drain_limit`)
-  /// the transport closes; then completes with `()`. Idempotent.
+  /// the node stops participating, and once what it sent has left (at most `drain_limit`;
+  /// at once if the transport reports no backlog) the transport closes; then completes
+  /// with `()`. Idempotent.
   template <class Token>
   auto stop(Token&& token) {
     return boost::asio::async_initiate<Token, void()>(
         [s = impl_](auto handler) {
-          auto work = detail::tracked_executor(handler, s->strand_);
-          boost::asio::post(s->strand_, [s, h = std::move(handler), work = std::move(work)]() mutable {
+          auto work = detail::tracked_executor(handler, s->ex());
+          boost::asio::post(s->ex(), [s, h = std::move(handler), work = std::move(work)]() mutable {
             s->shutdown(errc::shutting_down);
             auto done = [work = std::move(work), h = std::move(h)]() mutable {
               boost::asio::dispatch(work, std::move(h));
@@ -186,31 +284,75 @@ class node {
         token);
   }
 
+  /// The engine's configuration in effect: node_config as given, fitted to the transport
+  /// (see the file comment). Callable from any thread.
+  const node_config& config() const noexcept { return impl_->config_; }
   /// The engine's counters as of its last input; callable from any thread.
   node_counters counters() const {
     std::lock_guard lk(impl_->counters_mu_);
     return impl_->counters_;
   }
-  /// The transport's counters; callable from any thread.
-  tcp_stats transport_stats() const { return impl_->transport_->stats(); }
-  /// The port the transport listens on.
-  std::uint16_t local_port() const { return impl_->transport_->local_port(); }
+  /// The driver's proposal queue; callable from any thread.
+  proposal_queue_stats queue_stats() const {
+    std::lock_guard lk(impl_->queue_mu_);
+    return {impl_->queue_.size(), impl_->max_queued_, impl_->busy_};
+  }
+  /// The transport, for what it offers beyond the concept (its own thread-safety rules).
+  Transport& transport() const noexcept { return *impl_->transport_; }
+  /// The transport's counters (if it has any); callable from any thread.
+  auto transport_stats() const
+    requires requires(const Transport& t) { t.stats(); }
+  {
+    return impl_->transport_->stats();
+  }
+  /// The port the transport listens on (TCP).
+  std::uint16_t local_port() const
+    requires requires(const Transport& t) { { t.local_port() } -> std::convertible_to<std::uint16_t>; }
+  {
+    return impl_->transport_->local_port();
+  }
   /// The strand the node runs on.
-  executor_type get_executor() const noexcept { return impl_->strand_; }
+  executor_type get_executor() const noexcept { return impl_->ex(); }
 
-  /// Changes a peer's address (e.g. after peers bound port 0); any thread.
-  void set_peer(node_id id, peer_address address) { impl_->transport_->set_peer(id, std::move(address)); }
+  /// Changes a peer's address (e.g. after peers bound port 0); any thread (TCP).
+  void set_peer(node_id id, peer_address address)
+    requires requires(Transport& t) { t.set_peer(id, std::move(address)); }
+  {
+    impl_->transport_->set_peer(id, std::move(address));
+  }
 
  private:
   using completion = typename engine_type::completion;
 
-  struct impl : std::enable_shared_from_this<impl> {
-    // Everything below is touched only on strand_, except counters_ (under counters_mu_)
-    // and transport_ (thread-safe).
-    explicit impl(const boost::asio::any_io_executor& ex) : strand_(boost::asio::make_strand(ex)) {}
+  static auto tcp_factory(boost::asio::any_io_executor ex, const node_config& cfg, std::uint64_t cluster_id,
+                          cluster_map peers, tcp_options topts) {
+    // A link retries at least once per election timeout and gives up on an attempt after
+    // one: once a partition heals, a peer is reached again within one or two election
+    // timeouts rather than after a long backoff or a handshake hung across the partition.
+    const auto t = std::max(std::chrono::milliseconds(1),
+                            std::chrono::duration_cast<std::chrono::milliseconds>(cfg.election_timeout));
+    topts.reconnect_max = std::min(topts.reconnect_max, t);
+    topts.reconnect_min = std::min(topts.reconnect_min, topts.reconnect_max);
+    topts.connect_timeout = std::min(topts.connect_timeout, t);
+    return [ex = std::move(ex), self = cfg.id, cluster_id, peers = std::move(peers), topts](
+               tcp_transport::receive_handler on_receive) mutable {
+      return tcp_transport(ex, self, cluster_id, std::move(peers), std::move(on_receive), topts);
+    };
+  }
 
-    executor_type strand_;  // the transport's strand once init() has run
-    std::shared_ptr<tcp_transport> transport_;
+  struct impl : std::enable_shared_from_this<impl> {
+    // Everything below is touched only on the strand, except: config_ (constant once
+    // init has run), counters_ (under counters_mu_), the queue (under queue_mu_) and
+    // transport_ (thread-safe).
+    explicit impl(node_options o) : opts_(o) {
+      if (opts_.max_queued_proposals == 0)
+        throw std::invalid_argument("raftkit: node_options.max_queued_proposals must be positive");
+    }
+
+    const node_options opts_;
+    std::optional<executor_type> strand_;  // the transport's executor, set by init()
+    std::shared_ptr<Transport> transport_;
+    node_config config_;
     std::optional<engine_type> engine_;
     std::optional<boost::asio::steady_timer> timer_;
     std::uint64_t timer_gen_ = 0;
@@ -226,8 +368,11 @@ class node {
       std::vector<std::byte> cmd;
       completion done;
     };
-    std::mutex queue_mu_;
+    mutable std::mutex queue_mu_;
     std::vector<queued> queue_;     // proposals waiting for the next drain (under queue_mu_)
+    std::size_t queued_bytes_ = 0;  // their commands' bytes (under queue_mu_)
+    std::size_t max_queued_ = 0;    // (under queue_mu_)
+    std::uint64_t busy_ = 0;        // (under queue_mu_)
     std::vector<queued> draining_;  // the batch being proposed (strand only)
     bool drain_posted_ = false;     // under queue_mu_
 
@@ -238,38 +383,37 @@ class node {
     /// leadership transfer) to be written before it closes the transport anyway.
     static constexpr duration drain_limit = std::chrono::milliseconds(200);
 
-    void init(boost::asio::any_io_executor ex, node_config cfg, std::uint64_t cluster_id,
-              cluster_map peers, std::unique_ptr<LogStore> store, StateMachine sm,
-              tcp_options topts) {
-      const node_id self = cfg.id;
+    const executor_type& ex() const noexcept { return *strand_; }
+
+    template <class MakeTransport>
+    void init(node_config cfg, MakeTransport& make_transport, std::unique_ptr<LogStore> store, StateMachine sm) {
       std::weak_ptr<impl> weak = this->weak_from_this();
       // Messages may arrive before start(): they are dropped (Raft tolerates loss), so the
       // engine sees nothing until it runs.
-      transport_ = std::make_shared<tcp_transport>(
-          std::move(ex), self, cluster_id, std::move(peers),
+      transport_ = std::shared_ptr<Transport>(new Transport(make_transport(typename Transport::receive_handler(
           [weak](message&& m) {
             if (auto s = weak.lock()) s->on_receive(std::move(m));
-          },
-          topts);
-      strand_ = transport_->get_executor();
-      timer_.emplace(strand_);
-      if constexpr (raftkit::detail::durable_notifying_store<LogStore>) {
-        // Called on the store's own thread: hop onto the strand. It holds only a weak
-        // reference, so the store's thread never destroys the node (and joins itself).
-        store->set_durable_handler([weak, ex = strand_](index_t) {
-          boost::asio::post(ex, [weak] {
-            if (auto s = weak.lock()) {
-              if (!s->started_ || s->closed_) return;
-              s->engine_->notify_durable();
-              s->after_input();
-            }
-          });
-        });
-      }
+          }))));
       try {
-        engine_.emplace(std::move(cfg), detail::transport_handle{transport_},
-                        detail::store_handle<LogStore>(std::move(store)), std::move(sm),
-                        steady_clock{});
+        strand_.emplace(transport_->get_executor());
+        timer_.emplace(ex());
+        if constexpr (transport_with_limits<Transport>) detail::fit_to_transport(cfg, transport_->limits());
+        config_ = cfg;
+        if constexpr (raftkit::detail::durable_notifying_store<LogStore>) {
+          // Called on the store's own thread: hop onto the strand. It holds only a weak
+          // reference, so the store's thread never destroys the node (and joins itself).
+          store->set_durable_handler([weak, ex = ex()](index_t) {
+            boost::asio::post(ex, [weak] {
+              if (auto s = weak.lock()) {
+                if (!s->started_ || s->closed_) return;
+                s->engine_->notify_durable();
+                s->after_input();
+              }
+            });
+          });
+        }
+        engine_.emplace(std::move(cfg), detail::transport_handle<Transport>{transport_},
+                        detail::store_handle<LogStore>(std::move(store)), std::move(sm), steady_clock{});
       } catch (...) {
         transport_->close();
         throw;
@@ -278,21 +422,36 @@ class node {
 
     /// Queues a proposal; the first one queued posts a drain. Proposals that pile up
     /// while the strand is busy are proposed together in one engine batch(): one log
-    /// write and one AppendEntries per follower for all of them.
+    /// write and one AppendEntries per follower for all of them. A full queue answers
+    /// busy, from the strand (never inside the initiating call).
     void enqueue(std::vector<std::byte> cmd, completion done) {
       bool post_drain = false;
+      bool full = false;
       {
         std::lock_guard lk(queue_mu_);
-        queue_.push_back(queued{std::move(cmd), std::move(done)});
-        post_drain = !std::exchange(drain_posted_, true);
+        full = !queue_.empty() && (queue_.size() >= opts_.max_queued_proposals ||
+                                   queued_bytes_ + cmd.size() > opts_.max_queued_bytes);
+        if (full) {
+          ++busy_;
+        } else {
+          queued_bytes_ += cmd.size();
+          queue_.push_back(queued{std::move(cmd), std::move(done)});
+          max_queued_ = std::max(max_queued_, queue_.size());
+          post_drain = !std::exchange(drain_posted_, true);
+        }
       }
-      if (post_drain) boost::asio::post(strand_, [s = this->shared_from_this()] { s->drain(); });
+      if (full) {
+        boost::asio::post(ex(), [d = std::move(done)]() mutable { d(errc::busy, 0, result_type{}); });
+        return;
+      }
+      if (post_drain) boost::asio::post(ex(), [s = this->shared_from_this()] { s->drain(); });
     }
 
     void drain() {
       {
         std::lock_guard lk(queue_mu_);
         draining_.swap(queue_);
+        queued_bytes_ = 0;
         drain_posted_ = false;
       }
       engine_->batch([&] {
@@ -312,7 +471,7 @@ class node {
     /// dispatched to the handler's associated executor, which is kept busy meanwhile.
     template <class Handler>
     completion wrap(Handler handler) {
-      auto work = detail::tracked_executor(handler, strand_);
+      auto work = detail::tracked_executor(handler, ex());
       return [h = std::move(handler), work = std::move(work)](std::error_code ec, index_t i, result_type r) mutable {
         boost::asio::dispatch(work, [h = std::move(h), ec, i, r = std::move(r)]() mutable {
           std::move(h)(ec, i, std::move(r));
@@ -369,8 +528,8 @@ class node {
     }
 
     void drain(time_point until) {
-      const tcp_stats t = transport_->stats();
-      const bool flushed = t.messages_sent + t.dropped >= engine_->counters().messages_sent;
+      bool flushed = true;
+      if constexpr (transport_with_backlog<Transport>) flushed = transport_->backlog() == 0;
       if (flushed || engine_->clock().now() >= until) return close_transport();
       timer_->expires_after(std::chrono::milliseconds(1));
       timer_->async_wait([s = this->shared_from_this(), until](const boost::system::error_code&) {
