@@ -144,6 +144,21 @@ TEST_CASE("malformed HTTP is refused with 400 and the connection closes") {
   CHECK(s.counters.refused_malformed == 1);
 }
 
+TEST_CASE("a chunked body is refused with 411, even a final chunk split after 0 CRLF (Beast 1.81 asserted on it)") {
+  // Found by fuzz_kv (corpus/kv/regression-chunked-final-chunk-split): one byte per read,
+  // "0\r\n" then the first byte of a trailer hit Beast's assert(n >= 5) and aborted.
+  for (std::size_t chunk : {std::size_t{0}, std::size_t{1}}) {
+    CAPTURE(chunk);
+    server s;
+    auto rs = s.serve("PUT /kv/c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\na", chunk);
+    REQUIRE(rs.size() == 1);
+    CHECK(rs[0].result() == status::length_required);
+    CHECK(outcome(rs[0]) == "not-applied");
+    CHECK(!rs[0].keep_alive());
+    CHECK(s.node.commands.empty());
+  }
+}
+
 TEST_CASE("a client that leaves mid-request gets no answer and nothing is applied") {
   server s;
   auto rs = s.serve("PUT /kv/a HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345");

@@ -5,8 +5,9 @@ Usage: test_kv_hostile.py PATH/TO/raftkit-kv
 A one-member raftkit-kv (file log) with small limits is attacked by: slowloris clients
 (one header byte at a time) while a normal client is served; connections that never send
 a byte; more connections than --max-connections; a huge header and a huge declared body;
-pipelined requests, in bulk; and, run with a low RLIMIT_NOFILE, more connections than it
-has file descriptors, then its limit lowered under it so accept() fails with EMFILE. It
+a chunked body split where Beast 1.81 asserted; pipelined requests, in bulk; and, run
+with a low RLIMIT_NOFILE, more connections than it has file descriptors, then its limit
+lowered under it so accept() fails with EMFILE. It
 must refuse each with an HTTP status or a closed connection, keep serving, and not spin
 (CPU time read from /proc). Exits non-zero on any failure; kills what it started.
 """
@@ -175,6 +176,26 @@ def test_huge_header_and_body(node):
     check(node.request("GET", "/status")[0] == 200, "the server still serves")
 
 
+def test_chunked(node):
+    """A chunked body gets 411, even a final chunk split after 0 CRLF (it aborted the server)."""
+    s = connect(node)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Three segments: Beast 1.81 asserted on the 4 bytes "0\r\nX" (found by fuzz_kv).
+        s.sendall(b"PUT /kv/c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        time.sleep(0.05)
+        s.sendall(b"0\r\n")
+        time.sleep(0.05)
+        s.sendall(b"X")
+        r = kvcluster.read_response(s.makefile("rb"))
+    except OSError:
+        r = None
+    finally:
+        s.close()
+    check(r is not None and r[0] == 411, "a chunked body → 411 (got %r)" % (r and r[0],))
+    check(node.alive() and node.request("GET", "/status")[0] == 200, "the server is alive and serves")
+
+
 def test_pipelining(node):
     """Pipelined requests are answered in order; those after Connection: close are not."""
     s = connect(node)
@@ -297,7 +318,8 @@ def main(binary):
         cluster.start()
         cluster.wait_leader(kvcluster.Deadline(30))
         node = cluster.node(1)
-        for t in (test_slowloris, test_idle, test_connection_bound, test_huge_header_and_body, test_pipelining):
+        for t in (test_slowloris, test_idle, test_connection_bound, test_huge_header_and_body, test_chunked,
+                  test_pipelining):
             print("--- " + t.__doc__.splitlines()[0], flush=True)
             t(node)
         check(node.alive(), "the server survived every attack")

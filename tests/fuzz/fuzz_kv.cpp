@@ -77,6 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case status::ok: break;
       case status::not_found: require(outcome.empty() || outcome == "not-applied"); break;
       case status::bad_request:
+      case status::length_required:
       case status::payload_too_large:
       case status::request_header_fields_too_large: require(outcome == "not-applied"); break;
       case status::service_unavailable: require(outcome == "not-applied" || outcome == "unknown"); break;
