@@ -52,6 +52,11 @@ using milliseconds = std::chrono::milliseconds;
 /// Longest key, bytes (after percent-decoding).
 inline constexpr std::size_t max_key = 1024;
 
+/// Largest header limit the server accepts: Beast keeps a field's length in 16 bits and
+/// throws (from inside the read, which ends the event loop and the process) for a field
+/// value of 64 KiB, so no header may be long enough to hold one.
+inline constexpr std::size_t largest_header_limit = 60 << 10;
+
 /// What the server accepts from a client, and how long it waits for one.
 struct http_limits {
   std::size_t max_body = 1 << 20;     ///< largest request body (413 beyond)
@@ -424,7 +429,7 @@ boost::asio::awaitable<void> serve_connection(Stream& stream, handler<Node>& h) 
   const http_limits& limits = h.limits();
   http_counters& counters = h.counters();
   // Bounded: a header over max_header is refused before the buffer fills.
-  boost::beast::flat_buffer buf(limits.max_header + read_chunk);
+  boost::beast::flat_buffer buf(std::min(limits.max_header, largest_header_limit) + read_chunk);
   for (;;) {
     if (buf.size() == 0) {
       // Between requests a client may stay silent for the idle time limit ...
@@ -440,7 +445,7 @@ boost::asio::awaitable<void> serve_connection(Stream& stream, handler<Node>& h) 
     // however slowly it trickles: a slowloris client cannot hold its slot for long.
     set_deadline(stream, limits.read_timeout);
     http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header, UINT32_MAX)));
+    parser.header_limit(static_cast<std::uint32_t>(std::min(limits.max_header, largest_header_limit)));
     parser.body_limit(limits.max_body);
     const auto [ec, chunked] = co_await detail::read_request(stream, buf, parser);
     if (chunked) {

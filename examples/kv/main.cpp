@@ -279,7 +279,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 3600000u));
   app.add_option("--max-body", l.max_body, "largest request body, bytes (413 beyond)")->check(CLI::PositiveNumber);
   app.add_option("--max-header", l.max_header, "largest request line and header fields, bytes (431 beyond)")
-      ->check(CLI::Range(std::size_t{256}, std::size_t{1} << 20));
+      ->check(CLI::Range(std::size_t{256}, kv::largest_header_limit));
   app.add_option("--max-connections", s.max_connections,
                  "most HTTP connections open at once (503 beyond); lowered to fit RLIMIT_NOFILE")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));

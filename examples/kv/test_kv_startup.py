@@ -101,6 +101,8 @@ def main(binary):
         r.fails("--id not in --cluster", "usage", r.args(cluster="2=127.0.0.1:%d" % r.raft_port), "not in --cluster")
         r.fails("bad --http", "usage", r.args(http="nowhere"), "address")
         r.fails("out-of-range value", "usage", r.args(extra=["--election-timeout-ms", "5"]), "election-timeout")
+        r.fails("--max-header too large for a header field", "usage", r.args(extra=["--max-header", "70000"]),
+                "max-header")
         r.fails("--max-body over a replication frame", "usage", r.args(extra=["--max-body", str(20 << 20)]), "max-body")
         r.fails("--max-body whose message is over a replication frame", "usage",
                 r.args(extra=["--max-body", str((16 << 20) - 100)]), "replication message could take")
