@@ -145,8 +145,8 @@ TEST_CASE("the same seed gives a byte-identical trace and history; another seed 
   CHECK(a.trace.size() > 1000);
   CHECK(a.trace == b.trace);
   std::ostringstream ha, hb;
-  a.hist.write_jsonl(ha);
-  b.hist.write_jsonl(hb);
+  sim::write_history_jsonl(ha, sim::kv_model{}, std::span(a.hist.operations()));
+  sim::write_history_jsonl(hb, sim::kv_model{}, std::span(b.hist.operations()));
   CHECK(ha.str() == hb.str());
   o.seed = 43;
   CHECK(sim::run(o).trace != a.trace);
@@ -239,8 +239,8 @@ TEST_CASE("clients move to a fresh key after ops_per_key operations; keys = 1 is
   std::vector<std::pair<std::int64_t, std::uint64_t>> calls;
   std::map<std::string, std::size_t> per_key;
   for (const auto& op : r.hist.operations()) {
-    calls.emplace_back(op.call, std::stoull(op.key.substr(1)));
-    ++per_key[op.key];
+    calls.emplace_back(op.call, std::stoull(op.input.key.substr(1)));
+    ++per_key[op.input.key];
   }
   std::sort(calls.begin(), calls.end());
   for (std::size_t i = 1; i < calls.size(); ++i) CHECK(calls[i - 1].second <= calls[i].second);
@@ -254,7 +254,7 @@ TEST_CASE("clients move to a fresh key after ops_per_key operations; keys = 1 is
   REQUIRE(three.passed);
   std::set<std::string> first_keys;
   for (const auto& op : three.hist.operations())
-    if (std::stoull(op.key.substr(1)) < 3) first_keys.insert(op.key);
+    if (std::stoull(op.input.key.substr(1)) < 3) first_keys.insert(op.input.key);
   CHECK(first_keys.size() == 3);
 }
 
@@ -265,7 +265,7 @@ TEST_CASE("with ops_per_key = 0 the clients keep the same keys for the whole run
   const auto r = sim::run(o);
   REQUIRE(r.passed);
   std::set<std::string> keys;
-  for (const auto& op : r.hist.operations()) keys.insert(op.key);
+  for (const auto& op : r.hist.operations()) keys.insert(op.input.key);
   CHECK(keys == std::set<std::string>{"k0", "k1"});
   CHECK(r.hist.size() > 200);
 }
