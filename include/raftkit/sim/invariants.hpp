@@ -272,7 +272,10 @@ class invariant_checker {
     std::ostringstream m;
     m << "replica states differ at applied index " << applied << ": node " << id << " has digest 0x"
       << std::hex << d << ", node " << other << " had 0x" << it->second.digest << std::dec;
-    if (agreed)
+    if (applied == 0)
+      m << "; node " << id << " holds state before applying any entry (kept from before a restart, or not "
+        << "made afresh by the state machine factory)";
+    else if (agreed)
       m << "; they were last seen equal at index " << *agreed << ", so the first command they applied differently is at index "
         << *agreed + 1 << (*agreed + 1 < applied ? " to " + std::to_string(applied) : std::string());
     else

@@ -163,7 +163,9 @@ class simulation {
   simulation(S s, const run_options& o, Storage storage)
       : o_(o),
         s_(std::move(s)),
-        c_(make_options(o), [this](node_id id) { return s_.make_state_machine(id); }, std::move(storage)),
+        cluster_(std::in_place, make_options(o), [this](node_id id) { return s_.make_state_machine(id); },
+                 std::move(storage)),
+        c_(*cluster_),
         checker_(c_),
         rng_(o.seed * 0x2545F4914F6CDD1Dull + 17),
         net_rng_(o.seed * 0x9E3779B97F4A7C15ull + 3),
@@ -171,6 +173,16 @@ class simulation {
     checker_.compare_digests(o.compare_digests);
     c_.set_fault_model([this](const message& m) { return network_fault(m); });
     if (o_.timeline) tl_.start(c_.ids().size(), clients_.size());
+  }
+
+  simulation(const simulation&) = delete;
+  simulation& operator=(const simulation&) = delete;
+
+  // The nodes go first, while everything their completions reach is still alive; those
+  // completions (shutting_down) then find the run over and do nothing.
+  ~simulation() {
+    closing_ = true;
+    cluster_.reset();
   }
 
   result_type run() {
@@ -278,7 +290,7 @@ class simulation {
           proposed_on = l;
           const shared_bytes cmd = s_.liveness_command();
           c_.node(l).propose(cmd.bytes(), [this](std::error_code ec, index_t, const auto&) {
-            if (!ec) live_ = true;
+            if (!ec && !closing_) live_ = true;
           });
         }
       }
@@ -573,6 +585,7 @@ class simulation {
   /// applied up to the read index. A failed read changed nothing: it is left out.
   void finish_read(std::size_t i, std::uint64_t gen, std::error_code ec, index_t at, node_id on,
                    const shared_bytes& cmd, bool lease) {
+    if (closing_) return;
     client& cl = clients_[i];
     if (!cl.busy || cl.generation != gen) return;
     cl.busy = false;
@@ -620,6 +633,7 @@ class simulation {
 
   void finish(std::size_t i, std::uint64_t gen, std::error_code ec, index_t index, const apply_result_t<sm_type>& res,
               const shared_bytes& cmd, bool read) {
+    if (closing_) return;
     client& cl = clients_[i];
     if (!cl.busy || cl.generation != gen) return;  // already given up on
     cl.busy = false;
@@ -731,14 +745,26 @@ class simulation {
         std::vector<bool> in_prefix(ops.size(), false);
         for (std::size_t i : r_.check->longest_prefix)
           if (i < ops.size()) in_prefix[i] = true;
+        // The culprit, and the operations of its partition that could have come next
+        // in its stead (completed, outside the longest prefix, concurrent with it): the
+        // ones no linearization could place. Later ones are unplaced only because the
+        // search stopped there, so they are not marked.
+        const std::size_t c = r_.check->culprit;
+        const bool has_culprit = c < ops.size();
         for (auto& o : t.ops) {
           if (o.history < 0) continue;
           const auto h = static_cast<std::size_t>(o.history);
           if (partition_of(model, ops[h].input) != r_.check->key) continue;
           o.in_failed_partition = true;
-          // An operation of unknown outcome may rightly be left out of a linearization.
-          o.unplaced = !in_prefix[h] && ops[h].completed();
-          o.culprit = h == r_.check->culprit;
+          o.culprit = h == c;
+          o.unplaced = has_culprit && !in_prefix[h] && ops[h].completed() && ops[h].call <= ops[c].ret &&
+                       ops[h].ret >= ops[c].call;
+          if (o.culprit && t.failure) {
+            t.failure->at = ops[c].call;
+            t.failure->nodes = {o.via};
+            t.failure->text = "the linearizability checker cannot place " + o.request + " (sent to node " +
+                              std::to_string(o.via) + ") on key '" + r_.check->key + "'";
+          }
         }
       }
     }
@@ -772,7 +798,9 @@ class simulation {
 
   run_options o_;
   S s_;
-  cluster<sm_type, Storage> c_;
+  std::optional<cluster<sm_type, Storage>> cluster_;
+  cluster<sm_type, Storage>& c_;
+  bool closing_ = false;
   invariant_checker<sm_type, Storage> checker_;
   raftkit::detail::splitmix64 rng_;
   raftkit::detail::splitmix64 net_rng_;
