@@ -444,9 +444,12 @@ inline void write_timeline_html(std::ostream& os, const timeline& t) {
       if (o.history >= 0) tip += "\nhistory #" + std::to_string(o.history);
       if (o.culprit) tip += "\nthe checker's culprit: no linearization can place it";
       else if (o.unplaced) tip += "\nnot in the longest linearizable prefix of its partition";
+      // Refused operations (not applied) are many and say little: drawn thin.
+      const bool thin = o.outcome == op_outcome::failed;
       os << "<rect class=\"" << cls << "\" id=\"op-" << i << "\"" << timed(o.call, o.ret) << " data-min=\"2\""
          << (o.history >= 0 ? " data-history=\"" + std::to_string(o.history) + "\"" : std::string()) << " x=\"" << left
-         << "\" y=\"" << y + 2 << "\" width=\"0\" height=\"" << client_h - 4 << "\" data-tip=\"" << html_escape(tip)
+         << "\" y=\"" << y + (thin ? 5 : 2) << "\" width=\"0\" height=\"" << (thin ? 4 : client_h - 4)
+         << "\" data-tip=\"" << html_escape(tip)
          << "\"><title>" << html_escape(tip) << "</title></rect>\n";
     }
     os << "</g></g>\n";
