@@ -354,6 +354,7 @@ class model_search {
   std::uint32_t candidates(const state& st) {
     const auto first = static_cast<std::uint32_t>(cands_.size());
     ranked_.clear();
+    unknown_cands_.clear();
     for (std::uint32_t nd = nodes_[head].next; nd != tail && nodes_[nd].is_call; nd = nodes_[nd].next) {
       const std::uint32_t o = nodes_[nd].op;
       const op_type& x = op(o);
@@ -365,11 +366,27 @@ class model_search {
         }
         continue;  // a read that does not match now cannot come next
       }
+      if (!x.completed() && twin_of_earlier_candidate(o)) continue;
       ranked_.push_back({x.completed() ? 0 : 1, x.completed() ? x.ret : x.call, nd});
+      if (!x.completed()) unknown_cands_.push_back(o);
     }
+    unknown_cands_.clear();
     std::sort(ranked_.begin(), ranked_.end());
     for (const auto& r : ranked_) cands_.push_back(std::get<2>(r));
     return static_cast<std::uint32_t>(cands_.size());
+  }
+
+  // Two operations of unknown outcome with equal inputs that may both come next are
+  // interchangeable from here on: neither has a return to bound it, so any order that
+  // places the later one here places the earlier one here instead, and the later one
+  // where the earlier one was. Only the first of such twins is tried (the counter's
+  // "add 1" lost in a crash, many times over, would otherwise be tried in every subset).
+  bool twin_of_earlier_candidate(std::uint32_t o) const {
+    if constexpr (std::equality_comparable<typename M::input>) {
+      for (std::uint32_t u : unknown_cands_)
+        if (op(u).input == op(o).input) return true;
+    }
+    return false;
   }
 
   // Events by time; at equal times calls first, so operations that touch at an instant
@@ -440,6 +457,7 @@ class model_search {
   std::vector<node> nodes_;
   std::vector<std::uint32_t> cands_;
   std::vector<std::tuple<int, std::int64_t, std::uint32_t>> ranked_;
+  std::vector<std::uint32_t> unknown_cands_;  // this configuration's unknown candidates so far
   std::vector<std::uint32_t> best_;
   std::uint64_t steps_ = 0;
 };
