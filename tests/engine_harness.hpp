@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -25,6 +26,12 @@ using raftkit::node_id;
 using raftkit::term_t;
 
 /// Records what it applies; `apply` returns the index so a proposer can check it.
+/// A transport that records what a node sends.
+struct recording_transport {
+  std::shared_ptr<std::vector<message>> out = std::make_shared<std::vector<message>>();
+  void send(message&& m) { out->push_back(std::move(m)); }
+};
+
 struct recorder {
   std::vector<std::pair<index_t, std::string>> applied;
   index_t apply(index_t i, std::span<const std::byte> cmd) {

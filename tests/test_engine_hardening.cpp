@@ -27,12 +27,6 @@ index_t agreed_prefix(cluster& c, node_id a, node_id b) {
   return i;
 }
 
-/// A transport that records what a node sends.
-struct recording_transport {
-  std::shared_ptr<std::vector<message>> out = std::make_shared<std::vector<message>>();
-  void send(message&& m) { out->push_back(std::move(m)); }
-};
-
 /// A memory log store whose save_hard_state fails (as a full or broken disk does) once
 /// `fail` is set: the failure is recorded and reported by error(), like file::log_store.
 struct failing_hard_state_store {

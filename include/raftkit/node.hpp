@@ -1287,14 +1287,18 @@ class basic_node {
       return;
     }
     const snapshot_meta& m = *snapshot_;
+    // First the gap: a log compacted past this snapshot (a newer one was refused as
+    // corrupt) holds entries, maybe committed, that nothing here can connect to it. Its
+    // term_at(m.index) says 0, so the check below would reset the log and lose them.
+    if (log_.first_index() > m.index + 1)
+      throw std::system_error(make_error_code(errc::corrupt_snapshot),
+                              "raftkit: the log is compacted up to " + std::to_string(log_.first_index() - 1) +
+                                  ", past the newest usable snapshot " + std::to_string(m.index) +
+                                  " (was a newer one refused?): this node's data cannot be used");
     if (const std::error_code ec = restore_from(m))
       throw std::system_error(ec, "raftkit: restoring snapshot " + std::to_string(m.index) + " failed");
-    if (log_.last_index() < m.index || log_.term_at(m.index) != m.term) {
+    if (log_.last_index() < m.index || log_.term_at(m.index) != m.term)
       log_.reset(m.index, m.term);  // the log is behind the snapshot, or disagrees with it
-    } else if (log_.first_index() > m.index + 1) {
-      throw std::system_error(make_error_code(errc::corrupt_snapshot),
-                              "raftkit: the log is compacted past the newest snapshot " + std::to_string(m.index));
-    }
     commit_ = applied_ = m.index;
   }
 
