@@ -2,6 +2,8 @@
 // cluster over the in-memory policies (no network or disk cost: this measures the
 // engine), with a no-op state machine and a window of proposals kept in flight.
 // Also counts heap allocations per committed entry (this file replaces global new).
+// replicate/via_follower/...: the same with every proposal made on a follower, which
+// forwards it to the leader (issue 10 finding 7: batched and indexed forwards).
 
 #include <benchmark/benchmark.h>
 
@@ -37,7 +39,7 @@ struct no_op {
   void apply(raftkit::index_t, std::span<const std::byte>) {}
 };
 
-void replicate(benchmark::State& state) {
+void replicate_on(benchmark::State& state, bool via_follower) {
   const auto nodes = static_cast<std::size_t>(state.range(0));
   const auto payload_size = static_cast<std::size_t>(state.range(1));
   constexpr std::size_t window = 4096;  // proposals kept in flight
@@ -50,6 +52,7 @@ void replicate(benchmark::State& state) {
   const raftkit::node_id l = c.elect();
   if (l == raftkit::no_node) return state.SkipWithError("no leader");
   auto& leader = c.node(l);
+  auto& proposer = c.node(via_follower ? (l == 1 ? 2 : 1) : l);
   const std::vector<std::byte> payload(payload_size, std::byte{0x5a});
 
   std::size_t in_flight = 0;
@@ -68,7 +71,7 @@ void replicate(benchmark::State& state) {
   for (int round = 0; round < 64; ++round) {
     while (in_flight < window) {
       ++in_flight;
-      leader.propose(payload, done);
+      proposer.propose(payload, done);
     }
     c.net().deliver_all();
   }
@@ -80,7 +83,7 @@ void replicate(benchmark::State& state) {
   for (auto _ : state) {
     while (in_flight < window) {
       ++in_flight;
-      leader.propose(payload, done);
+      proposer.propose(payload, done);
     }
     c.net().deliver_all();
     if (++rounds % 64 == 0) compact();
@@ -94,11 +97,21 @@ void replicate(benchmark::State& state) {
   if (!leader.is_leader()) state.SkipWithError("leadership changed during the run");
 }
 
+void replicate(benchmark::State& state) { replicate_on(state, false); }
+void replicate_via_follower(benchmark::State& state) { replicate_on(state, true); }
+
 }  // namespace
 
 BENCHMARK(replicate)
     ->Name("replicate/memory")
     ->ArgNames({"nodes", "payload"})
     ->ArgsProduct({{3, 5}, {16, 256, 4096}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+BENCHMARK(replicate_via_follower)
+    ->Name("replicate/via_follower")
+    ->ArgNames({"nodes", "payload"})
+    ->ArgsProduct({{3}, {16, 256}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
