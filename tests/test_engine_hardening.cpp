@@ -291,6 +291,34 @@ TEST_CASE("flow control: a lost window is still resent after two idle heartbeats
   CHECK(dropped);
 }
 
+TEST_CASE("flow control: a follower that crashed and lost entries it had received (not yet durable) is sent them again") {
+  // Found by a sweep (raftkit-sim --seed 5222, all faults): the leader counted entries a
+  // follower had received but not synced as arrived; the follower crashed and lost them,
+  // and with the window full of that one message nothing was ever resent.
+  auto o = options(3);
+  o.node.max_inflight_messages = 1;
+  cluster c(o);
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  c.run_for(50ms);
+  const node_id f = l == 1 ? 2 : 1;
+  outcome first;
+  propose(c, l, "a", &first);
+  REQUIRE(c.run_until([&] { return c.node(l).match_index(f) == c.store(l).last_index(); }, 1s));
+  c.store(f).set_write_delay(200ms);  // f receives the next entry but does not sync it yet
+  outcome second;
+  propose(c, l, "b", &second);
+  const index_t b = c.store(l).last_index();
+  REQUIRE(c.run_until([&] { return c.store(f).last_index() == b; }, 1s));
+  c.run_for(5ms);  // its reply (received, not durable) reaches the leader
+  REQUIRE(c.node(l).match_index(f) < b);
+  c.crash(f);  // the unsynced entry is lost
+  c.restart(f);
+  c.store(f).set_write_delay(raftkit::duration{0});
+  REQUIRE(c.store(f).last_index() < b);
+  CHECK(c.run_until([&] { return c.node(l).match_index(f) >= b; }, 2s));
+}
+
 // ---------------------------------------------------------------- finding 6
 
 TEST_CASE("a proposal whose entry cannot fit in one AppendEntries fails at once with too_large, on the leader and on a follower") {

@@ -840,6 +840,13 @@ class basic_node {
       p->read_ack = m.context;
       confirm_read_rounds();
     }
+    if (p->note_boot(m.boot_id) && !p->snapshot) {
+      // It restarted: resume from what it had made durable (match), since entries we
+      // counted as received may have died with the process, and the window may be full
+      // of messages whose replies will never come.
+      p->received = p->match;
+      p->to_probe(p->match + 1);
+    }
     if (m.reject) {
       if (!p->is_current_rejection(m.log_index)) return;  // stale or reordered
       p->received = p->match;  // what we thought it holds, it does not

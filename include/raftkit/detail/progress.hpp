@@ -38,6 +38,7 @@ struct progress {
   std::size_t inflight_bytes = 0;
   unsigned idle_heartbeats = 0;  // heartbeats with unreceived messages in flight and no progress
   index_t received_at_heartbeat = 0;
+  std::uint64_t boot = 0;  // the follower's incarnation its last reply came from (0: none yet)
 
   /// A new leader knows nothing of the follower: probe from the end of its own log.
   void reset(index_t next_index) {
@@ -45,7 +46,16 @@ struct progress {
     received = 0;
     read_ack = 0;
     snapshot = false;
+    boot = 0;
     to_probe(next_index);
+  }
+  /// A reply from incarnation `b` of the follower. True if that is not the one before:
+  /// the follower restarted, and what it had received but not synced may be gone, so
+  /// `received` no longer says what arrived.
+  bool note_boot(std::uint64_t b) noexcept {
+    const bool restarted = boot != 0 && b != boot;
+    boot = b;
+    return restarted;
   }
   void to_probe(index_t next_index) {
     probing = true;
