@@ -101,6 +101,27 @@ bool same_state(snap_cluster& c, node_id a, node_id b) {
   return c.node(a).state_machine().cmds == c.node(b).state_machine().cmds;
 }
 
+/// `lag` has applied all that `l` has, and holds the same state.
+bool caught_up(snap_cluster& c, node_id lag, node_id l) {
+  return c.node(lag).applied_index() >= c.node(l).applied_index() && same_state(c, l, lag);
+}
+
+struct leader_and_lagging {
+  node_id leader = raftkit::no_node;
+  node_id lag = raftkit::no_node;
+};
+
+/// Elects a leader, isolates one follower and writes 120 commands, so that the leader
+/// snapshots and compacts past what the isolated follower holds.
+leader_and_lagging elect_and_leave_one_behind(snap_cluster& c) {
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  const node_id lag = other(c, {l});
+  c.isolate(lag);
+  write_many(c, l, 120, "w");
+  return {l, lag};
+}
+
 using file_snap_node = raftkit::basic_node<recording_transport, raftkit::memory::log_store, journal,
                                            raftkit::manual_clock, raftkit::file::snapshot_store>;
 
@@ -132,15 +153,12 @@ TEST_CASE("§7 a leader snapshots every snapshot_interval entries and compacts i
 
 TEST_CASE("§7 an isolated follower catches up through InstallSnapshot after the leader compacted 100 entries") {
   snap_cluster c(snap_options(3));
-  const node_id l = c.elect();
-  REQUIRE(l != raftkit::no_node);
-  const node_id lag = other(c, {l});
-  c.isolate(lag);
-  write_many(c, l, 120, "w");
+  const leader_and_lagging setup = elect_and_leave_one_behind(c);
+  const node_id l = setup.leader, lag = setup.lag;
   REQUIRE(c.store(l).first_index() > c.store(lag).last_index() + 1);  // it needs compacted entries
   c.heal();
   REQUIRE(c.run_until([&] { return c.node(l).counters().snapshots_sent >= 1; }, 5s));
-  REQUIRE(c.run_until([&] { return c.node(lag).applied_index() >= c.node(l).applied_index() && same_state(c, l, lag); }, 5s));
+  REQUIRE(c.run_until([&] { return caught_up(c, lag, l); }, 5s));
   CHECK(c.node(lag).counters().snapshots_installed >= 1);
   CHECK(c.node(lag).counters().snapshot_bytes_received > 64 * 4);  // many chunks
   // Replication goes on from the log after the snapshot.
@@ -150,11 +168,8 @@ TEST_CASE("§7 an isolated follower catches up through InstallSnapshot after the
 
 TEST_CASE("§7 InstallSnapshot survives lost, duplicated and reordered chunks") {
   snap_cluster c(snap_options(3));
-  const node_id l = c.elect();
-  REQUIRE(l != raftkit::no_node);
-  const node_id lag = other(c, {l});
-  c.isolate(lag);
-  write_many(c, l, 120, "w");
+  const leader_and_lagging setup = elect_and_leave_one_behind(c);
+  const node_id l = setup.leader, lag = setup.lag;
   std::uint64_t n = 0;
   std::size_t lost = 0, doubled = 0;
   c.set_fault_model([&](const message& m) {
@@ -174,7 +189,7 @@ TEST_CASE("§7 InstallSnapshot survives lost, duplicated and reordered chunks") 
     return d;
   });
   c.heal();
-  REQUIRE(c.run_until([&] { return c.node(lag).applied_index() >= c.node(l).applied_index() && same_state(c, l, lag); }, 10s));
+  REQUIRE(c.run_until([&] { return caught_up(c, lag, l); }, 10s));
   CHECK(lost > 0);
   CHECK(doubled > 0);
   CHECK(c.node(lag).counters().snapshots_installed >= 1);
@@ -182,11 +197,8 @@ TEST_CASE("§7 InstallSnapshot survives lost, duplicated and reordered chunks") 
 
 TEST_CASE("§7 a change of leader in the middle of a transfer: the follower still ends up with the new leader's state") {
   snap_cluster c(snap_options(5));
-  const node_id l = c.elect();
-  REQUIRE(l != raftkit::no_node);
-  const node_id lag = other(c, {l});
-  c.isolate(lag);
-  write_many(c, l, 120, "w");
+  const leader_and_lagging setup = elect_and_leave_one_behind(c);
+  const node_id l = setup.leader, lag = setup.lag;
   c.heal();
   // Let a few chunks through, then the leader dies.
   REQUIRE(c.run_until([&] { return c.node(lag).counters().snapshot_bytes_received > 0; }, 2s));
@@ -194,7 +206,7 @@ TEST_CASE("§7 a change of leader in the middle of a transfer: the follower stil
   REQUIRE(c.run_until([&] { const node_id x = c.leader(); return x != raftkit::no_node && x != l; }, 5s));
   const node_id nl = c.leader();
   write_many(c, nl, 40, "new");
-  REQUIRE(c.run_until([&] { return c.node(lag).applied_index() >= c.node(nl).applied_index() && same_state(c, nl, lag); }, 10s));
+  REQUIRE(c.run_until([&] { return caught_up(c, lag, nl); }, 10s));
 }
 
 TEST_CASE("§7 a crash in the middle of an install leaves the previous snapshot and the log usable") {
@@ -214,7 +226,7 @@ TEST_CASE("§7 a crash in the middle of an install leaves the previous snapshot 
   CHECK(c.snapshots(lag).latest() == before);  // the unfinished one is gone, the old one kept
   c.restart(lag);
   CHECK(c.node(lag).applied_index() == before.index);  // restored from it at start
-  REQUIRE(c.run_until([&] { return c.node(lag).applied_index() >= c.node(l).applied_index() && same_state(c, l, lag); }, 10s));
+  REQUIRE(c.run_until([&] { return caught_up(c, lag, l); }, 10s));
 }
 
 TEST_CASE("§7 a crash while a snapshot is being written keeps the previous snapshot and the log it needs") {

@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include "counter_model.hpp"
 #include "test_histories.hpp"
 
 #include <algorithm>
@@ -884,27 +885,7 @@ struct bare_kv_model {
   std::string partition(const input& in) const { return in.key; }
 };
 
-// A counter: add n and be told the sum; add 0 reads.
-struct counter_model {
-  using input = std::int64_t;
-  using output = std::int64_t;
-  using state = std::int64_t;
-  state init() const { return 0; }
-  output step(state& s, input add) const { return s += add; }
-  bool read_only(input add) const { return add == 0; }
-  std::string input_text(input add) const { return add == 0 ? "read" : "add " + std::to_string(add); }
-  std::string output_text(output v) const { return std::to_string(v); }
-  std::string state_text(state v) const { return std::to_string(v); }
-  std::optional<input> parse_input(std::string_view t) const {
-    if (t == "read") return 0;
-    if (t.rfind("add ", 0) != 0) return std::nullopt;
-    return std::stoll(std::string(t.substr(4)));
-  }
-  std::optional<output> parse_output(std::string_view t) const {
-    if (t.empty() || t.find_first_not_of("-0123456789") != std::string_view::npos) return std::nullopt;
-    return std::stoll(std::string(t));
-  }
-};
+using test_models::counter_model;
 static_assert(sim::model<counter_model>);
 static_assert(sim::model_has_history_files<counter_model>);
 static_assert(!sim::model_has_own_check<counter_model>);

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "counter_model.hpp"
 #include "raftkit/sim/invariants.hpp"
 #include "raftkit/sim/main.hpp"
 #include "raftkit/sim/runner.hpp"
@@ -80,16 +81,7 @@ static_assert(!std::is_default_constructible_v<counter_machine>);
 static_assert(raftkit::has_query<counter_machine> && raftkit::has_digest<counter_machine>);
 static_assert(!raftkit::has_digest<sim::kv_store> && raftkit::has_query<sim::kv_store>);
 
-struct counter_model {
-  using input = std::int64_t;
-  using output = std::int64_t;
-  using state = std::int64_t;
-  state init() const { return 0; }
-  output step(state& s, input add) const { return s += add; }
-  bool read_only(input add) const { return add == 0; }
-  std::string input_text(input add) const { return add == 0 ? "read" : "add " + std::to_string(add); }
-  std::string output_text(output v) const { return std::to_string(v); }
-};
+using test_models::counter_model;
 
 struct counter_scenario {
   using state_machine_type = counter_machine;

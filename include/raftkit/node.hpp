@@ -829,10 +829,12 @@ class basic_node {
     transport_send(std::move(r));
   }
 
-  void on_append_reply(const message& m) {
-    if (role_ != role::leader) return;
+  /// A leader's bookkeeping for any reply of its term from a follower: when it last
+  /// answered (check-quorum) and the read round it echoes. Null when not for a leader.
+  peer* reply_from(const message& m) {
+    if (role_ != role::leader) return nullptr;
     peer* p = find_peer(m.from);
-    if (!p) return;
+    if (!p) return nullptr;
     p->last_reply = clock_.now();
     // Any reply of our term (a rejection too) shows the follower knew no newer leader
     // when it answered: it echoes the newest round it had seen from us (§6.4).
@@ -840,6 +842,12 @@ class basic_node {
       p->read_ack = m.context;
       confirm_read_rounds();
     }
+    return p;
+  }
+
+  void on_append_reply(const message& m) {
+    peer* p = reply_from(m);
+    if (!p) return;
     if (p->note_boot(m.boot_id) && !p->snapshot) {
       // It restarted: resume from what it had made durable (match), since entries we
       // counted as received may have died with the process, and the window may be full
@@ -1328,7 +1336,7 @@ class basic_node {
       snapshot_job_ = snapshot_in_progress{++snapshot_job_ids_, at, clock_.now()};
 #ifdef RAFTKIT_TEST_BREAK_COMPACT_BEFORE_SNAPSHOT
       // Test-only broken variant: compacts before the snapshot is durable.
-      log_.compact_before(at + 1 - std::min<index_t>(at, cfg_.snapshot_trailing_entries));
+      log_.compact_before(compaction_point(at));
 #endif
       snapshot_job job = [view = std::move(view), sink = std::move(sink)]() mutable -> std::error_code {
         snapshot_writer w(sink);
@@ -1364,16 +1372,24 @@ class basic_node {
       // follower slightly behind is served entries rather than the whole snapshot.
       if (snapshot_) {
         const index_t s = snapshot_->index;
-        log_.compact_before(s + 1 - std::min<index_t>(s, cfg_.snapshot_trailing_entries));
+        log_.compact_before(compaction_point(s));
       }
       for (auto& w : waiters) w(std::error_code{}, snapshot_ ? snapshot_->index : job.index);
     }
   }
 
+  /// The first index the log keeps after a snapshot at `s`: a trailing part stays.
+  index_t compaction_point(index_t s) const noexcept {
+    return s + 1 - std::min<index_t>(s, cfg_.snapshot_trailing_entries);
+  }
+
+  /// The snapshot being streamed to follower `p`, if any.
+  auto& send_to(peer& p) { return sends_[static_cast<std::size_t>(&p - peers_.data())]; }
+
   /// Leader: `p` needs entries we compacted; stream it the newest snapshot.
   void start_snapshot_send(peer& p) {
     if constexpr (snapshots_enabled) {
-      auto& send = sends_[static_cast<std::size_t>(&p - peers_.data())];
+      auto& send = send_to(p);
       if (!send || (snapshot_ && send->meta.index < snapshot_->index)) {
         send.reset();
         snapshot_ = snaps_.latest();
@@ -1394,7 +1410,7 @@ class basic_node {
       shared_bytes chunk = shared_bytes::allocate(static_cast<std::size_t>(n));
       if (n && send.source.read_at(send.sent, {chunk.mutable_data(), static_cast<std::size_t>(n)}) != n) {
         // The snapshot cannot be read: drop this transfer; the next heartbeat starts again.
-        sends_[static_cast<std::size_t>(&p - peers_.data())].reset();
+        send_to(p).reset();
         return;
       }
       message m = make(message_type::install_snapshot, p.id);
@@ -1404,7 +1420,9 @@ class basic_node {
       m.snapshot_size = send.meta.size;
       m.snapshot_crc = send.meta.crc;
       m.data = std::move(chunk);
-      m.config = shared_bytes::copy_of(send.meta.config);
+      // The follower takes the configuration from the chunk at offset 0, where it
+      // starts a snapshot; later chunks need not carry (and allocate) it again.
+      if (send.sent == 0) m.config = shared_bytes::copy_of(send.meta.config);
       send.sent += n;
       if (send.sent == send.meta.size) {
         m.flags = message_flags::last_chunk;
@@ -1419,7 +1437,7 @@ class basic_node {
   /// start over with a newer snapshot.
   void snapshot_heartbeat(peer& p) {
     if constexpr (snapshots_enabled) {
-      auto& send = sends_[static_cast<std::size_t>(&p - peers_.data())];
+      auto& send = send_to(p);
       if (!send || (snapshot_ && send->meta.index < snapshot_->index)) return start_snapshot_send(p);
       send->heartbeat();
       send_snapshot_chunks(p, *send);
@@ -1428,15 +1446,9 @@ class basic_node {
 
   void on_install_snapshot_reply(const message& m) {
     if constexpr (snapshots_enabled) {
-      if (role_ != role::leader) return;
-      peer* p = find_peer(m.from);
+      peer* p = reply_from(m);
       if (!p) return;
-      p->last_reply = clock_.now();
-      if (m.context > p->read_ack) {
-        p->read_ack = m.context;
-        confirm_read_rounds();
-      }
-      auto& send = sends_[static_cast<std::size_t>(p - peers_.data())];
+      auto& send = send_to(*p);
       if (!send || m.log_index != send->meta.index) return;  // about another snapshot
       if (m.flags & message_flags::last_chunk) {
         // Installed (or already covered by its commit index): entries from here on.
