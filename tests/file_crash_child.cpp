@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   opts.segment_size = 256 << 10;  // roll every hundred batches or so
   // every other run: small groups, written in parts while the previous group syncs
   if (std::strtoull(argv[2], nullptr, 10) % 2 == 0) opts.max_batch_bytes = 16 << 10;
+  // every third run: a small tail cache, so entries are dropped from memory as they become durable
+  if (std::strtoull(argv[2], nullptr, 10) % 3 == 0) opts.max_cached_bytes = 64 << 10;
   try {
     raftkit::file::log_store s(dir, opts);
     if (s.last_index() < reported)
