@@ -1180,7 +1180,7 @@ TEST_CASE("a crash at any moment of a reset reopens the old log or the reset one
 // --- bounded memory: a tail of payloads in memory, older entries read back ---------------
 
 namespace {
-std::size_t cost_of(const entry& e) { return raftkit::file::detail::tail_cache::cost(e); }
+std::size_t cost_of(const entry& e) { return raftkit::file::detail::entry_index::cost(e); }
 }  // namespace
 
 TEST_CASE("the store keeps a bounded tail of payloads while far more is appended, and every entry reads back as written") {
