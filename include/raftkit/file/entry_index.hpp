@@ -2,8 +2,8 @@
 /// \file What raftkit::file::log_store keeps in memory for its log (owner thread only).
 ///
 /// `entry_index` holds first()..last() of the log in two parts:
-///  - *hot*: the newest entries, held whole (payload shared with whoever appended them)
-///    with their record's position — bounded in bytes by the store (options::
+///  - *hot*: the newest entries, held whole (payload shared with whoever appended them;
+///    their positions follow from their sizes) — bounded in bytes by the store (options::
 ///    max_cached_bytes), except that entries not yet durable always stay hot (the writer
 ///    reads their payloads in place, and they cannot be read back yet);
 ///  - *cold*: older entries, of which only the record's position is kept: 8 bytes each.
@@ -53,27 +53,52 @@ class entry_index {
 
   /// Whether entry `i` is held whole, and the entry (precondition: hot(i)).
   bool hot(index_t i) const noexcept { return i >= hot_begin() && i <= last(); }
-  const entry& hot_entry(index_t i) const noexcept { return hot_[i - hot_begin()].e; }
+  const entry& hot_entry(index_t i) const noexcept { return hot_[i - hot_begin()]; }
 
-  /// Position of entry `i`'s record (first() <= i <= last()).
+  /// Position of entry `i`'s record (first() <= i <= last()). A hot entry's is summed from
+  /// the nearer end of the hot part: the callers (a new segment's first entry, a
+  /// truncation point) are near its end, so a hot entry needs no position of its own.
   std::uint64_t position(index_t i) const noexcept {
-    return i < hot_begin() ? cold_[i - first_] : hot_[i - hot_begin()].pos;
+    if (i < hot_begin()) return cold_[i - first_];
+    const std::size_t k = i - hot_begin();
+    std::uint64_t p;
+    if (k <= hot_.size() / 2) {
+      p = hot_pos_;
+      for (std::size_t j = 0; j < k; ++j) p += record_size(hot_[j].payload.size());
+    } else {
+      p = next_;
+      for (std::size_t j = k; j < hot_.size(); ++j) p -= record_size(hot_[j].payload.size());
+    }
+    return p;
   }
   /// Position the next entry's record will have.
   std::uint64_t next_position() const noexcept { return next_; }
-  void set_next_position(std::uint64_t p) noexcept { next_ = p; }
+  /// Sets it (recovery; the hot part is empty).
+  void set_next_position(std::uint64_t p) noexcept {
+    RAFTKIT_ASSERT(hot_.empty(), "entry_index: positions are set before hot entries");
+    next_ = hot_pos_ = p;
+  }
 
-  /// Adds entries last() + 1, ... (terms never decrease along a log), hot.
+  /// Adds entries last() + 1, ... (terms never decrease along a log), hot. Preconditions
+  /// (checked): contiguous from last() + 1, payloads at most max_payload bytes.
   void append(std::span<const entry> es) {
+    // Copying an entry touches its payload's reference count (and its size is read): for
+    // payloads not in the cache, fetching them a few entries ahead overlaps the misses.
+    // One pass does all the per-entry work of an append on the owner's side.
+    constexpr std::size_t ahead = 8;
+    for (std::size_t k = 0; k < std::min(ahead, es.size()); ++k) es[k].payload.prefetch();
     index_t i = last() + 1;
     term_t prev = runs_.empty() ? ~term_t{0} : runs_.back().term;
-    for (const entry& e : es) {
+    for (std::size_t k = 0; k < es.size(); ++k, ++i) {
+      if (k + ahead < es.size()) es[k + ahead].payload.prefetch();
+      const entry& e = es[k];
+      const std::size_t n = e.payload.size();
+      RAFTKIT_ASSERT(e.index == i, "file::log_store::append: not contiguous");
+      RAFTKIT_ASSERT(n <= max_payload, "file::log_store::append: payload too large");
       if (e.term != prev) runs_.push_back(run{i, prev = e.term});
-      hot_.push_back(held{e, next_});
-      const std::size_t rs = record_size(e.payload.size());
-      next_ += rs;
-      hot_bytes_ += sizeof(entry) + e.payload.size();
-      ++i;
+      hot_.push_back(e);
+      next_ += record_size(n);
+      hot_bytes_ += sizeof(entry) + n;
     }
   }
   /// Adds entry last() + 1 (term `t`, its record at position `pos`), cold (recovery; the
@@ -89,9 +114,8 @@ class entry_index {
   template <class F>
   void cool(std::size_t max_bytes, index_t upto, F&& readable) {
     while (hot_bytes_ > max_bytes && !hot_.empty() && hot_begin() <= upto && readable(hot_begin())) {
-      hot_bytes_ -= cost(hot_.front().e);
-      cold_.push_back(hot_.front().pos);
-      hot_.pop_front();
+      cold_.push_back(hot_pos_);
+      drop_hot_front();
     }
   }
 
@@ -101,14 +125,16 @@ class entry_index {
   void truncate_after(index_t i, F&& dropped) {
     if (i >= last()) return;
     RAFTKIT_ASSERT(i + 1 >= first_, "entry_index: truncation below the first entry");
-    next_ = position(i + 1);
+    const std::uint64_t at = position(i + 1);
     while (!hot_.empty() && last() > i) {
-      hot_bytes_ -= cost(hot_.back().e);
-      dropped(hot_.back().e);
+      hot_bytes_ -= cost(hot_.back());
+      dropped(hot_.back());
       hot_.pop_back();
     }
     if (cold_.size() > i + 1 - first_) cold_.erase(cold_.begin() + static_cast<std::ptrdiff_t>(i + 1 - first_), cold_.end());
     while (!runs_.empty() && runs_.back().from > i) runs_.pop_back();
+    next_ = at;
+    if (hot_.empty()) hot_pos_ = at;
   }
 
   /// Forgets entries below `i` (first() <= i <= last() + 1): they are durable, so the
@@ -124,19 +150,17 @@ class entry_index {
     else if (!runs_.empty()) runs_.front().from = i;
     const std::size_t cold_drop = std::min<std::size_t>(cold_.size(), i - first_);
     cold_.erase(cold_.begin(), cold_.begin() + static_cast<std::ptrdiff_t>(cold_drop));
-    for (std::size_t k = cold_drop; k < i - first_; ++k) {
-      hot_bytes_ -= cost(hot_.front().e);
-      hot_.pop_front();
-    }
+    for (std::size_t k = cold_drop; k < i - first_; ++k) drop_hot_front();
     first_ = i;
   }
 
   /// Empties the index, which continues after (i, t); hot entries go to `dropped`.
   template <class F>
   void reset(index_t i, term_t t, F&& dropped) {
-    for (held& h : hot_) dropped(h.e);
+    for (entry& e : hot_) dropped(e);
     hot_.clear();
     hot_bytes_ = 0;
+    hot_pos_ = next_;
     cold_.clear();
     runs_.clear();
     first_ = i + 1;
@@ -146,8 +170,8 @@ class entry_index {
   /// Entries held whole, and their bytes (payload plus sizeof(entry) each).
   std::size_t hot_entries() const noexcept { return hot_.size(); }
   std::size_t hot_bytes() const noexcept { return hot_bytes_; }
-  /// Bytes of the per-entry metadata: positions and term runs (whole deque blocks, what
-  /// they really cost; the positions of hot entries are counted with them).
+  /// Bytes of the per-entry metadata: positions of cold entries and term runs (whole deque
+  /// blocks, what they really cost).
   std::size_t index_bytes() const noexcept {
     return blocks(cold_.size() * sizeof(std::uint64_t)) + blocks(runs_.size() * sizeof(run));
   }
@@ -158,20 +182,24 @@ class entry_index {
     index_t from = 0;  // first index of a run of entries with term `term`
     term_t term = 0;
   };
-  struct held {
-    entry e;
-    std::uint64_t pos = 0;
-  };
   index_t hot_begin() const noexcept { return first_ + cold_.size(); }
+  /// Drops the oldest hot entry; the next one's position follows from its record's size.
+  void drop_hot_front() {
+    const std::size_t n = hot_.front().payload.size();
+    hot_bytes_ -= sizeof(entry) + n;
+    hot_pos_ += record_size(n);
+    hot_.pop_front();
+  }
   static std::size_t blocks(std::size_t bytes) noexcept { return (bytes / 512 + 1) * 512; }
 
   // std::deque: its blocks never move, so growing it never copies what it holds (a vector
   // doubling under a million entries stalls the owner), and dropping the front frees blocks.
   index_t first_ = 1;
   term_t base_ = 0;
-  std::uint64_t next_ = 0;
+  std::uint64_t next_ = 0;     // position of entry last() + 1
+  std::uint64_t hot_pos_ = 0;  // position of entry hot_begin()
   std::deque<std::uint64_t> cold_;  // positions of first_ .. hot_begin() - 1
-  std::deque<held> hot_;            // hot_begin() .. last()
+  std::deque<entry> hot_;           // hot_begin() .. last()
   std::size_t hot_bytes_ = 0;
   std::deque<run> runs_;
 };

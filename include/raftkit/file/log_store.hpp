@@ -42,7 +42,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -128,17 +127,7 @@ class basic_log_store {
   /// Precondition: every payload is at most max_payload bytes.
   void append(std::span<const entry> es) {
     if (es.empty()) return;
-    // The copies below touch every payload's reference count; for payloads not in the
-    // cache, fetching them a few entries ahead overlaps the misses.
-    constexpr std::size_t ahead = 8;
-    for (std::size_t k = 0; k < std::min(ahead, es.size()); ++k) es[k].payload.prefetch();
-    for (std::size_t k = 0; k < es.size(); ++k) {
-      if (k + ahead < es.size()) es[k + ahead].payload.prefetch();
-      const entry& e = es[k];
-      RAFTKIT_ASSERT(e.index == last_index() + 1 + k, "file::log_store::append: not contiguous");
-      RAFTKIT_ASSERT(e.payload.size() <= max_payload, "file::log_store::append: payload too large");
-    }
-    index_.append(es);
+    index_.append(es);  // checks the preconditions as it goes: one pass over the entries
     // The writer reads the payloads through plain pointers: the cache keeps them alive (it
     // drops only durable entries, which the writer is past), and whatever truncate_after
     // or reset drop before the writer has encoded it is parked until then.
@@ -149,7 +138,7 @@ class basic_log_store {
   }
 
   /// The largest payload a record holds.
-  static constexpr std::size_t max_payload = std::numeric_limits<std::uint32_t>::max() - 64;
+  static constexpr std::size_t max_payload = detail::max_payload;
 
   /// Removes every entry after `i` (§5.3). durable_index() drops to at most `i` at once; the
   /// removal reaches the disk in order with later appends (before any of them is durable).
