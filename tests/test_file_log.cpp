@@ -1735,8 +1735,9 @@ struct child_run {
   }
 };
 
-/// Runs `program args...` to its end, collecting what it prints.
-child_run run_child(const char* program, const std::vector<std::string>& args) {
+/// Starts `program args...` with its standard output on a pipe: its pid and the pipe's
+/// reading end (the caller's to close).
+std::pair<pid_t, int> spawn(const char* program, const std::vector<std::string>& args) {
   int p[2];
   REQUIRE(::pipe(p) == 0);
   std::vector<char*> argv{const_cast<char*>(program)};
@@ -1752,12 +1753,18 @@ child_run run_child(const char* program, const std::vector<std::string>& args) {
     ::_exit(127);
   }
   ::close(p[1]);
+  return {pid, p[0]};
+}
+
+/// Runs `program args...` to its end, collecting what it prints.
+child_run run_child(const char* program, const std::vector<std::string>& args) {
+  const auto [pid, fd] = spawn(program, args);
   child_run r;
   std::string buf, line;
   std::size_t bytes = 0;
-  while (read_line(p[0], buf, line, bytes)) r.output += line + "\n";
+  while (read_line(fd, buf, line, bytes)) r.output += line + "\n";
   r.output += buf;
-  ::close(p[0]);
+  ::close(fd);
   ::waitpid(pid, &r.status, 0);
   return r;
 }
@@ -1779,20 +1786,7 @@ TEST_CASE("every entry reported durable survives SIGKILL of the writing process"
   std::uint64_t tails_cut = 0, firsts_rose = 0;
   for (int cycle = 0; cycle < cycles; ++cycle) {
     CAPTURE(cycle);
-    int p[2];
-    REQUIRE(::pipe(p) == 0);
-    const std::string child_seed = std::to_string(rng());
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::dup2(p[1], 1);
-      ::close(p[0]);
-      ::close(p[1]);
-      const std::string expect = std::to_string(reported);
-      ::execl(child, child, dir.c_str(), child_seed.c_str(), expect.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(p[1]);
+    const auto [pid, out] = spawn(child, {dir, std::to_string(rng()), std::to_string(reported)});
     // kill after the k-th durable report, or after a random number of bytes
     const bool by_bytes = rng() % 2;
     const std::size_t k = rng() % 8, byte_limit = 10 + rng() % 120;
@@ -1800,7 +1794,7 @@ TEST_CASE("every entry reported durable survives SIGKILL of the writing process"
     std::size_t bytes = 0, durable_reports = 0;
     bool opened = false;
     std::string child_error;
-    while (read_line(p[0], buf, line, bytes)) {
+    while (read_line(out, buf, line, bytes)) {
       if (line.rfind("D ", 0) == 0) {
         reported = std::max<index_t>(reported, std::stoull(line.substr(2)));
         ++durable_reports;
@@ -1819,7 +1813,7 @@ TEST_CASE("every entry reported durable survives SIGKILL of the writing process"
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
-    ::close(p[0]);
+    ::close(out);
     if (!child_error.empty()) FAIL("child: " << child_error);
     if (!opened)
       FAIL("the child ended before opening the log: "
