@@ -94,6 +94,8 @@ inline constexpr std::size_t pad8(std::size_t n) noexcept { return (n + 7) & ~st
 inline constexpr std::size_t record_size(std::size_t payload) noexcept {
   return record_header_size + pad8(payload);
 }
+/// The largest payload a record holds (its length is a 32-bit field).
+inline constexpr std::size_t max_payload = 0xFFFFFFFFu - 64;
 
 /// A record header, decoded.
 struct record_header {

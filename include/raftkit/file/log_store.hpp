@@ -19,7 +19,8 @@
 /// thread-safe. The durable handler runs on the store's sync thread.
 ///
 /// ## Memory
-/// Per entry held: 8 bytes (where its record is) plus 16 bytes per change of term. Payloads
+/// Per entry held: 8 bytes (where its record is, see entry_index) plus 16 bytes per change
+/// of term. Payloads
 /// of the newest entries stay in memory up to options::max_cached_bytes (payload plus
 /// sizeof(entry) each, and always every entry not yet durable); older ones are read back
 /// from the files by `at` (verified; a failed read turns the store failed, see `at`), a
@@ -41,7 +42,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -82,8 +82,9 @@ class basic_log_store {
       rec.run();
       hard_ = rec.hard();
       report_ = rec.report();
-      cache_.clear(index_.last() + 1, [](entry&) {});
-      writer_.emplace(fs_, dir_, opts_, rec.take_writer_start());
+      detail::writer_start st = rec.take_writer_start();
+      segs_ = st.segments;
+      writer_.emplace(fs_, dir_, opts_, std::move(st));
     } catch (const detail::failure& f) {
       release_lock();
       throw std::system_error(make_error_code(f.code), f.what);
@@ -116,7 +117,7 @@ class basic_log_store {
   /// a placeholder (index and term right, type noop, no payload) that must not be used.
   entry at(index_t i) const {  // not noexcept: RAFTKIT_ASSERT may throw if a user redefines it
     RAFTKIT_ASSERT(i >= first_index() && i <= last_index(), "file::log_store::at out of range");
-    if (cache_.holds(i)) return cache_[i];
+    if (index_.hot(i)) return index_.hot_entry(i);
     return read_back(i);
   }
   /// Highest index known to be on stable storage. Thread-safe.
@@ -126,37 +127,26 @@ class basic_log_store {
   /// Precondition: every payload is at most max_payload bytes.
   void append(std::span<const entry> es) {
     if (es.empty()) return;
-    // The copies below touch every payload's reference count; for payloads not in the
-    // cache, fetching them a few entries ahead overlaps the misses.
-    constexpr std::size_t ahead = 8;
-    for (std::size_t k = 0; k < std::min(ahead, es.size()); ++k) es[k].payload.prefetch();
-    for (std::size_t k = 0; k < es.size(); ++k) {
-      if (k + ahead < es.size()) es[k + ahead].payload.prefetch();
-      const entry& e = es[k];
-      RAFTKIT_ASSERT(e.index == last_index() + 1 + k, "file::log_store::append: not contiguous");
-      RAFTKIT_ASSERT(e.payload.size() <= max_payload, "file::log_store::append: payload too large");
-      cache_.push(e);
-    }
-    index_.append(es);
+    index_.append(es);  // checks the preconditions as it goes: one pass over the entries
     // The writer reads the payloads through plain pointers: the cache keeps them alive (it
     // drops only durable entries, which the writer is past), and whatever truncate_after
     // or reset drop before the writer has encoded it is parked until then.
-    const index_t durable = writer_->append(es, located_);
-    for (const detail::location& l : located_) index_.set_offset(l.index, l.offset);
-    located_.clear();
-    cache_.trim_to(opts_.max_cached_bytes, durable, [&](index_t i) { return index_.offset(i) != 0; });
+    const index_t durable = writer_->append(es, created_);
+    note_segments();
+    // a durable entry's segment is known (it was reported before the entry was written)
+    index_.cool(opts_.max_cached_bytes, durable, [&](index_t i) { return !segs_.empty() && segs_.front().first <= i; });
   }
 
   /// The largest payload a record holds.
-  static constexpr std::size_t max_payload = std::numeric_limits<std::uint32_t>::max() - 64;
+  static constexpr std::size_t max_payload = detail::max_payload;
 
   /// Removes every entry after `i` (§5.3). durable_index() drops to at most `i` at once; the
   /// removal reaches the disk in order with later appends (before any of them is durable).
   void truncate_after(index_t i) {
     if (i >= last_index()) return;
     RAFTKIT_ASSERT(i + 1 >= first_index(), "file::log_store::truncate_after below first_index");
-    std::vector<shared_bytes> keep = drop_cached_after(i);
-    index_.truncate_after(i);
+    std::vector<shared_bytes> keep;
+    index_.truncate_after(i, keep_unwritten(keep));
     writer_->truncate(i, index_.term_at(i), std::move(keep));
     reader_.close_all();
   }
@@ -167,11 +157,16 @@ class basic_log_store {
   /// below it and a crash at any moment reopens a contiguous log. term_at(first_index() - 1)
   /// stays the last dropped entry's term, also after a reopen.
   void compact_before(index_t i) {
-    i = std::min({i, durable_index() + 1, last_index() + 1});
+    const index_t durable = writer_->take_segments(created_);
+    note_segments();  // every segment holding an entry up to `durable`
+    i = std::min({i, durable + 1, last_index() + 1});
     if (i <= first_index()) return;
-    cache_.drop_before(i);  // durable, so the writer reads none of it
-    index_.compact_before(i);
+    index_.compact_before(i);  // durable, so the writer reads none of it
     writer_->compact(i);
+    // the writer deletes the segments holding only entries below i (the same rule)
+    std::size_t gone = 0;
+    while (gone + 1 < segs_.size() && segs_[gone + 1].first <= i) ++gone;
+    segs_.erase(segs_.begin(), segs_.begin() + static_cast<std::ptrdiff_t>(gone));
     reader_.close_all();  // descriptors of segments about to go
   }
 
@@ -182,9 +177,9 @@ class basic_log_store {
   /// Ordered before later appends like a truncation; durable_index() is at most the lower
   /// of `i` and its value before until the reset is on disk, then `i`.
   void reset(index_t i, term_t t) {
-    std::vector<shared_bytes> keep = drop_cached_after(index_.first() - 1);
-    cache_.clear(i + 1, [](entry&) {});
-    index_.reset(i, t);
+    std::vector<shared_bytes> keep;
+    index_.reset(i, t, keep_unwritten(keep));
+    segs_.clear();  // none holds an entry now; the reset segment will be reported
     writer_->reset(i, t, std::move(keep));
     reader_.close_all();
   }
@@ -236,33 +231,53 @@ class basic_log_store {
   sync_stats fsync_stats() const noexcept { return writer_->fsync_stats(); }
   /// Memory held for the log (owner thread).
   memory_stats memory() const noexcept {
-    return {cache_.size(), cache_.bytes(), index_.bytes(), reader_.bytes()};
+    return {index_.hot_entries(), index_.hot_bytes(), index_.index_bytes(), reader_.bytes()};
   }
 
  private:
   std::string path(const std::string& name) const { return detail::join_path(dir_, name); }
 
-  /// Removes cached entries after `i`; returns the payloads the writer may not have encoded
-  /// yet (above durable_index(), read first: it only rises, so this keeps enough).
-  std::vector<shared_bytes> drop_cached_after(index_t i) {
-    const index_t durable = durable_index();
-    std::vector<shared_bytes> keep;
-    cache_.truncate_after(i, [&](entry& e) {
+  /// What truncate_after and reset hand each removed hot entry to: keeps the payloads the
+  /// writer may not have encoded yet (above durable_index(), read first: it only rises, so
+  /// this keeps enough).
+  auto keep_unwritten(std::vector<shared_bytes>& keep) const {
+    return [&keep, durable = durable_index()](entry& e) {
       if (e.index > durable && !e.payload.empty()) keep.push_back(std::move(e.payload));
-    });
-    return keep;
+    };
+  }
+
+  /// Records the segments the writer created. A segment's records start at the position
+  /// of entry `first` — right even if the owner truncated after reporting (positions depend
+  /// only on the entries before), and a segment that truncation voids is followed by the
+  /// one that voids it (so it goes as that one is noted: a segment starting at f voids
+  /// every later-or-equal one, as in recovery).
+  void note_segments() {
+    for (const detail::segment_event& ev : created_) {
+      if (ev.reset) segs_.clear();
+      while (!segs_.empty() && segs_.back().first >= ev.first) segs_.pop_back();
+      if (ev.first > index_.last() + 1 || ev.first < index_.first()) continue;  // holds no entry we have
+      const std::uint64_t base = ev.first <= index_.last() ? index_.position(ev.first) : index_.next_position();
+      segs_.push_back(detail::segment{ev.id, ev.first, base});
+    }
+    created_.clear();
+  }
+
+  /// The segment holding entry `i`: the newest starting at or before it.
+  const detail::segment* segment_of(index_t i) const noexcept {
+    auto it = std::upper_bound(segs_.begin(), segs_.end(), i,
+                               [](index_t x, const detail::segment& s) { return x < s.first; });
+    return it == segs_.begin() ? nullptr : &*std::prev(it);
   }
 
   entry read_back(index_t i) const {
     const term_t t = index_.term_at(i);
     entry out;
-    const std::uint64_t off = index_.offset(i);
-    const auto seg = writer_->segment_of(i);
+    const detail::segment* seg = segment_of(i);
     std::optional<detail::failure> f;
-    if (off == 0 || !seg)
-      f = detail::failure{errc::io_error, dir_ + ": no record known for entry " + std::to_string(i)};
+    if (!seg)
+      f = detail::failure{errc::io_error, dir_ + ": no segment known for entry " + std::to_string(i)};
     else
-      f = reader_.read(*seg, off, i, t, out);
+      f = reader_.read(seg->id, detail::segment_header_size + index_.position(i) - seg->base, i, t, out);
     if (!f) return out;
     writer_->fail(*f);
     return entry{t, i, entry_type::noop, shared_bytes{}};
@@ -322,8 +337,8 @@ class basic_log_store {
   std::string dir_;
   options opts_;
   detail::entry_index index_;
-  detail::tail_cache cache_;
-  std::vector<detail::location> located_;  // reused by append
+  std::vector<detail::segment> segs_;  // the segments, as the writer last reported (see note_segments)
+  std::vector<detail::segment_event> created_;  // reused by append
   hard_state hard_;
   recovery_report report_;
   int lock_fd_ = -1;

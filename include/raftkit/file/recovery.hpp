@@ -19,8 +19,9 @@
 ///   writes readable). Before anything is reported durable — and so acknowledged, or voted
 ///   by — the segments kept, the hard state and the directory are synced (hardening
 ///   finding 3).
-/// Recovery keeps no payload in memory: it fills the entry index (terms, record offsets);
-/// entries are read back from the files when asked for.
+/// Recovery keeps no payload in memory: it fills the entry index (terms, record positions)
+/// and lists the segments with the position of their first record; entries are read back
+/// from the files when asked for.
 
 #include <algorithm>
 #include <cerrno>
@@ -51,10 +52,12 @@ struct recovery_report {
 
 namespace detail {
 
-/// A segment file: its number and the index its records start at.
+/// A segment file: its number, the index its records start at, and (for the owner) the
+/// position of its first record in entry_index terms.
 struct segment {
   std::uint64_t id = 0;
   index_t first = 0;
+  std::uint64_t base = 0;
 };
 
 /// Where the writer continues after recovery.
@@ -178,7 +181,8 @@ class recovery {
     const std::size_t size = buf.size();
     const index_t first = hd.first;
     if (oldest) {
-      index_.reset(first - 1, hd.prev_term);
+      index_.reset(first - 1, hd.prev_term, [](entry&) {});
+      index_.set_next_position(0);
     } else {
       // a segment starting inside the log loaded so far voids the entries from there (§5.3)
       if (first < index_.first() || first > index_.last() + 1)
@@ -188,9 +192,11 @@ class recovery {
         throw_corrupt(name, 0, "segment header gives entry " + std::to_string(first - 1) + " term " +
                                    std::to_string(hd.prev_term) + " but the log holds term " +
                                    std::to_string(index_.term_at(first - 1)));
-      index_.truncate_after(first - 1);
+      index_.truncate_after(first - 1, [](entry&) {});
     }
-    out_.segments.push_back(segment{hd.id, first});
+    // positions continue from the entries kept; within the segment they follow the offsets
+    const std::uint64_t base = index_.next_position();
+    out_.segments.push_back(segment{hd.id, first, base});
 
     // records
     std::size_t off = segment_header_size;
@@ -210,10 +216,10 @@ class recovery {
         break;
       }
       last_term = h.term;
-      index_.append(h.term);
-      index_.set_offset(h.index, off);
+      index_.append_cold(h.term, base + (off - segment_header_size));
       off += record_size(h.len);
     }
+    index_.set_next_position(base + (off - segment_header_size));
     next_seq_ = last_seq + 1;
 
     if (!newest) {

@@ -18,13 +18,14 @@
 /// Rules the owner relies on:
 ///  - `durable()` covers only records on stable storage; a truncation or reset caps it at
 ///    once (`floor_`) until it is on disk, so it never covers a removed entry.
-///  - Where each record went (its offset in its segment) is published when its group is
-///    handed to the sync thread, so before `durable()` can cover it: an owner that reads
-///    `durable()` and the published locations under one lock knows where every durable
-///    entry is, and may drop it from memory and read it back (`segment_of`).
-///  - Segments are listed under the lock (`segment_of`), changed only by the writer:
-///    created before any record goes into them, deleted only when they hold nothing at or
-///    above the owner's first index (compaction) or after its last (truncation, reset).
+///  - Records lie back to back in a segment, in index order (a seal only ends one), so the
+///    owner knows where each record is from its payload size (entry_index positions) and
+///    from where each segment starts. Each segment created is reported (`segment_event`)
+///    before any record goes into it, so before `durable()` can cover one: an owner that
+///    takes the events and reads `durable()` under one lock knows where every durable entry
+///    is, and may drop it from memory and read it back.
+///  - Segments are deleted only when they hold nothing at or above the owner's first index
+///    (compaction) or after its last (truncation, reset).
 
 #include <algorithm>
 #include <atomic>
@@ -53,10 +54,12 @@
 
 namespace raftkit::file::detail {
 
-/// Where the writer put entry `index`'s record: at `offset` in the segment holding it.
-struct location {
-  index_t index = 0;
-  std::uint64_t offset = 0;
+/// A segment the writer created: its records start at entry `first`; `reset`: every
+/// earlier segment is void.
+struct segment_event {
+  std::uint64_t id = 0;
+  index_t first = 0;
+  bool reset = false;
 };
 
 template <file_system FS>
@@ -94,14 +97,14 @@ class log_writer {
   // ------------------------------------------------------------ owner thread
 
   /// Hands entries over (the owner keeps their payloads alive, see the file comment).
-  /// Swaps the locations published since the last call into `located` (which the owner
+  /// Swaps the segments created since the last call into `created` (which the owner
   /// empties) and returns durable() as of the same moment.
-  index_t append(std::span<const entry> es, std::vector<location>& located) {
+  index_t append(std::span<const entry> es, std::vector<segment_event>& created) {
     bool wake;
     index_t durable;
     {
       std::lock_guard lk(mu_);
-      located.swap(published_);
+      created.swap(created_);
       durable = durable_.load(std::memory_order_relaxed);
       if (failed_) return durable;
       for (const entry& e : es) {
@@ -160,13 +163,11 @@ class log_writer {
     work_cv_.notify_one();
   }
 
-  /// The segment holding durable entry `i` (the newest starting at or before it).
-  std::optional<std::uint64_t> segment_of(index_t i) const {
+  /// As append, without entries: the segments created since, and durable() then.
+  index_t take_segments(std::vector<segment_event>& created) {
     std::lock_guard lk(mu_);
-    auto it = std::upper_bound(segs_.begin(), segs_.end(), i,
-                               [](index_t x, const segment& s) { return x < s.first; });
-    if (it == segs_.begin()) return std::nullopt;
-    return std::prev(it)->id;
+    created.swap(created_);
+    return durable_.load(std::memory_order_relaxed);
   }
 
   // ------------------------------------------------------------ any thread
@@ -243,11 +244,6 @@ class log_writer {
     std::uint64_t upto;
     std::vector<shared_bytes> payloads;
   };
-
-  /// Drops the locations of records no longer to be written (they were buffered only).
-  void drop_located_after(index_t i) {
-    while (!located_.empty() && located_.back().index > i) located_.pop_back();
-  }
 
   // ---------------------------------------------------------------- writer thread
   //
@@ -414,7 +410,6 @@ class log_writer {
       cur_fd_ = -1;
       open_segment(buf_last_ + 1, rs, last_term_);
     }
-    located_.push_back(location{o.index, cur_off_ + buf_len_});  // where encode puts it
     encode(o.term, o.index, o.type, {o.data, o.len});
     buf_last_ = o.index;
     last_term_ = o.term;
@@ -476,10 +471,7 @@ class log_writer {
       std::lock_guard lk(mu_);
       sync_req_ = sync_request{cur_fd_, segs_.back().id, written_last_, buf_taken_};
       sync_pending_ = true;
-      // before this group can be reported durable, the owner can learn where it is
-      published_.insert(published_.end(), located_.begin(), located_.end());
     }
-    located_.clear();
     sync_cv_.notify_one();
   }
 
@@ -506,9 +498,10 @@ class log_writer {
     check(fs_.fsync(fd), "fsync");
     check(fs_.rename(tmp, dst), "rename");
     check(fs_.sync_dir(dir_), "fsync directory of");
+    segs_.push_back(segment{id, first, 0});
     {
       std::lock_guard lk(mu_);
-      segs_.push_back(segment{id, first});
+      created_.push_back(segment_event{id, first, (flags & segment_flag_reset) != 0});
     }
     cur_fd_ = fd;
     cur_off_ = segment_header_size;
@@ -540,13 +533,11 @@ class log_writer {
         last_rec_ = last;
         buf_last_ = t;
         last_term_ = term;
-        drop_located_after(t);
         return truncation_done();
       }
     }
     buf_len_ = 0;
     buf_last_ = written_last_;
-    drop_located_after(written_last_);
     wait_sync();
     // delete whole segments past t, newest first, so a crash leaves a consistent prefix
     while (!segs_.empty() && segs_.back().first > t) {
@@ -555,7 +546,6 @@ class log_writer {
         cur_fd_ = -1;
       }
       remove_segment(segs_.back().id);
-      std::lock_guard lk(mu_);
       segs_.pop_back();
       group_bytes_ = 0;  // a partly written group went with its segment
       group_partial_ = false;
@@ -587,12 +577,8 @@ class log_writer {
     }
     group_bytes_ = 0;  // a partly written group is void with its segment
     group_partial_ = false;
-    located_.clear();  // whatever was written since the last group is void too
     std::vector<segment> old;
-    {
-      std::lock_guard lk(mu_);
-      old.swap(segs_);
-    }
+    old.swap(segs_);
     open_segment(i + 1, 0, t, segment_flag_reset);
     for (const segment& sg : old) remove_segment(sg.id);
     written_last_ = buf_last_ = i;
@@ -612,7 +598,6 @@ class log_writer {
   void do_compact(index_t i) {
     while (segs_.size() >= 2 && segs_[1].first <= i) {
       remove_segment(segs_.front().id);
-      std::lock_guard lk(mu_);
       segs_.erase(segs_.begin());
     }
   }
@@ -652,7 +637,7 @@ class log_writer {
   bool stop_ = false, failed_ = false;
   std::error_code error_;
   std::string error_what_;
-  std::vector<location> published_;  // locations of groups handed to the sync thread
+  std::vector<segment_event> created_;  // segments created, not yet taken by the owner
   std::atomic<index_t> durable_{0};
   std::atomic<std::uint64_t> syncs_{0};
   std::atomic<std::uint64_t> sync_calls_{0};     // fdatasync calls, failed ones included
@@ -661,7 +646,7 @@ class log_writer {
   std::mutex handler_mu_;
   std::function<void(index_t)> handler_;
 
-  // writer thread (segs_ is changed under mu_, read by the owner under it)
+  // writer thread
   std::vector<segment> segs_;
   int cur_fd_ = -1;
   std::uint64_t cur_off_ = 0, cur_cap_ = 0;
@@ -674,7 +659,6 @@ class log_writer {
   index_t written_last_ = 0, buf_last_ = 0;
   term_t last_term_ = 0;  // term of entry buf_last_
   std::uint64_t next_seq_ = 1, next_id_ = 1;
-  std::vector<location> located_;  // records of the open group (and its written parts)
 
   // hand-over between writer and sync thread, under mu_
   struct sync_request {
