@@ -74,7 +74,7 @@ class entry_index {
   /// Position the next entry's record will have.
   std::uint64_t next_position() const noexcept { return next_; }
   /// Sets it (recovery; the hot part is empty).
-  void set_next_position(std::uint64_t p) noexcept {
+  void set_next_position(std::uint64_t p) {
     RAFTKIT_ASSERT(hot_.empty(), "entry_index: positions are set before hot entries");
     next_ = hot_pos_ = p;
   }
