@@ -150,3 +150,18 @@ TEST_CASE("the struct formatters refuse a format spec") {
   CHECK_THROWS_AS((void)fmt::format(fmt::runtime("{:x}"), e), fmt::format_error);
 }
 }
+
+TEST_SUITE("fmt") {
+TEST_CASE("an event prints its name and its fields as key=value") {
+  raftkit::event e{1, 2, raftkit::events::term_changed{1, 2, raftkit::event_reason::higher_term}};
+  CHECK(fmt::format("{}", e) == "term_changed from=1 to=2 why=higher_term");
+  e.data = raftkit::events::role_changed{raftkit::role::leader, raftkit::role::follower, raftkit::event_reason::lost_quorum};
+  CHECK(fmt::format("{}", e) == "role_changed from=leader to=follower why=lost_quorum");
+  e.data = raftkit::events::proposal_refused{raftkit::errc::busy};
+  CHECK(fmt::format("{}", e) == "proposal_refused why=busy (too many pending proposals)");
+  e.data = raftkit::events::durability_stalled{4, 9, std::chrono::milliseconds(150)};
+  CHECK(fmt::format("{}", e) == "durability_stalled durable=4 last=9 waited=150ms");
+  e.data = raftkit::events::election_started{true, 3, raftkit::event_reason::election_timeout};
+  CHECK(fmt::format("{}", e) == "election_started pre_vote=true term=3 why=election_timeout");
+}
+}

@@ -18,9 +18,11 @@
 #include <cstdint>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 
 #include "raftkit/config.hpp"
 #include "raftkit/errc.hpp"
+#include "raftkit/events.hpp"
 #include "raftkit/message.hpp"
 #include "raftkit/status.hpp"
 #include "raftkit/types.hpp"
@@ -234,5 +236,25 @@ struct fmt::formatter<raftkit::node_config> {
                          on_off(c.lease_reads), c.clock_drift_bound);
     return fmt::format_to(out, " max_pending_reads={} snapshot_interval={} snapshot_trailing_entries={} max_snapshot_chunk_bytes={} seed={}",
                           c.max_pending_reads, c.snapshot_interval, c.snapshot_trailing_entries, c.max_snapshot_chunk_bytes, c.seed);
+  }
+};
+
+/// `term_changed from=1 to=2 why=higher_term`: the event's name, then each field
+/// (raftkit::visit_fields) as `key=value`; durations in their largest exact unit. The node
+/// and term are left to the caller (`node={} term={} {}`, e.node, e.term, e).
+template <>
+struct fmt::formatter<raftkit::event> {
+  constexpr auto parse(fmt::format_parse_context& ctx) { return raftkit::detail::parse_empty_spec(ctx); }
+  template <class Ctx>
+  auto format(const raftkit::event& e, Ctx& ctx) const {
+    auto out = fmt::format_to(ctx.out(), "{}", e.name());
+    raftkit::visit_fields(e.data, [&](std::string_view key, const auto& value) {
+      out = fmt::format_to(out, " {}=", key);
+      if constexpr (std::is_same_v<std::decay_t<decltype(value)>, raftkit::duration>)
+        out = raftkit::detail::format_duration(out, value);
+      else
+        out = fmt::format_to(out, "{}", value);
+    });
+    return out;
   }
 };
