@@ -162,6 +162,6 @@ TEST_CASE("an event prints its name and its fields as key=value") {
   e.data = raftkit::events::durability_stalled{4, 9, std::chrono::milliseconds(150)};
   CHECK(fmt::format("{}", e) == "durability_stalled durable=4 last=9 waited=150ms");
   e.data = raftkit::events::election_started{true, 3, raftkit::event_reason::election_timeout};
-  CHECK(fmt::format("{}", e) == "election_started pre_vote=true term=3 why=election_timeout");
+  CHECK(fmt::format("{}", e) == "election_started pre_vote=true election_term=3 why=election_timeout");
 }
 }

@@ -218,7 +218,8 @@ class function_sink final : public event_sink {
   F f_;
 };
 
-/// Calls `f(name, value)` for each field of `d`, in declaration order. `value` is a
+/// Calls `f(name, value)` for each field of `d`, in declaration order (a `term` field is
+/// named `election_term` or `snapshot_term`, so it never clashes with the event's term). `value` is a
 /// std::uint64_t (ids, terms, indexes, counts), a bool, a std::string_view (roles,
 /// reasons, errc names), a std::error_code or a duration: enough for any log format.
 template <class F>
@@ -243,16 +244,16 @@ void visit_fields(const event_data& d, F&& f) {
     }
     void operator()(const events::election_started& e) const {
       f(string_view("pre_vote"), e.pre_vote);
-      f(string_view("term"), std::uint64_t{e.term});
+      f(string_view("election_term"), std::uint64_t{e.term});
       f(string_view("why"), to_string(e.why));
     }
     void operator()(const events::election_won& e) const {
       f(string_view("pre_vote"), e.pre_vote);
-      f(string_view("term"), std::uint64_t{e.term});
+      f(string_view("election_term"), std::uint64_t{e.term});
     }
     void operator()(const events::election_lost& e) const {
       f(string_view("pre_vote"), e.pre_vote);
-      f(string_view("term"), std::uint64_t{e.term});
+      f(string_view("election_term"), std::uint64_t{e.term});
       f(string_view("why"), to_string(e.why));
     }
     void operator()(const events::log_truncated& e) const {
@@ -273,7 +274,7 @@ void visit_fields(const event_data& d, F&& f) {
     void operator()(const events::storage_error& e) const { f(string_view("error"), e.error); }
     void operator()(const events::snapshot_taken& e) const {
       f(string_view("index"), std::uint64_t{e.index});
-      f(string_view("term"), std::uint64_t{e.term});
+      f(string_view("snapshot_term"), std::uint64_t{e.term});
       f(string_view("size"), std::uint64_t{e.size});
       f(string_view("took"), e.took);
     }
@@ -283,7 +284,7 @@ void visit_fields(const event_data& d, F&& f) {
     }
     void operator()(const events::snapshot_installed& e) const {
       f(string_view("index"), std::uint64_t{e.index});
-      f(string_view("term"), std::uint64_t{e.term});
+      f(string_view("snapshot_term"), std::uint64_t{e.term});
       f(string_view("size"), std::uint64_t{e.size});
       f(string_view("from"), std::uint64_t{e.from});
     }
