@@ -15,6 +15,7 @@
 #include <ctime>
 #include <initializer_list>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -25,6 +26,7 @@
 
 #include "raftkit/events.hpp"
 #include "raftkit/fmt.hpp"
+#include "raftkit/sim/json_lines.hpp"
 
 namespace kv {
 
@@ -74,22 +76,11 @@ inline std::string utc_timestamp(std::chrono::system_clock::time_point t) {
                      tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
 }
 
-/// `s` as a JSON string literal.
+/// `s` as a JSON string literal (the simulator's history files use the same writer).
 inline void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        else out += c;
-    }
-  }
-  out += '"';
+  std::ostringstream os;
+  raftkit::sim::write_json_string(os, s);
+  out += os.str();
 }
 
 /// One line per event: `TIME LEVEL node=N term=T NAME key=value...`, or with json a JSON

@@ -32,6 +32,11 @@ TEST_CASE("an event is one JSON object per line, errors with their name and mess
   const raftkit::event stall{1, 4, ev::durability_stalled{3, 9, std::chrono::milliseconds(250)}};
   CHECK(log.format(stall, kv::log_level::warn, at).find("\"durable\":3,\"last\":9,\"waited_seconds\":0.25}") !=
         std::string::npos);
+  std::string line = log.format(stop, kv::log_level::error, at);
+  line.pop_back();  // the newline
+  const auto parsed = raftkit::sim::parse_flat_json_object(line);
+  CHECK_MESSAGE(parsed.error.empty(), parsed.error);
+  CHECK(parsed.fields.size() == 7);
   const raftkit::event started{1, 4, ev::election_started{false, 5, raftkit::event_reason::transfer}};
   CHECK(log.format(started, kv::log_level::info, at).find("\"term\":4,\"event\":\"election_started\",\"pre_vote\":false,\"election_term\":5") !=
         std::string::npos);
