@@ -22,6 +22,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -37,6 +38,7 @@
 #include <vector>
 
 #include "kv_machine.hpp"
+#include "observability.hpp"
 #include "raftkit/asio/tcp_transport.hpp"
 #include "raftkit/errc.hpp"
 #include "raftkit/file/log_store.hpp"
@@ -85,6 +87,8 @@ struct http_counters {
   std::atomic<std::uint64_t> refused_too_large{0};     ///< 413: body or command too large
   std::atomic<std::uint64_t> refused_chunked{0};       ///< 411: a chunked body
   std::atomic<std::uint64_t> session_errors{0};        ///< a session ended by an exception
+  latency_histogram write_seconds;  ///< a write's proposal to its completion (applied here), successful ones
+  latency_histogram read_seconds;   ///< the same for reads
 };
 
 /// Percent-decodes a path segment; false on a malformed escape.
@@ -231,7 +235,10 @@ class handler {
     auto ex = co_await boost::asio::this_coro::executor;
     auto st = std::make_shared<op_state>(ex);
     st->timer.expires_after(limits_.request_timeout);
-    auto on_done = boost::asio::bind_executor(ex, [st](std::error_code ec, raftkit::index_t, kv::result r) {
+    latency_histogram& latency = read ? counters_.read_seconds : counters_.write_seconds;
+    auto on_done = boost::asio::bind_executor(ex, [st, &latency, start = std::chrono::steady_clock::now()](
+                                                      std::error_code ec, raftkit::index_t, kv::result r) {
+      if (!ec) latency.observe(std::chrono::steady_clock::now() - start);
       if (st->done) return;
       st->done = true;
       st->ec = ec;
@@ -282,68 +289,77 @@ class handler {
     const raftkit::node_counters c = node_.counters();
     const raftkit::asio::tcp_stats t = node_.transport_stats();
     const http_counters& h = counters_;
-    std::string out;
-    auto metric = [&](const char* name, const char* type, const char* help, std::uint64_t v) {
-      out += "# HELP ";
-      out += name;
-      out += ' ';
-      out += help;
-      out += "\n# TYPE ";
-      out += name;
-      out += ' ';
-      out += type;
-      out += '\n';
-      out += name;
-      out += ' ';
-      out += std::to_string(v);
-      out += '\n';
-    };
-    metric("raftkit_role", "gauge", "0 follower, 1 candidate, 2 leader", static_cast<std::uint64_t>(st.role));
-    metric("raftkit_term", "gauge", "current term", st.term);
-    metric("raftkit_leader", "gauge", "id of the known leader, 0 if none", st.leader);
-    metric("raftkit_commit_index", "gauge", "commit index", st.commit_index);
-    metric("raftkit_applied_index", "gauge", "last applied index", st.applied_index);
-    metric("raftkit_last_log_index", "gauge", "last log index", st.last_log_index);
-    metric("raftkit_proposals_total", "counter", "proposals made on this node", c.proposals);
-    metric("raftkit_forwarded_total", "counter", "proposals forwarded to the leader", c.forwarded);
-    metric("raftkit_elections_total", "counter", "elections this node started", c.elections);
-    metric("raftkit_messages_sent_total", "counter", "Raft messages written to sockets", t.messages_sent);
-    metric("raftkit_messages_received_total", "counter", "Raft messages received", t.messages_received);
-    metric("raftkit_bytes_sent_total", "counter", "Raft frame bytes written", t.bytes_sent);
-    metric("raftkit_bytes_received_total", "counter", "Raft frame bytes received", t.bytes_received);
-    metric("raftkit_messages_dropped_total", "counter", "Raft messages dropped by the transport", t.dropped);
-    metric("raftkit_http_connections_accepted_total", "counter", "HTTP connections taken into a session",
-           h.connections_accepted);
-    metric("raftkit_http_connections_refused_total", "counter",
-           "HTTP connections refused with 503 because --max-connections were open", h.connections_refused);
-    metric("raftkit_http_connections_active", "gauge", "HTTP connections open now", h.connections_active);
-    metric("raftkit_http_accept_errors_total", "counter",
-           "failed accepts (e.g. out of file descriptors), each followed by a back-off", h.accept_errors);
-    metric("raftkit_http_idle_timeouts_total", "counter", "connections closed with no request begun in time",
-           h.idle_timeouts);
-    metric("raftkit_http_read_timeouts_total", "counter", "connections closed because a request did not arrive in time",
-           h.read_timeouts);
-    metric("raftkit_http_write_timeouts_total", "counter",
-           "connections closed because a response did not leave in time", h.write_timeouts);
-    metric("raftkit_http_requests_total", "counter", "HTTP requests read", h.requests);
-    metric("raftkit_http_refused_malformed_total", "counter", "requests refused with 400 as malformed HTTP",
-           h.refused_malformed);
-    metric("raftkit_http_refused_header_total", "counter", "requests refused with 431 (header too large)",
-           h.refused_header);
-    metric("raftkit_http_refused_too_large_total", "counter", "requests refused with 413 (body or command too large)",
-           h.refused_too_large);
-    metric("raftkit_http_refused_chunked_total", "counter", "requests refused with 411 (chunked body)",
-           h.refused_chunked);
-    metric("raftkit_http_session_errors_total", "counter", "HTTP sessions ended by an unexpected exception",
-           h.session_errors);
+    metrics_writer w;
+    w.gauge("raftkit_role", "0 follower, 1 candidate, 2 leader, 3 pre-candidate", static_cast<unsigned>(st.role));
+    w.gauge("raftkit_term", "current term", st.term);
+    w.gauge("raftkit_leader", "id of the known leader, 0 if none", st.leader);
+    w.gauge("raftkit_commit_index", "commit index", st.commit_index);
+    w.gauge("raftkit_applied_index", "last applied index", st.applied_index);
+    w.gauge("raftkit_last_log_index", "last log index", st.last_log_index);
+    w.gauge("raftkit_durable_index", "last index on stable storage here", st.durable_index);
+    w.gauge("raftkit_pending_proposals", "proposals accepted here and not yet applied", st.pending_proposals);
+    w.gauge("raftkit_uncommitted_bytes", "leader: bytes appended in its term and not yet committed", st.uncommitted_bytes);
+    for (const auto& p : st.peers) {  // the leader's view of each follower
+      const std::string peer = std::to_string(p.id);
+      w.gauge("raftkit_peer_lag_entries", "leader: entries of its log a follower is not known to hold durably",
+              st.last_log_index - std::min(st.last_log_index, p.match_index), {{"peer", peer}});
+    }
+    for (const auto& p : st.peers)
+      w.gauge("raftkit_peer_match_index", "leader: highest index known durable on a follower", p.match_index,
+              {{"peer", std::to_string(p.id)}});
+    for (const auto& p : st.peers)
+      w.gauge("raftkit_peer_inflight_messages", "leader: AppendEntries in flight to a follower", p.in_flight,
+              {{"peer", std::to_string(p.id)}});
+    for (const auto& p : st.peers)
+      w.gauge("raftkit_peer_probing", "leader: 1 while looking for a follower's match point", p.probing ? 1 : 0,
+              {{"peer", std::to_string(p.id)}});
+    w.counter("raftkit_proposals_total", "proposals made on this node", c.proposals);
+    w.counter("raftkit_proposals_refused_total", "proposals refused as not applied", c.proposals_refused);
+    w.counter("raftkit_forwarded_total", "proposals forwarded to the leader", c.forwarded);
+    w.counter("raftkit_applied_entries_total", "entries applied to the state machine", c.applied);
+    w.counter("raftkit_elections_total", "elections this node started", c.elections);
+    w.counter("raftkit_elections_won_total", "elections after which this node led", c.elections_won);
+    w.counter("raftkit_pre_votes_total", "pre-vote rounds this node started", c.pre_votes);
+    w.counter("raftkit_quorum_lost_total", "times this node stepped down by check-quorum", c.quorum_lost);
+    w.counter("raftkit_append_rejections_total", "AppendEntries rejections acted on as leader", c.rejections);
+    w.counter("raftkit_messages_sent_total", "Raft messages written to sockets", t.messages_sent);
+    w.counter("raftkit_messages_received_total", "Raft messages received", t.messages_received);
+    w.counter("raftkit_bytes_sent_total", "Raft frame bytes written", t.bytes_sent);
+    w.counter("raftkit_bytes_received_total", "Raft frame bytes received", t.bytes_received);
+    w.counter("raftkit_messages_dropped_total", "Raft messages dropped by the transport", t.dropped);
+    w.counter("raftkit_bad_frames_total", "Raft frames that failed validation or decoding", t.bad_frames);
+    w.counter("raftkit_peer_connects_total", "outbound peer connections that completed their handshake", t.connects);
+    w.counter("raftkit_peer_connect_failures_total", "outbound peer connection attempts that failed", t.connect_failures);
+    w.counter("raftkit_peer_accepts_total", "inbound peer connections that completed their handshake", t.accepted);
+    w.histogram("raftkit_write_seconds", "a write's latency from proposal to applied on this node (successful writes)",
+                h.write_seconds);
+    w.histogram("raftkit_read_seconds", "a read's latency from request to answer (successful reads)", h.read_seconds);
+    w.counter("raftkit_http_connections_accepted_total", "HTTP connections taken into a session",
+              h.connections_accepted.load());
+    w.counter("raftkit_http_connections_refused_total",
+              "HTTP connections refused with 503 because --max-connections were open", h.connections_refused.load());
+    w.gauge("raftkit_http_connections_active", "HTTP connections open now", h.connections_active.load());
+    w.counter("raftkit_http_accept_errors_total", "failed accepts (e.g. out of file descriptors), each followed by a back-off",
+              h.accept_errors.load());
+    w.counter("raftkit_http_idle_timeouts_total", "connections closed with no request begun in time", h.idle_timeouts.load());
+    w.counter("raftkit_http_read_timeouts_total", "connections closed because a request did not arrive in time",
+              h.read_timeouts.load());
+    w.counter("raftkit_http_write_timeouts_total", "connections closed because a response did not leave in time",
+              h.write_timeouts.load());
+    w.counter("raftkit_http_requests_total", "HTTP requests read", h.requests.load());
+    w.counter("raftkit_http_refused_malformed_total", "requests refused with 400 as malformed HTTP",
+              h.refused_malformed.load());
+    w.counter("raftkit_http_refused_header_total", "requests refused with 431 (header too large)", h.refused_header.load());
+    w.counter("raftkit_http_refused_too_large_total", "requests refused with 413 (body or command too large)",
+              h.refused_too_large.load());
+    w.counter("raftkit_http_refused_chunked_total", "requests refused with 411 (chunked body)", h.refused_chunked.load());
+    w.counter("raftkit_http_session_errors_total", "HTTP sessions ended by an unexpected exception", h.session_errors.load());
     if (fsync_stats_) {
       const raftkit::file::sync_stats f = fsync_stats_();
-      out += "# HELP raftkit_fsync_seconds fdatasync latency of the log store\n# TYPE raftkit_fsync_seconds summary\n";
-      out += "raftkit_fsync_seconds_sum " + std::to_string(static_cast<double>(f.total_ns) / 1e9) + '\n';
-      out += "raftkit_fsync_seconds_count " + std::to_string(f.count) + '\n';
-      out += "# HELP raftkit_fsync_seconds_max longest fdatasync so far\n# TYPE raftkit_fsync_seconds_max gauge\n";
-      out += "raftkit_fsync_seconds_max " + std::to_string(static_cast<double>(f.max_ns) / 1e9) + '\n';
+      w.summary("raftkit_fsync_seconds", "fdatasync latency of the log store", f.count, static_cast<double>(f.total_ns) / 1e9);
+      w.gauge("raftkit_fsync_seconds_max", "longest fdatasync so far", static_cast<double>(f.max_ns) / 1e9);
     }
+    std::string out = w.take();
     co_return make_response(req, http::status::ok, std::move(out), "text/plain; version=0.0.4");
   }
 

@@ -58,6 +58,8 @@ struct settings {
   unsigned election_timeout_ms = 150;
   std::size_t max_connections = 1024;
   kv::http_limits limits;
+  std::string log_format = "text";
+  std::string log_level = "info";
 };
 
 constexpr std::uint64_t cluster_id = 0x6b762d7261667431;  // "kv-raft1"
@@ -155,6 +157,8 @@ struct plan {
   kv::http_limits limits;
   std::size_t max_connections = 0;
   std::function<raftkit::file::sync_stats()> fsync_stats;
+  kv::log_format log_format = kv::log_format::text;
+  kv::log_level log_level = kv::log_level::info;
 };
 
 template <class Store, class MakeStore>
@@ -171,6 +175,16 @@ int run(const settings& s, plan p, MakeStore make_store) {
     throw startup_error(kv::exit_listen, "cannot listen for Raft peers on " + a.host + ":" + std::to_string(a.port) +
                                              ": " + e.code().message());
   }
+
+  // Declared after the node: destroyed before it, the node reports its stop to nobody.
+  kv::event_logger logger(stderr, p.log_format, p.log_level);
+  node->set_event_sink(&logger);
+  struct detach {
+    std::optional<node_type>& n;
+    ~detach() {
+      if (n) n->set_event_sink(nullptr);
+    }
+  } detach_on_exit{node};
 
   tcp::acceptor acceptor(io);
   listen_on(acceptor, p.http, "HTTP");
@@ -216,6 +230,8 @@ plan make_plan(const settings& s) {
   p.cfg.heartbeat_interval = std::chrono::milliseconds(std::max(1u, s.election_timeout_ms / 5));
   p.cfg.seed = std::random_device{}();
   p.limits = s.limits;
+  p.log_format = s.log_format == "json" ? kv::log_format::json : kv::log_format::text;
+  p.log_level = kv::parse_log_level(s.log_level).value_or(kv::log_level::info);
   p.limits.max_command = kv::fit_command_limits(p.cfg, s.limits.max_body, raftkit::asio::tcp_options{}.max_frame_size);
   try {
     p.cfg.validate();
@@ -291,6 +307,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 3600000u));
   app.add_option("--election-timeout-ms", s.election_timeout_ms, "base Raft election timeout")
       ->check(CLI::Range(10u, 60000u));
+  app.add_option("--log-format", s.log_format, "event log lines on stderr: text or json (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", s.log_level, "least severe event logged: debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -38,6 +38,7 @@
 #include "raftkit/detail/ring.hpp"
 #include "raftkit/detail/unique_function.hpp"
 #include "raftkit/errc.hpp"
+#include "raftkit/events.hpp"
 #include "raftkit/log_store.hpp"
 #include "raftkit/message.hpp"
 #include "raftkit/snapshot.hpp"
@@ -336,6 +337,11 @@ class basic_node {
     snapshot_executor_ = std::move(exec);
   }
 
+  /// Sends this node's events (raftkit/events.hpp) to `sink`, on the thread that drives the
+  /// node, until another call; nullptr (the default) turns them off, and then each event
+  /// costs one branch. The sink must outlive the node (or be detached first).
+  void set_event_sink(event_sink* sink) noexcept { events_.attach(sink, cfg_.id, &role_, &term_, &leader_); }
+
   /// A snapshot write handed to the executor finished with `ec` (see set_snapshot_executor).
   void snapshot_written(std::uint64_t id, std::error_code ec) {
     if constexpr (snapshots_enabled) {
@@ -478,6 +484,7 @@ class basic_node {
     if (m.term > term_) {
       const bool from_leader = m.type == message_type::append_entries || m.type == message_type::install_snapshot;
       if (!become_follower(m.term, from_leader ? m.from : no_node)) return;
+      events_.changed((m.flags & message_flags::transfer) ? event_reason::transfer : event_reason::higher_term);
     } else if (m.term < term_) {
       // A stale sender learns the newer term from our reply (§5.1); replies are dropped.
       if (m.type == message_type::request_vote) return reply_vote(m.from, false, term_, false);
@@ -516,6 +523,7 @@ class basic_node {
     leader_ = no_node;
     votes_.assign(1, {cfg_.id, true});
     reset_election_deadline();
+    events_.campaign(true, term_ + 1, event_reason::election_timeout);
     if (election_result() == detail::vote_result::won) return start_election(false);
     for (auto& p : peers_) {
       if (!quorum_.is_voter(p.id)) continue;
@@ -540,6 +548,7 @@ class basic_node {
     if (!persist_hard_state(term_ + 1, cfg_.id)) return;
     votes_.assign(1, {cfg_.id, true});
     reset_election_deadline();
+    events_.campaign(false, term_, transfer ? event_reason::transfer : cfg_.pre_vote ? event_reason::pre_vote_won : event_reason::election_timeout);
     if (election_result() == detail::vote_result::won) return become_leader();
     for (auto& p : peers_) {
       if (!quorum_.is_voter(p.id)) continue;
@@ -617,6 +626,7 @@ class basic_node {
     if (r == detail::vote_result::lost && pre) {
       role_ = role::follower;  // wait for the next timeout; the term never moved
     }
+    if (r == detail::vote_result::lost) events_.rejected();
   }
 
   void record_vote(node_id from, bool granted) {
@@ -651,6 +661,7 @@ class basic_node {
     role_ = role::leader;
     leader_ = cfg_.id;
     ++counters_.elections_won;
+    events_.won();
     const index_t last = log_.last_index();
     const time_point now = clock_.now();
     for (auto& p : peers_) {
@@ -708,6 +719,7 @@ class basic_node {
     if (active) return;
     ++counters_.quorum_lost;
     become_follower(term_, no_node);
+    events_.changed(event_reason::lost_quorum);
   }
 
   // ---------------------------------------------------------------- leadership transfer (§3.10)
@@ -742,6 +754,7 @@ class basic_node {
   void on_append_entries(message& m) {
     RAFTKIT_ASSERT(role_ != role::leader, "two leaders in one term");
     if (role_ != role::follower || leader_ != m.from) become_follower(term_, m.from);
+    events_.changed(event_reason::leader_found);
     leader_boot_ = m.boot_id;
     last_leader_contact_ = clock_.now();
     leader_context_ = std::max(leader_context_, m.context);
@@ -778,6 +791,7 @@ class basic_node {
       if (e.index > log_.last_index()) break;
       if (log_.term_at(e.index) == e.term) continue;
       RAFTKIT_ASSERT(e.index > commit_, "conflict below the commit index");
+      events_.emit(events::log_truncated{e.index - 1, log_.last_index() - (e.index - 1), m.from});
       log_.truncate_after(e.index - 1);
       break;
     }
@@ -1360,6 +1374,7 @@ class basic_node {
       snapshot_waiters_.clear();
       if (ec && ec != errc::stale_snapshot) {
         ++counters_.snapshot_failures;
+        events_.emit(events::snapshot_failed{job.index, ec});
         for (auto& w : waiters) w(ec, 0);
         return;
       }
@@ -1367,6 +1382,7 @@ class basic_node {
       if (!ec) {
         ++counters_.snapshots_taken;
         counters_.last_snapshot_ns = (clock_.now() - job.started).count();
+        events_.emit(events::snapshot_taken{job.index, snapshot_ ? snapshot_->term : 0, snapshot_ ? snapshot_->size : 0, clock_.now() - job.started});
       }
       // §7: the log up to the snapshot is no longer needed; a trailing part stays so a
       // follower slightly behind is served entries rather than the whole snapshot.
@@ -1473,6 +1489,7 @@ class basic_node {
   void on_install_snapshot(message& m) {
     if constexpr (snapshots_enabled) {
       if (role_ != role::follower || leader_ != m.from) become_follower(term_, m.from);
+      events_.changed(event_reason::leader_found);
       leader_boot_ = m.boot_id;
       last_leader_contact_ = clock_.now();
       leader_context_ = std::max(leader_context_, m.context);
@@ -1554,6 +1571,7 @@ class basic_node {
       applied_ = meta.index;
       verified_ = std::max(verified_, meta.index);
       ++counters_.snapshots_installed;
+      events_.emit(events::snapshot_installed{meta.index, meta.term, meta.size, leader_});
       // Proposals forwarded to indexes the snapshot covers never apply here one by one.
       forwards_.applied(meta.index, 0, [](completion& c) { fail(c, errc::leadership_lost); },
                         [](completion& c) { fail(c, errc::leadership_lost); });
@@ -1623,6 +1641,7 @@ class basic_node {
       if (const std::error_code ec = log_.error()) return halt(ec);
     }
     if (stopped_) return;
+    events_.durability(clock_, log_, cfg_.election_timeout);
     if (role_ == role::leader) {
       maybe_commit();
     } else {
@@ -1638,6 +1657,7 @@ class basic_node {
     stop_error_ = ec;
     if (role_ == role::leader) leader_ = no_node;
     role_ = role::follower;  // a stopped node takes no part, and claims no role
+    events_.halted(ec);
     fail_pending(ec);
     fail_forwards(ec);
     for (auto& c : forward_batch_done_) fail(c, ec);  // queued in a batch(), never sent
@@ -1664,6 +1684,7 @@ class basic_node {
   void refuse(completion& c, errc why) {
     RAFTKIT_ASSERT(!may_have_applied(why), "refuse() is for definitely-not-applied errors");
     ++counters_.proposals_refused;
+    events_.emit(events::proposal_refused{why});
     c(why, 0, result_type{});
   }
 
@@ -1817,6 +1838,7 @@ class basic_node {
   std::error_code stop_error_;
   std::exception_ptr apply_exception_;
   node_counters counters_;
+  detail::event_hook events_;  // set_event_sink; inert without a sink
   // Snapshots (only used when snapshots_enabled).
   std::optional<snapshot_meta> snapshot_;          // the newest durable snapshot
   std::optional<snapshot_in_progress> snapshot_job_;

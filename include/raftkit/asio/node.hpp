@@ -314,6 +314,10 @@ class node {
   /// The strand the node runs on.
   executor_type get_executor() const noexcept { return impl_->ex(); }
 
+  /// Sends the engine's events (raftkit/events.hpp) to `sink`, which is called on the
+  /// node's strand. Call before `start`; the sink must outlive the node.
+  void set_event_sink(event_sink* sink) noexcept { impl_->engine_->set_event_sink(sink); }
+
   /// Changes a peer's address (e.g. after peers bound port 0); any thread (TCP).
   void set_peer(node_id id, peer_address address)
     requires requires(Transport& t) { t.set_peer(id, std::move(address)); }
