@@ -403,6 +403,19 @@ TEST_CASE("thesis §6.4.1 lease reads are refused without the configuration that
   CHECK_THROWS_AS(bad.validate(), std::invalid_argument);
 }
 
+TEST_CASE("thesis §6.4 a single-node cluster confirms a read's round at once, also after heartbeats started rounds of their own") {
+  // Found through raftkit-kv (issue 11): a lone leader's heartbeat ticks start rounds that
+  // nobody echoes, so a read waits for the next round, which no reply would ever confirm.
+  cluster c(options(1));
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  c.run_for(100ms);  // several heartbeat intervals: rounds begun by ticks
+  read_outcome r;
+  read(c, l, &r);
+  REQUIRE(c.run_until([&] { return r.done; }, 1s));
+  CHECK_FALSE(r.ec);
+}
+
 TEST_CASE("local reads complete at once with the applied index and send nothing") {
   cluster c(options(3));
   const node_id l = c.elect();
