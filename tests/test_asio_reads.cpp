@@ -24,6 +24,7 @@
 #include <tuple>
 #include <vector>
 
+#include "asio_waits.hpp"
 #include "raftkit/asio/node.hpp"
 #include "raftkit/memory/log_store.hpp"
 
@@ -63,23 +64,8 @@ std::vector<std::byte> add(std::int64_t d) {
 
 using answer = std::tuple<std::error_code, raftkit::index_t, std::int64_t>;
 
-/// A future's value, failing the test rather than hanging.
-template <class T>
-T wait(std::future<T>& f, std::chrono::seconds guard = 10s) {
-  REQUIRE(f.wait_for(guard) == std::future_status::ready);
-  return f.get();
-}
-
-/// Polls until `done()`; false after `guard`.
-template <class F>
-bool eventually(F done, std::chrono::seconds guard = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + guard;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
+using asio_test::get;
+using asio_test::wait_for;
 
 /// Three nodes, each on its own io_context and thread.
 template <class Machine = queryable>
@@ -129,15 +115,15 @@ struct trio {
   node_t& node(std::size_t i) { return *m[i].n; }
   raftkit::node_status status(std::size_t i) {
     auto f = node(i).status(ba::use_future);
-    return wait(f);
+    return get(f);
   }
   answer read(std::size_t i, read_consistency c) {
     auto f = node(i).read(add(0), c, ba::use_future);
-    return wait(f);
+    return get(f);
   }
   answer propose(std::size_t i, std::int64_t d) {
     auto f = node(i).propose(add(d), ba::use_future);
-    return wait(f);
+    return get(f);
   }
 
   /// Holds node i's thread, as SIGSTOP holds a process: nothing of it runs until unpause.
@@ -162,7 +148,7 @@ struct trio {
   /// leads and has committed an entry of its term (so ReadIndex need not wait for one).
   std::size_t leader(std::vector<std::size_t> among = {0, 1, 2}) {
     std::optional<std::size_t> found;
-    const bool ok = eventually([&] {
+    const bool ok = wait_for([&] {
       for (std::size_t i : among) {
         const auto s = status(i);
         if (s.role != raftkit::role::leader || s.commit_index < s.last_log_index) continue;
@@ -199,7 +185,7 @@ TEST_SUITE("asio_reads") {
     CHECK(std::get<1>(a) >= before.commit_index);  // applied at least what was committed before
     CHECK(*t.machines[l].queries == queries + 1);
     // (counters() are published after the input that completed the read: poll.)
-    CHECK(eventually([&] { return t.node(l).counters().read_rounds > rounds; }));
+    CHECK(wait_for([&] { return t.node(l).counters().read_rounds > rounds; }));
     CHECK(t.status(l).last_log_index == before.last_log_index);  // nothing appended
   }
 
@@ -226,10 +212,10 @@ TEST_SUITE("asio_reads") {
       trio<> t(true, {}, std::chrono::milliseconds(500));
       const std::size_t l = t.leader();
       REQUIRE(value(t.propose(l, 3)) == 3);
-      REQUIRE(eventually([&] { return t.status(l).lease_valid; }));
+      REQUIRE(wait_for([&] { return t.status(l).lease_valid; }));
       const auto lease_reads = t.node(l).counters().lease_reads;
       CHECK(value(t.read(l, read_consistency::lease)) == 3);
-      CHECK(eventually([&] { return t.node(l).counters().lease_reads == lease_reads + 1; }));
+      CHECK(wait_for([&] { return t.node(l).counters().lease_reads == lease_reads + 1; }));
       const std::size_t f = (l + 1) % 3;
       CHECK(value(t.read(f, read_consistency::lease)) == 3);  // a follower's lease read asks the leader
     }
@@ -246,16 +232,16 @@ TEST_SUITE("asio_reads") {
     const std::size_t l = t.leader();
     const std::size_t f = (l + 1) % 3;
     REQUIRE(value(t.propose(l, 4)) == 4);
-    REQUIRE(eventually([&] { return t.status(f).applied_index >= t.status(l).commit_index; }));
+    REQUIRE(wait_for([&] { return t.status(f).applied_index >= t.status(l).commit_index; }));
     t.pause(l);
     auto local = t.node(f).read(add(0), ba::use_future);  // the default: local
-    CHECK(value(wait(local)) == 4);
+    CHECK(value(get(local)) == 4);
     // A linearizable read needs the leader: it does not complete while the leader is
     // paused (the follower's forward times out, or a new leader answers after an election).
     auto lin = t.node(f).read(add(0), read_consistency::linearizable, ba::use_future);
     CHECK(lin.wait_for(20ms) == std::future_status::timeout);
     t.unpause(l);
-    const answer a = wait(lin);
+    const answer a = get(lin);
     CHECK((code(a) || std::get<2>(a) == 4));
   }
 
@@ -263,7 +249,7 @@ TEST_SUITE("asio_reads") {
     trio<> t(true);
     const std::size_t old = t.leader();
     REQUIRE(value(t.propose(old, 5)) == 5);
-    REQUIRE(eventually([&] { return t.status(old).lease_valid; }));
+    REQUIRE(wait_for([&] { return t.status(old).lease_valid; }));
     t.pause(old);
     std::vector<std::size_t> rest;
     for (std::size_t i = 0; i < 3; ++i)
@@ -276,7 +262,7 @@ TEST_SUITE("asio_reads") {
     auto lin = t.node(old).read(add(0), read_consistency::linearizable, ba::use_future);
     auto lease = t.node(old).read(add(0), read_consistency::lease, ba::use_future);
     t.unpause(old);
-    const answer l = wait(local), a = wait(lin), b = wait(lease);
+    const answer l = get(local), a = get(lin), b = get(lease);
     CHECK(value(l) == 5);  // what a read without the round would answer: the setup is stale
     for (const answer& r : {a, b}) {
       if (code(r)) {
@@ -303,7 +289,7 @@ TEST_SUITE("asio_reads") {
     const std::size_t l = t.leader();
     const std::size_t target = (l + 1) % 3;
     auto f = t.node(l).transfer_leadership(target + 1, ba::use_future);
-    const std::error_code ec = wait(f);
+    const std::error_code ec = get(f);
     CHECK_MESSAGE(!ec, ec.message());
     CHECK(t.status(target).role == raftkit::role::leader);
     CHECK(t.node(l).counters().transfers == 1);
@@ -312,14 +298,14 @@ TEST_SUITE("asio_reads") {
     std::promise<std::error_code> p;
     t.node(target).transfer_leadership(raftkit::any_node, [&](std::error_code e) { p.set_value(e); });
     auto cb = p.get_future();
-    const std::error_code any = wait(cb);
+    const std::error_code any = get(cb);
     CHECK_MESSAGE(!any, any.message());
     const std::size_t now = t.leader();
     CHECK(now != target);
 
     auto on_follower = t.node(target).transfer_leadership(now + 1, ba::use_future);
-    CHECK(wait(on_follower) == raftkit::errc::not_leader);
+    CHECK(get(on_follower) == raftkit::errc::not_leader);
     auto unknown = t.node(now).transfer_leadership(42, ba::use_future);
-    CHECK(wait(unknown) == raftkit::errc::unknown_member);
+    CHECK(get(unknown) == raftkit::errc::unknown_member);
   }
 }
