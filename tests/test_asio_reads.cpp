@@ -14,6 +14,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -39,7 +40,7 @@ using raftkit::read_consistency;
 template <bool Query>
 struct total_machine {
   std::int64_t total = 0;
-  std::shared_ptr<int> queries = std::make_shared<int>(0);
+  std::shared_ptr<std::atomic<int>> queries = std::make_shared<std::atomic<int>>(0);  // (read by the test's thread)
   std::int64_t apply(raftkit::index_t, std::span<const std::byte> cmd) {
     std::int64_t d = 0;
     std::memcpy(&d, cmd.data(), std::min(cmd.size(), sizeof d));
