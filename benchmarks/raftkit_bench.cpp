@@ -10,6 +10,15 @@
 //
 //   raftkit-bench --clients 64 --payload 16 --duration 5 --log memory [--json]
 //
+// `--reads` measures reads instead of writes, three ways in one interleaved run (the
+// machines are noisy, so each way gets slices spread over the whole run, in rotating
+// order, and the output compares them as ratios): through the log (a read proposed as a
+// command, the way before ReadIndex), through ReadIndex (read_consistency::linearizable:
+// one heartbeat round per batch of reads, then the state machine's query) and through the
+// leader's lease (read_consistency::lease). `--via-follower` runs the clients in a
+// follower's process instead (node 2 leads): writes are forwarded to the leader, reads
+// ask the leader for a read index and are answered by the follower.
+//
 // Followers die with the benchmark (SIGTERM, then SIGKILL; PR_SET_PDEATHSIG as a last
 // resort); file logs and the followers' counters live in a temporary directory removed at
 // exit.
@@ -60,10 +69,24 @@ namespace {
 namespace fs = std::filesystem;
 using bench_clock = std::chrono::steady_clock;
 
-/// The replicated state: nothing. The benchmark measures the log, not the machine.
+/// The replicated state: nothing. The benchmark measures the log, not the machine. A
+/// read (`query`, raftkit::has_query) answers with nothing as well.
 struct noop_state_machine {
   void apply(raftkit::index_t, std::span<const std::byte>) noexcept {}
+  int query(std::span<const std::byte>) const noexcept { return 0; }
 };
+
+/// What a closed-loop client does.
+enum class op_kind { write, read_log, read_index, read_lease };
+constexpr const char* op_name(op_kind k) {
+  switch (k) {
+    case op_kind::write: return "write";
+    case op_kind::read_log: return "read/log";
+    case op_kind::read_index: return "read/index";
+    case op_kind::read_lease: return "read/lease";
+  }
+  return "?";
+}
 
 struct settings {
   int clients = 1;
@@ -75,6 +98,9 @@ struct settings {
   bool verbose = false;
   std::size_t inflight = raftkit::node_config{}.max_inflight_messages;
   unsigned follower_timeout_ms = 1500;
+  bool reads = false;
+  bool via_follower = false;
+  int rounds = 5;
   std::size_t queue_kib = raftkit::asio::tcp_options{}.max_queue_bytes >> 10;
   std::size_t write_kib = raftkit::asio::tcp_options{}.max_write_bytes >> 10;
   // hidden --serve mode
@@ -93,16 +119,20 @@ raftkit::asio::cluster_map make_peers(unsigned base_port) {
   return peers;
 }
 
+/// The node meant to lead: 1, in the benchmark process, or 2 with --via-follower.
+raftkit::node_id leader_id(const settings& s) { return s.via_follower ? 2 : 1; }
+
 raftkit::node_config make_config(const settings& s, raftkit::node_id id) {
   using namespace std::chrono_literals;
   raftkit::node_config cfg;
   cfg.id = id;
   cfg.members = {1, 2, 3};
   cfg.seed = 7;
-  // Node 1 (in the benchmark process) should win the first election; the followers
-  // wait long enough not to compete while the cluster is healthy.
-  cfg.election_timeout =
-      id == 1 ? raftkit::duration(150ms) : raftkit::duration(std::chrono::milliseconds(s.follower_timeout_ms));
+  // The leader-to-be should win the first election; the others wait long enough not to
+  // compete while the cluster is healthy.
+  cfg.election_timeout = id == leader_id(s) ? raftkit::duration(150ms)
+                                            : raftkit::duration(std::chrono::milliseconds(s.follower_timeout_ms));
+  cfg.lease_reads = s.reads;
   cfg.heartbeat_interval = 30ms;
   // The driver proposes what piles up on the strand in one engine batch(), so the
   // engine's default window needs no tuning; --inflight is there to study it.
@@ -203,6 +233,8 @@ struct children {
                                      "--follower-election-timeout", std::to_string(s.follower_timeout_ms),
                                      "--tcp-queue", std::to_string(s.queue_kib),
                                      "--tcp-write", std::to_string(s.write_kib)};
+    if (s.reads) args.emplace_back("--reads");
+    if (s.via_follower) args.emplace_back("--via-follower");
     if (!s.dir.empty()) args.insert(args.end(), {"--dir", s.dir});
     args.insert(args.end(), {"--counters-file", counters_file(s, id)});
     std::vector<char*> argv;
@@ -252,9 +284,11 @@ struct children {
 // ------------------------------------------------------------------ leader and clients
 
 struct results {
+  op_kind kind = op_kind::write;
   double ops_per_sec = 0;
   double p50 = 0, p95 = 0, p99 = 0, p999 = 0, max = 0;
   std::uint64_t ops = 0, errors = 0;
+  std::error_code first_error;
   /// Elections started by any node in the measured window (-1: a follower did not report),
   /// and the leader's term at the window's start and end.
   std::int64_t elections = -1;
@@ -267,43 +301,66 @@ double percentile_us(const std::vector<std::uint32_t>& sorted_ns, double q) {
   return static_cast<double>(sorted_ns[std::min(i, sorted_ns.size() - 1)]) / 1000.0;
 }
 
-/// Runs the closed-loop clients; `on_window(false)` runs when the measured window opens
-/// and `on_window(true)` when it closes.
+/// The measured window as slices, each of one kind of operation: writes, one slice of the
+/// whole duration; --reads, `rounds` slices of each kind of read, the order rotating from
+/// round to round so that no kind always follows the same one.
+std::vector<op_kind> schedule(const settings& s) {
+  if (!s.reads) return {op_kind::write};
+  constexpr std::array<op_kind, 3> kinds = {op_kind::read_log, op_kind::read_index, op_kind::read_lease};
+  std::vector<op_kind> plan;
+  for (int r = 0; r < s.rounds; ++r)
+    for (std::size_t i = 0; i < kinds.size(); ++i) plan.push_back(kinds[(static_cast<std::size_t>(r) + i) % kinds.size()]);
+  return plan;
+}
+
+/// Runs the closed-loop clients through `schedule(s)`; returns one result per kind of
+/// operation, in the order they first appear. An operation counts for its kind when it
+/// starts and ends within a slice of that kind (so a slow operation left over from the
+/// previous slice counts for nobody). `on_window(false)` runs when the measured window
+/// opens and `on_window(true)` when it closes.
 template <class Node>
-results run_clients(boost::asio::io_context& io, Node& n, const settings& s,
-                    const std::function<void(bool)>& on_window) {
+std::vector<results> run_clients(boost::asio::io_context& io, Node& n, const settings& s,
+                                 const std::function<void(bool)>& on_window) {
   enum class phase { warmup, measure, drain };
+  struct per_kind {
+    std::vector<std::uint32_t> lat;  // ns
+    std::uint64_t ops = 0, errors = 0;
+    std::error_code first_error;
+    double secs = 0;
+  };
   struct shared_state {
     phase ph = phase::warmup;
-    bench_clock::time_point t0{}, t1{};
-    std::vector<std::uint32_t> lat;  // ns, ops both started and finished in the window
-    std::uint64_t ops = 0;           // ops finished in the window
-    std::uint64_t errors = 0;
-    std::error_code first_error;
+    std::vector<op_kind> plan;
+    std::size_t slice = 0;
+    op_kind current{};
+    bench_clock::time_point slice_start{};
+    std::array<per_kind, 4> by_kind;
     int outstanding = 0;
     std::vector<std::byte> payload;
   };
   auto st = std::make_shared<shared_state>();
   st->payload.assign(s.payload, std::byte{0x5A});
-  st->lat.reserve(1 << 22);
+  st->plan = schedule(s);
+  st->current = st->plan.front();
+  for (auto& k : st->by_kind) k.lat.reserve(1 << 20);
 
   std::function<void()> issue = [&, st] {
     if (st->ph == phase::drain) return;
     ++st->outstanding;
+    const op_kind kind = st->current;
     const auto start = bench_clock::now();
-    n.propose(st->payload, [&, st, start](std::error_code ec, raftkit::index_t, auto&&) {
+    auto done = [&, st, kind, start](std::error_code ec, raftkit::index_t, auto&&) {
       --st->outstanding;
       const auto end = bench_clock::now();
-      if (st->ph == phase::measure) {
+      if (st->ph == phase::measure && kind == st->current && start >= st->slice_start) {
+        per_kind& k = st->by_kind[static_cast<std::size_t>(kind)];
         if (ec) {
-          if (!st->first_error) st->first_error = ec;
-          ++st->errors;
+          if (!k.first_error) k.first_error = ec;
+          ++k.errors;
         } else {
-          ++st->ops;
-          if (start >= st->t0) {
-            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count();
-            st->lat.push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(ns, UINT32_MAX)));
-          }
+          ++k.ops;
+          const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count();
+          k.lat.push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(ns, UINT32_MAX)));
         }
       }
       if (ec && st->ph != phase::drain) {
@@ -313,71 +370,97 @@ results run_clients(boost::asio::io_context& io, Node& n, const settings& s,
         return;
       }
       issue();
-    });
+    };
+    switch (kind) {
+      case op_kind::write:
+      case op_kind::read_log: n.propose(st->payload, done); break;  // a read as a command
+      case op_kind::read_index: n.read(st->payload, raftkit::read_consistency::linearizable, done); break;
+      case op_kind::read_lease: n.read(st->payload, raftkit::read_consistency::lease, done); break;
+    }
   };
 
   boost::asio::steady_timer timer(io);
   for (int c = 0; c < s.clients; ++c) boost::asio::post(io, issue);
-  const auto warm = std::chrono::duration_cast<bench_clock::duration>(std::chrono::duration<double>(s.warmup));
-  const auto dur = std::chrono::duration_cast<bench_clock::duration>(std::chrono::duration<double>(s.duration));
-  timer.expires_after(warm);
+  auto seconds = [](double d) {
+    return std::chrono::duration_cast<bench_clock::duration>(std::chrono::duration<double>(d));
+  };
+  const auto slice = seconds(s.reads ? s.duration / s.rounds : s.duration);
+  std::function<void()> finish;
+  // Opens slice st->slice, then the next when it ends, then drains.
+  std::function<void()> next_slice = [&, st] {
+    st->current = st->plan[st->slice];
+    st->slice_start = bench_clock::now();
+    timer.expires_after(slice);
+    timer.async_wait([&, st](const boost::system::error_code&) {
+      st->by_kind[static_cast<std::size_t>(st->current)].secs +=
+          std::chrono::duration<double>(bench_clock::now() - st->slice_start).count();
+      if (++st->slice < st->plan.size()) return next_slice();
+      finish();
+    });
+  };
+  finish = [&, st] {
+    st->ph = phase::drain;
+    on_window(true);
+    // Give outstanding operations up to 2 s to finish, then stop the node.
+    auto poll = std::make_shared<std::function<void(int)>>();
+    *poll = [&, st, poll](int left) {
+      if (st->outstanding == 0 || left == 0) {
+        n.stop([&io, poll] {
+          *poll = nullptr;
+          io.stop();
+        });
+        return;
+      }
+      timer.expires_after(std::chrono::milliseconds(10));
+      timer.async_wait([poll, left](const boost::system::error_code&) { (*poll)(left - 1); });
+    };
+    (*poll)(200);
+  };
+  timer.expires_after(seconds(s.warmup));
   timer.async_wait([&, st](const boost::system::error_code&) {
     st->ph = phase::measure;
-    st->t0 = bench_clock::now();
     on_window(false);
-    timer.expires_after(dur);
-    timer.async_wait([&, st](const boost::system::error_code&) {
-      st->ph = phase::drain;
-      st->t1 = bench_clock::now();
-      on_window(true);
-      // Give outstanding proposals up to 2 s to finish, then stop the node.
-      auto poll = std::make_shared<std::function<void(int)>>();
-      *poll = [&, st, poll](int left) {
-        if (st->outstanding == 0 || left == 0) {
-          n.stop([&io, poll] {
-            *poll = nullptr;
-            io.stop();
-          });
-          return;
-        }
-        timer.expires_after(std::chrono::milliseconds(10));
-        timer.async_wait([poll, left](const boost::system::error_code&) { (*poll)(left - 1); });
-      };
-      (*poll)(200);
-    });
+    next_slice();
   });
   io.restart();
   io.run();
 
-  results r;
-  const double secs = std::chrono::duration<double>(st->t1 - st->t0).count();
-  r.ops = st->ops;
-  r.errors = st->errors;
-  r.ops_per_sec = secs > 0 ? static_cast<double>(st->ops) / secs : 0;
-  std::sort(st->lat.begin(), st->lat.end());
-  r.p50 = percentile_us(st->lat, 0.50);
-  r.p95 = percentile_us(st->lat, 0.95);
-  r.p99 = percentile_us(st->lat, 0.99);
-  r.p999 = percentile_us(st->lat, 0.999);
-  r.max = st->lat.empty() ? 0 : st->lat.back() / 1000.0;
-  if (st->errors && !s.json)
-    std::fprintf(stderr, "raftkit-bench: %llu proposals failed (first: %s)\n",
-                 static_cast<unsigned long long>(st->errors), st->first_error.message().c_str());
-  return r;
+  std::vector<results> out;
+  for (op_kind kind : st->plan) {
+    if (std::any_of(out.begin(), out.end(), [&](const results& r) { return r.kind == kind; })) continue;
+    per_kind& k = st->by_kind[static_cast<std::size_t>(kind)];
+    results r;
+    r.kind = kind;
+    r.ops = k.ops;
+    r.errors = k.errors;
+    r.first_error = k.first_error;
+    r.ops_per_sec = k.secs > 0 ? static_cast<double>(k.ops) / k.secs : 0;
+    std::sort(k.lat.begin(), k.lat.end());
+    r.p50 = percentile_us(k.lat, 0.50);
+    r.p95 = percentile_us(k.lat, 0.95);
+    r.p99 = percentile_us(k.lat, 0.99);
+    r.p999 = percentile_us(k.lat, 0.999);
+    r.max = k.lat.empty() ? 0 : k.lat.back() / 1000.0;
+    if (r.errors && !s.json)
+      std::fprintf(stderr, "raftkit-bench: %llu %s operations failed (first: %s)\n",
+                   static_cast<unsigned long long>(r.errors), op_name(kind), r.first_error.message().c_str());
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
-/// Waits (running the io_context) until node 1 is leader and has a committed entry of
-/// its term in place; false after `limit`.
+/// Waits (running the io_context) until the cluster is ready: node 1 leads (or, with
+/// --via-follower, follows node 2) and its leader has a committed entry of its term in
+/// place; false after `limit`.
 template <class Node>
-bool wait_leader(boost::asio::io_context& io, Node& n, std::chrono::milliseconds limit) {
+bool wait_ready(boost::asio::io_context& io, Node& n, const settings& s, std::chrono::milliseconds limit) {
   const auto deadline = bench_clock::now() + limit;
   while (bench_clock::now() < deadline) {
     std::optional<raftkit::node_status> got;
-    n.status([&got](raftkit::node_status s) { got = std::move(s); });
+    n.status([&got](raftkit::node_status st) { got = std::move(st); });
     io.restart();
     while (!got && bench_clock::now() < deadline) io.run_for(std::chrono::milliseconds(20));
-    if (got && got->role == raftkit::role::leader && got->commit_index >= got->last_log_index &&
-        got->commit_index > 0)
+    if (got && got->leader == leader_id(s) && got->commit_index >= got->last_log_index && got->commit_index > 0)
       return true;
     io.restart();
     io.run_for(std::chrono::milliseconds(20));
@@ -407,7 +490,11 @@ int lead(settings s) {
   kids.spawn(s, 2);
   kids.spawn(s, 3);
 
-  results r;
+  std::vector<results> rs;
+  // Elections started by any node in the window (-1: a follower did not report) and the
+  // term at its two ends, for the whole run.
+  std::int64_t elections = -1;
+  std::array<std::uint64_t, 2> terms{};
   bool ok = false;
   with_store(s, 1, [&]<class Store>(std::type_identity<Store>, auto make) {
     boost::asio::io_context io(1);
@@ -415,40 +502,41 @@ int lead(settings s) {
                                                      make_peers(s.base_port), make,
                                                      noop_state_machine{}, make_tcp_options(s));
     n.start();
-    if (!wait_leader(io, n, std::chrono::seconds(15))) {
-      std::fprintf(stderr, "raftkit-bench: node 1 did not become leader\n");
+    if (!wait_ready(io, n, s, std::chrono::seconds(15))) {
+      std::fprintf(stderr, "raftkit-bench: node %llu did not become leader\n",
+                   static_cast<unsigned long long>(leader_id(s)));
       bool stopped = false;
       n.stop([&stopped] { stopped = true; });
       io.restart();
       while (!stopped) io.run_for(std::chrono::milliseconds(50));
       return;
     }
-    // The leader's own elections and term at each end of the window; the followers
-    // append theirs to their counters files.
-    std::array<std::uint64_t, 2> leader_elections{};
+    // Node 1's own elections and term at each end of the window; the followers append
+    // theirs to their counters files.
+    std::array<std::uint64_t, 2> own_elections{};
     auto on_window = [&](bool end) {
       kids.snapshot_counters();
-      leader_elections[end] = n.counters().elections;
-      n.status([&r, end](raftkit::node_status st) { (end ? r.term_end : r.term_start) = st.term; });
+      own_elections[end] = n.counters().elections;
+      n.status([&terms, end](raftkit::node_status st) { terms[end] = st.term; });
     };
-    const results clients = run_clients(io, n, s, on_window);
-    r.ops_per_sec = clients.ops_per_sec;
-    r.p50 = clients.p50, r.p95 = clients.p95, r.p99 = clients.p99, r.p999 = clients.p999;
-    r.max = clients.max;
-    r.ops = clients.ops;
-    r.errors = clients.errors;
-    r.elections = static_cast<std::int64_t>(leader_elections[1] - leader_elections[0]);
-    ok = r.ops > 0;
+    rs = run_clients(io, n, s, on_window);
+    elections = static_cast<std::int64_t>(own_elections[1] - own_elections[0]);
+    ok = std::all_of(rs.begin(), rs.end(), [](const results& r) { return r.ops > 0; });
     if (s.verbose) {
       const auto c = n.counters();
       const auto t = n.transport_stats();
       std::fprintf(stderr,
-                   "leader: proposals %llu, applied %llu, appends_sent %llu, log_appends %llu, "
-                   "messages sent %llu / received %llu; tcp: writes %llu, bytes sent %llu, "
-                   "dropped %llu (control %llu), write timeouts %llu; window %zu B in flight, %zu B per "
-                   "message\n",
+                   "node 1: proposals %llu, forwarded %llu, applied %llu, reads %llu (lease %llu, rounds %llu), quorum lost %llu, "
+                   "appends_sent %llu, log_appends %llu, messages sent %llu / received %llu; tcp: writes %llu, "
+                   "bytes sent %llu, dropped %llu (control %llu), write timeouts %llu; window %zu B in flight, "
+                   "%zu B per message\n",
                    static_cast<unsigned long long>(c.proposals),
+                   static_cast<unsigned long long>(c.forwarded),
                    static_cast<unsigned long long>(c.applied),
+                   static_cast<unsigned long long>(c.reads),
+                   static_cast<unsigned long long>(c.lease_reads),
+                   static_cast<unsigned long long>(c.read_rounds),
+                   static_cast<unsigned long long>(c.quorum_lost),
                    static_cast<unsigned long long>(c.appends_sent),
                    static_cast<unsigned long long>(c.log_appends),
                    static_cast<unsigned long long>(c.messages_sent),
@@ -465,31 +553,51 @@ int lead(settings s) {
   if (!ok) return 1;
   for (raftkit::node_id id = 2; id <= 3; ++id) {
     const auto v = read_counters(s, id);
-    if (v.size() < 2 || r.elections < 0) {
-      r.elections = -1;
+    if (v.size() < 2 || elections < 0) {
+      elections = -1;
       break;
     }
-    r.elections += static_cast<std::int64_t>(v[1][0] - v[0][0]);
+    elections += static_cast<std::int64_t>(v[1][0] - v[0][0]);
   }
 
+  // Reads: each kind's throughput against the log path's, measured in the same run.
+  auto ratio = [&](op_kind k) {
+    double base = 0, x = 0;
+    for (const auto& r : rs) {
+      if (r.kind == op_kind::read_log) base = r.ops_per_sec;
+      if (r.kind == k) x = r.ops_per_sec;
+    }
+    return base > 0 ? x / base : 0.0;
+  };
+  const char* via = s.via_follower ? "follower" : "leader";
   if (s.json) {
-    std::printf(
-        "{\"clients\":%d,\"payload\":%zu,\"log\":\"%s\",\"duration_s\":%.3f,\"ops\":%llu,"
-        "\"errors\":%llu,\"ops_per_sec\":%.1f,\"p50_us\":%.1f,\"p95_us\":%.1f,\"p99_us\":%.1f,"
-        "\"p999_us\":%.1f,\"max_us\":%.1f,\"elections\":%lld,\"term_start\":%llu,"
-        "\"term_end\":%llu}\n",
-        s.clients, s.payload, s.log.c_str(), s.duration, static_cast<unsigned long long>(r.ops),
-        static_cast<unsigned long long>(r.errors), r.ops_per_sec, r.p50, r.p95, r.p99, r.p999,
-        r.max, static_cast<long long>(r.elections), static_cast<unsigned long long>(r.term_start),
-        static_cast<unsigned long long>(r.term_end));
+    std::printf("{\"clients\":%d,\"payload\":%zu,\"log\":\"%s\",\"via\":\"%s\",\"duration_s\":%.3f,", s.clients,
+                s.payload, s.log.c_str(), via, s.duration);
+    // Writes: their figures at the top level, as before --reads; reads: one object per kind.
+    for (const auto& r : rs) {
+      if (s.reads) std::printf("\"%s\":{", op_name(r.kind));
+      std::printf(
+          "\"ops\":%llu,\"errors\":%llu,\"ops_per_sec\":%.1f,\"p50_us\":%.1f,\"p95_us\":%.1f,"
+          "\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f%s,",
+          static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.errors),
+          r.ops_per_sec, r.p50, r.p95, r.p99, r.p999, r.max, s.reads ? "}" : "");
+    }
+    if (s.reads)
+      std::printf("\"index_vs_log\":%.2f,\"lease_vs_log\":%.2f,", ratio(op_kind::read_index), ratio(op_kind::read_lease));
+    std::printf("\"elections\":%lld,\"term_start\":%llu,\"term_end\":%llu}\n", static_cast<long long>(elections),
+                static_cast<unsigned long long>(terms[0]), static_cast<unsigned long long>(terms[1]));
   } else {
-    std::printf("%-7s %7s %7s %12s %9s %9s %9s %9s %9s %9s %9s\n", "log", "clients", "payload",
+    std::printf("%-10s %-7s %-8s %7s %7s %12s %9s %9s %9s %9s %9s %9s %9s\n", "op", "log", "via", "clients", "payload",
                 "ops/s", "p50 us", "p95 us", "p99 us", "p99.9 us", "max us", "elections", "terms");
-    std::printf("%-7s %7d %7zu %12.0f %9.1f %9.1f %9.1f %9.1f %9.1f %9lld %4llu-%llu\n",
-                s.log.c_str(), s.clients, s.payload, r.ops_per_sec, r.p50, r.p95, r.p99, r.p999,
-                r.max, static_cast<long long>(r.elections),
-                static_cast<unsigned long long>(r.term_start),
-                static_cast<unsigned long long>(r.term_end));
+    for (const auto& r : rs) {
+      std::printf("%-10s %-7s %-8s %7d %7zu %12.0f %9.1f %9.1f %9.1f %9.1f %9.1f %9lld %4llu-%llu\n", op_name(r.kind),
+                  s.log.c_str(), via, s.clients, s.payload, r.ops_per_sec, r.p50, r.p95, r.p99, r.p999, r.max,
+                  static_cast<long long>(elections), static_cast<unsigned long long>(terms[0]),
+                  static_cast<unsigned long long>(terms[1]));
+    }
+    if (s.reads)
+      std::printf("reads per second against the log path, interleaved in %d rounds: ReadIndex %.2fx, lease %.2fx\n",
+                  s.rounds, ratio(op_kind::read_index), ratio(op_kind::read_lease));
   }
   return 0;
 }
@@ -499,7 +607,7 @@ int lead(settings s) {
 int main(int argc, char** argv) {
   settings s;
   CLI::App app{"raftkit-bench: a 3-process raftkit cluster on loopback, closed-loop proposals"};
-  app.add_option("--clients", s.clients, "closed-loop clients in the leader's process")
+  app.add_option("--clients", s.clients, "closed-loop clients in node 1's process")
       ->check(CLI::Range(1, 1 << 16));
   app.add_option("--payload", s.payload, "bytes per proposal")->check(CLI::Range(0, 1 << 20));
   app.add_option("--duration", s.duration, "measured seconds")->check(CLI::Range(0.1, 3600.0));
@@ -511,14 +619,20 @@ int main(int argc, char** argv) {
                  "node_config.max_inflight_messages: AppendEntries in flight per follower")
       ->check(CLI::Range(1, 4096));
   app.add_option("--follower-election-timeout", s.follower_timeout_ms,
-                 "followers' election timeout in ms; above 300 so node 1 (150) leads")
+                 "followers' election timeout in ms; above 300 so the leader-to-be (150) leads")
       ->check(CLI::Range(301u, 60000u));
   app.add_option("--tcp-queue", s.queue_kib,
                  "tcp_options.max_queue_bytes in KiB: the per-peer bulk queue, which bounds the engine's window")
       ->check(CLI::Range(64u, 1u << 20));
   app.add_option("--tcp-write", s.write_kib, "tcp_options.max_write_bytes in KiB: bulk bytes per socket write")
       ->check(CLI::Range(4u, 1u << 20));
-  app.add_flag("--verbose", s.verbose, "also print the leader's engine and transport counters");
+  app.add_flag("--verbose", s.verbose, "also print node 1's engine and transport counters");
+  app.add_flag("--reads", s.reads,
+               "measure reads, not writes: through the log, ReadIndex and the lease, interleaved in slices "
+               "(--duration seconds each in all), compared as ratios to the log path");
+  app.add_option("--rounds", s.rounds, "--reads: rounds of one slice of each kind of read")->check(CLI::Range(1, 1000));
+  app.add_flag("--via-follower", s.via_follower,
+               "run the clients on a follower (node 2 leads): writes are forwarded, reads answered by the follower");
   app.add_option("--serve", s.serve, "")->group("")->check(CLI::Range(1, 3));
   app.add_option("--base-port", s.base_port, "")->group("");
   app.add_option("--dir", s.dir, "")->group("");

@@ -32,6 +32,7 @@
 
 #include <unistd.h>
 
+#include "asio_waits.hpp"
 #include "raftkit/asio/node.hpp"
 #include "raftkit/file/log_store.hpp"
 #include "raftkit/memory/log_store.hpp"
@@ -58,12 +59,8 @@ std::vector<std::byte> cmd(std::int64_t d) {
   return v;
 }
 
-/// Waits for a future, failing the test instead of hanging.
-template <class T>
-T get(std::future<T>& f, std::chrono::seconds guard = 10s) {
-  REQUIRE(f.wait_for(guard) == std::future_status::ready);
-  return f.get();
-}
+using asio_test::get;
+using asio_test::wait_for;
 
 /// With a std::error_code first, use_future and use_awaitable deliver (error, value) as a
 /// tuple (Asio turns only boost::system::error_code into exceptions): checks the error is
@@ -214,18 +211,6 @@ class strand_block {
   std::promise<void> entered_, release_;
   bool released_ = false;
 };
-
-/// Polls (every 5 ms) until `done` holds; false after `guard`. Real time is only a hang
-/// guard here, never asserted on.
-template <class F>
-bool wait_for(F done, std::chrono::seconds guard = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + guard;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
 
 /// A one-node cluster (it elects itself) on its own io thread.
 template <class Store = raftkit::memory::log_store>

@@ -1,6 +1,6 @@
 #pragma once
 // The HTTP side of raftkit-kv, with no sockets in it: the request handler (routes, keys,
-// command size, error mapping, /status, /metrics) and the connection loop (limits, time
+// command size, read consistency, leadership transfer, error mapping, /status, /metrics) and the connection loop (limits, time
 // limits, pipelining, refusals) over any Asio stream. main.cpp runs them over TCP;
 // test_handler.cpp and tests/fuzz/fuzz_kv.cpp over an in-memory stream and a fake node
 // (testing.hpp), so what is fuzzed is what serves.
@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -39,7 +40,9 @@
 
 #include "kv_machine.hpp"
 #include "observability.hpp"
+#include "raftkit/asio/steady_clock.hpp"
 #include "raftkit/asio/tcp_transport.hpp"
+#include "raftkit/config.hpp"
 #include "raftkit/errc.hpp"
 #include "raftkit/file/log_store.hpp"
 #include "raftkit/status.hpp"
@@ -89,7 +92,29 @@ struct http_counters {
   std::atomic<std::uint64_t> session_errors{0};        ///< a session ended by an exception
   latency_histogram write_seconds;  ///< a write's proposal to its completion (applied here), successful ones
   latency_histogram read_seconds;   ///< the same for reads
+  /// GETs handed to the node, by read_consistency (linearizable, lease, local).
+  std::array<std::atomic<std::uint64_t>, 3> reads{};
+  std::atomic<std::uint64_t> transfers{0};             ///< POST /admin/transfer handed to the node
 };
+
+/// The names of raftkit::read_consistency in `?consistency=`, /status and /metrics, by value.
+inline constexpr std::array<std::string_view, 3> consistency_names = {"linearizable", "lease", "local"};
+
+/// The value of `name` in a request target's query string (`/path?a=1&b=2`), as given.
+inline std::optional<std::string_view> query_param(std::string_view target, std::string_view name) {
+  const std::size_t q = target.find('?');
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const std::size_t amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    const std::size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
 
 /// Percent-decodes a path segment; false on a malformed escape.
 inline bool percent_decode(std::string_view in, std::string& out) {
@@ -115,11 +140,6 @@ inline bool percent_decode(std::string_view in, std::string& out) {
 
 /// The header that says whether a failed command may have applied.
 inline constexpr std::string_view outcome_header = "X-Raftkit-Outcome";
-
-/// Errors after which the command certainly did not apply, so retrying is safe.
-inline bool certainly_not_applied(std::error_code ec) {
-  return ec == raftkit::errc::not_leader || ec == raftkit::errc::busy || ec == raftkit::errc::too_large;
-}
 
 /// A response in the request's HTTP version, keeping the connection as it asked.
 inline response make_response(unsigned version, bool keep_alive, http::status st, std::string body,
@@ -163,7 +183,13 @@ inline std::optional<http::status> read_refusal(boost::system::error_code ec) {
 }
 
 /// Serves raftkit-kv's API from a `Node` (raftkit::asio::node over kv::machine, or a fake
-/// with the same calls: propose, read, status, counters, transport_stats).
+/// with the same calls: propose, read, transfer_leadership, status, counters,
+/// transport_stats).
+///
+/// GET /kv/KEY reads through the node's `read` (ReadIndex and kv::machine::query, no log
+/// entry), `?consistency=linearizable` (the default), `lease` or `local`; on a follower
+/// the leader only confirms the read index and the follower answers from its own state.
+/// POST /admin/transfer?to=N (or `to=any`) hands leadership over.
 template <class Node>
 class handler {
  public:
@@ -183,6 +209,10 @@ class handler {
       if (path == "/status") co_return co_await status(req);
       co_return co_await metrics(req);
     }
+    if (path == "/admin/transfer") {
+      if (req.method() != http::verb::post) co_return refuse(req, http::status::bad_request, "use POST");
+      co_return co_await transfer(req, target);
+    }
     if (!path.starts_with("/kv/")) co_return refuse(req, http::status::not_found, "unknown path");
     std::string key;
     if (!percent_decode(path.substr(4), key))
@@ -198,6 +228,15 @@ class handler {
       case http::verb::get: o = kv::op::get; break;
       default: co_return refuse(req, http::status::bad_request, "method not supported on /kv/");
     }
+    const auto consistency_arg = query_param(target, "consistency");
+    raftkit::read_consistency consistency = raftkit::read_consistency::linearizable;
+    if (consistency_arg) {
+      if (o != kv::op::get) co_return refuse(req, http::status::bad_request, "consistency applies to GET only");
+      const auto* it = std::find(consistency_names.begin(), consistency_names.end(), *consistency_arg);
+      if (it == consistency_names.end())
+        co_return refuse(req, http::status::bad_request, "consistency must be linearizable, lease or local");
+      consistency = static_cast<raftkit::read_consistency>(it - consistency_names.begin());
+    }
     const std::string_view value = o == kv::op::put || o == kv::op::append ? std::string_view(req.body()) : std::string_view{};
     // A command that cannot travel in one replication message would be refused by the
     // node (or, before it refused them, stall replication): refuse it here, unproposed.
@@ -207,8 +246,10 @@ class handler {
                        "command of " + std::to_string(n) + " bytes does not fit one replication message (at most " +
                            std::to_string(limits_.max_command) + ")");
     }
-    auto [ec, r] = co_await submit(kv::encode(o, key, value), o == kv::op::get);
-    if (ec) co_return failure(req, ec);
+    std::optional<raftkit::read_consistency> read;
+    if (o == kv::op::get) read = consistency;
+    auto [ec, r] = co_await submit(kv::encode(o, key, value), read);
+    if (ec) co_return failure(req, ec, o == kv::op::get);
     if (r.bad) co_return make_response(req, http::status::internal_server_error, "command did not decode\n");
     if (o == kv::op::get) {
       if (!r.found) co_return make_response(req, http::status::not_found, "no such key\n");
@@ -222,9 +263,10 @@ class handler {
     return refusal(req.version(), req.keep_alive(), st, std::move(why));
   }
 
-  /// Proposes (or reads) through the node, giving up after the request timeout. The
-  /// operation itself cannot be cancelled: after a timeout it may still apply.
-  boost::asio::awaitable<std::pair<std::error_code, kv::result>> submit(std::vector<std::byte> command, bool read) {
+  /// Proposes, or reads at a consistency, through the node, giving up after the request
+  /// timeout. The operation itself cannot be cancelled: after a timeout it may still apply.
+  boost::asio::awaitable<std::pair<std::error_code, kv::result>> submit(std::vector<std::byte> command,
+                                                                       std::optional<raftkit::read_consistency> read) {
     struct op_state {
       explicit op_state(boost::asio::any_io_executor ex) : timer(std::move(ex)) {}
       boost::asio::steady_timer timer;
@@ -245,8 +287,12 @@ class handler {
       st->r = std::move(r);
       st->timer.cancel();
     });
-    if (read) node_.read(std::move(command), std::move(on_done));
-    else node_.propose(std::move(command), std::move(on_done));
+    if (read) {
+      ++counters_.reads[static_cast<std::size_t>(*read)];
+      node_.read(std::move(command), *read, std::move(on_done));
+    } else {
+      node_.propose(std::move(command), std::move(on_done));
+    }
     if (!st->done) co_await st->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
     if (!st->done) {
       st->done = true;
@@ -255,18 +301,55 @@ class handler {
     co_return std::pair{st->ec, std::move(st->r)};
   }
 
-  /// A failure from the node. too_large is the client's to fix (413); anything else is
-  /// 503 and the client retries. Whether the command may have applied is said explicitly,
-  /// so a client can tell "retry safely" from "check before retrying".
-  response failure(const request& req, std::error_code ec) {
+  /// A failure from the node. too_large is the client's to fix (413), and so is a lease
+  /// read on a server without lease reads (not_supported, 400); anything else is 503 and
+  /// the client retries. Whether the command may have applied is said explicitly
+  /// (raftkit::may_have_applied; a read changes nothing), so a client can tell "retry
+  /// safely" from "check before retrying".
+  response failure(const request& req, std::error_code ec, bool read) {
     if (ec == raftkit::errc::too_large) {
       ++counters_.refused_too_large;
       return refuse(req, http::status::payload_too_large, ec.message());
     }
+    if (ec == raftkit::errc::not_supported) return refuse(req, http::status::bad_request, ec.message());
     auto res = make_response(req, http::status::service_unavailable, ec.message() + "\n");
     res.set(http::field::retry_after, "1");
-    res.set(outcome_header, certainly_not_applied(ec) ? "not-applied" : "unknown");
+    res.set(outcome_header, read || !raftkit::may_have_applied(ec) ? "not-applied" : "unknown");
     return res;
+  }
+
+  /// POST /admin/transfer?to=N|any: 200 with the new leader once it leads; 400 for a bad
+  /// or unknown node; 409 when this node is not the leader (or a transfer is under way);
+  /// 503 when the transfer failed (timeout: this node leads on) and may be retried.
+  boost::asio::awaitable<response> transfer(const request& req, std::string_view target) {
+    const auto to = query_param(target, "to");
+    if (!to) co_return refuse(req, http::status::bad_request, "say which node: ?to=N or ?to=any");
+    raftkit::node_id id = 0;
+    if (*to == "any") {
+      id = raftkit::any_node;
+    } else {
+      const auto [end, e] = std::from_chars(to->data(), to->data() + to->size(), id);
+      if (e != std::errc{} || end != to->data() + to->size() || id == 0 || id == raftkit::any_node)
+        co_return refuse(req, http::status::bad_request, "to must be a node id or any");
+    }
+    ++counters_.transfers;
+    const std::error_code ec = co_await node_.transfer_leadership(id, boost::asio::use_awaitable);
+    const raftkit::node_status st = co_await node_.status(boost::asio::use_awaitable);
+    if (!ec) {
+      boost::json::object o;
+      o["leader"] = st.leader;
+      o["term"] = st.term;
+      co_return make_response(req, http::status::ok, boost::json::serialize(o) + "\n", "application/json");
+    }
+    if (ec == raftkit::errc::unknown_member) co_return refuse(req, http::status::bad_request, ec.message());
+    if (ec == raftkit::errc::not_leader || ec == raftkit::errc::transferring) {
+      auto res = make_response(req, http::status::conflict, ec.message() + "; leader " + std::to_string(st.leader) + "\n");
+      res.set("X-Raftkit-Leader", std::to_string(st.leader));
+      co_return res;
+    }
+    auto res = make_response(req, http::status::service_unavailable, ec.message() + "\n");
+    res.set(http::field::retry_after, "1");
+    co_return res;
   }
 
   boost::asio::awaitable<response> status(const request& req) {
@@ -281,6 +364,27 @@ class handler {
     o["last_log_index"] = st.last_log_index;
     o["durable_index"] = st.durable_index;
     o["pending_proposals"] = st.pending_proposals;
+    o["pending_reads"] = st.pending_reads;
+    o["pre_vote"] = st.pre_vote;
+    o["check_quorum"] = st.check_quorum;
+    o["lease_valid"] = st.lease_valid;
+    // (lease_until is time_point::min() without a lease: subtract only while it holds.)
+    o["lease_ms_left"] = st.lease_valid ? std::chrono::duration<double, std::milli>(
+                                              st.lease_until - raftkit::asio::steady_clock{}.now()).count()
+                                        : 0.0;
+    o["transfer_target"] = st.transfer_target == raftkit::no_node ? 0 : st.transfer_target;
+    const raftkit::node_counters c = node_.counters();
+    boost::json::object reads;
+    for (std::size_t i = 0; i < consistency_names.size(); ++i) reads[consistency_names[i]] = counters_.reads[i].load();
+    o["reads"] = std::move(reads);  // GETs by consistency
+    o["read_index_calls"] = c.reads;
+    o["lease_reads"] = c.lease_reads;
+    o["read_rounds"] = c.read_rounds;
+    o["elections"] = c.elections;
+    o["elections_won"] = c.elections_won;
+    o["pre_votes"] = c.pre_votes;
+    o["quorum_lost"] = c.quorum_lost;
+    o["transfers"] = c.transfers;
     co_return make_response(req, http::status::ok, boost::json::serialize(o) + "\n", "application/json");
   }
 
@@ -354,6 +458,17 @@ class handler {
               h.refused_too_large.load());
     w.counter("raftkit_http_refused_chunked_total", "requests refused with 411 (chunked body)", h.refused_chunked.load());
     w.counter("raftkit_http_session_errors_total", "HTTP sessions ended by an unexpected exception", h.session_errors.load());
+    w.counter("raftkit_votes_ignored_total", "vote requests ignored while a leader was current", c.votes_ignored);
+    w.counter("raftkit_transfers_total", "leadership transfers this node started", c.transfers);
+    w.gauge("raftkit_pre_vote", "1 if pre-vote is on", st.pre_vote ? 1 : 0);
+    w.gauge("raftkit_check_quorum", "1 if check-quorum is on", st.check_quorum ? 1 : 0);
+    w.gauge("raftkit_lease_valid", "1 while this leader's read lease holds", st.lease_valid ? 1 : 0);
+    for (std::size_t i = 0; i < consistency_names.size(); ++i)
+      w.counter("raftkit_reads_total", "GETs handed to the node, by consistency", h.reads[i].load(),
+                {{"consistency", std::string(consistency_names[i])}});
+    w.counter("raftkit_read_index_total", "read index requests this node served or asked for", c.reads);
+    w.counter("raftkit_lease_reads_total", "reads this leader answered from its lease", c.lease_reads);
+    w.counter("raftkit_read_rounds_total", "heartbeat rounds a majority confirmed", c.read_rounds);
     if (fsync_stats_) {
       const raftkit::file::sync_stats f = fsync_stats_();
       w.summary("raftkit_fsync_seconds", "fdatasync latency of the log store", f.count, static_cast<double>(f.total_ns) / 1e9);

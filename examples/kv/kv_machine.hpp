@@ -3,8 +3,9 @@
 //
 // A command is: one op byte, the key length as a LEB128 varint, the key, then the value
 // (everything left). Compact, and decoding needs no framing beyond the log entry itself.
-// Every read goes through the log too (a get is a command), so a read is ordered with
-// every write and cannot see stale state on a deposed leader.
+// A get is answered by `query` (raftkit::has_query), without the log: the server reads
+// through the node's ReadIndex, which makes the answer linearizable without a log write.
+// `apply` still answers a get that reached the log (an older server's, say).
 
 #include <cstddef>
 #include <cstdint>
@@ -109,6 +110,20 @@ class machine {
         if (r.found) r.value = it->second;
         break;
     }
+    return r;
+  }
+  /// Answers a get from the current state (raftkit::has_query); any other command is
+  /// `bad` here: only gets are read-only.
+  result query(std::span<const std::byte> bytes) const {
+    result r;
+    const auto c = decode(bytes);
+    if (!c || c->op != op::get) {
+      r.bad = true;
+      return r;
+    }
+    const auto it = map_.find(std::string(c->key));
+    r.found = it != map_.end();
+    if (r.found) r.value = it->second;
     return r;
   }
   std::size_t size() const noexcept { return map_.size(); }

@@ -3,8 +3,11 @@
 //   raftkit-kv --id 1 --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //              --http 127.0.0.1:8001 --data DIR [--log file|memory]
 //
-// Every operation, reads included, goes through the Raft log (a follower forwards it to the
-// leader), so any node answers linearizably or not at all. The HTTP handling lives in
+// Writes go through the Raft log (a follower forwards them to the leader). Reads do not:
+// a GET is answered by the node it reaches, from its own state, once the engine's ReadIndex
+// (one heartbeat round of the leader's, thesis §6.4) says that state is current, so any
+// node answers linearizably or not at all; `?consistency=lease` uses the leader's lease
+// instead of the round, `?consistency=local` answers at once with no guarantee. The HTTP handling lives in
 // http_handler.hpp, the start-up rules and exit statuses in startup.hpp; this file parses
 // the command line, opens the store, binds, and accepts connections.
 
@@ -56,6 +59,10 @@ struct settings {
   std::string log = "file";
   bool unsafe_memory_log = false;
   unsigned election_timeout_ms = 150;
+  bool no_pre_vote = false;
+  bool no_check_quorum = false;
+  bool no_lease_reads = false;
+  double clock_drift_bound = raftkit::node_config{}.clock_drift_bound;
   std::size_t max_connections = 1024;
   kv::http_limits limits;
   std::string log_format = "text";
@@ -229,6 +236,10 @@ plan make_plan(const settings& s) {
   p.cfg.election_timeout = std::chrono::milliseconds(s.election_timeout_ms);
   p.cfg.heartbeat_interval = std::chrono::milliseconds(std::max(1u, s.election_timeout_ms / 5));
   p.cfg.seed = std::random_device{}();
+  p.cfg.pre_vote = !s.no_pre_vote;
+  p.cfg.check_quorum = !s.no_check_quorum;
+  p.cfg.lease_reads = !s.no_lease_reads;
+  p.cfg.clock_drift_bound = s.clock_drift_bound;
   p.limits = s.limits;
   p.log_format = s.log_format == "json" ? kv::log_format::json : kv::log_format::text;
   p.log_level = kv::parse_log_level(s.log_level).value_or(kv::log_level::info);
@@ -311,6 +322,15 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   app.add_option("--log-level", s.log_level, "least severe event logged: debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.add_flag("--no-pre-vote", s.no_pre_vote,
+               "campaign without asking for pre-votes first (a node that rejoins may then depose a healthy leader)");
+  app.add_flag("--no-check-quorum", s.no_check_quorum,
+               "a leader cut off from a majority goes on believing it leads (requires --no-lease-reads)");
+  app.add_flag("--no-lease-reads", s.no_lease_reads, "refuse GET ?consistency=lease (400)");
+  app.add_option("--clock-drift-bound", s.clock_drift_bound,
+                 "the promise lease reads rest on: no member's clock runs faster than another's by more than "
+                 "this factor over an election timeout; the lease lasts election timeout / this")
+      ->check(CLI::Range(1.0, 10.0));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "raftkit/config.hpp"
+
 #include "http_handler.hpp"
 #include "startup.hpp"
 #include "testing.hpp"
@@ -242,6 +244,110 @@ TEST_CASE("refusals made without the node say not-applied") {
   CHECK(rs[4].result() == status::bad_request);
   for (const auto& r : rs) CHECK(outcome(r) == "not-applied");
   CHECK(s.node.commands.empty());
+}
+
+TEST_CASE("GET reads through the node's read at the consistency asked for, linearizable by default") {
+  server s;
+  auto rs = s.serve(put("k", "v") + get("/kv/k") + get("/kv/k?consistency=lease") + get("/kv/k?consistency=local") +
+                    get("/kv/k?consistency=linearizable") + get("/kv/missing?consistency=lease"));
+  REQUIRE(rs.size() == 6);
+  for (std::size_t i = 1; i <= 4; ++i) CHECK((rs[i].result() == status::ok && rs[i].body() == "v"));
+  CHECK(rs[5].result() == status::not_found);
+  using rc = raftkit::read_consistency;
+  CHECK(s.node.reads == std::vector<rc>{rc::linearizable, rc::lease, rc::local, rc::linearizable, rc::lease});
+  CHECK(s.counters.reads[0] == 2);
+  CHECK(s.counters.reads[1] == 2);
+  CHECK(s.counters.reads[2] == 1);
+}
+
+TEST_CASE("a bad consistency, or one on a write, is refused with 400 before it reaches the node") {
+  server s;
+  auto rs = s.serve(get("/kv/k?consistency=eventual") + get("/kv/k?consistency=") +
+                    "PUT /kv/k?consistency=lease HTTP/1.1\r\nContent-Length: 1\r\n\r\nx");
+  REQUIRE(rs.size() == 3);
+  for (const auto& r : rs) {
+    CHECK(r.result() == status::bad_request);
+    CHECK(outcome(r) == "not-applied");
+  }
+  CHECK(s.node.commands.empty());
+}
+
+TEST_CASE("a failed read says not-applied whatever the error (a read changes nothing); a lease read refused by configuration is 400") {
+  for (auto e : {raftkit::errc::timeout, raftkit::errc::leadership_lost, raftkit::errc::not_leader}) {
+    CAPTURE(static_cast<int>(e));
+    server s;
+    s.node.fail = [e](std::size_t) { return make_error_code(e); };
+    auto rs = s.serve(get("/kv/k"));
+    REQUIRE(rs.size() == 1);
+    CHECK(rs[0].result() == status::service_unavailable);
+    CHECK(outcome(rs[0]) == "not-applied");
+  }
+  server s;
+  s.node.fail = [](std::size_t) { return make_error_code(raftkit::errc::not_supported); };
+  auto rs = s.serve(get("/kv/k?consistency=lease"));
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].result() == status::bad_request);
+}
+
+TEST_CASE("a write refused by the node says not-applied exactly when raftkit::may_have_applied says so") {
+  // transferring and stopped were missing from the server's own list before it used the
+  // library's rule.
+  for (auto e : {raftkit::errc::transferring, raftkit::errc::stopped, raftkit::errc::unknown_member,
+                 raftkit::errc::dropped, raftkit::errc::timeout, raftkit::errc::apply_failed}) {
+    CAPTURE(static_cast<int>(e));
+    server s;
+    s.node.fail = [e](std::size_t) { return make_error_code(e); };
+    auto rs = s.serve(put("k", "v"));
+    REQUIRE(rs.size() == 1);
+    CHECK(outcome(rs[0]) == (raftkit::may_have_applied(e) ? "unknown" : "not-applied"));
+  }
+}
+
+TEST_CASE("POST /admin/transfer hands leadership to the node named, or to any; bad targets are 400") {
+  server s;
+  auto post = [](const std::string& path) { return "POST " + path + " HTTP/1.1\r\nContent-Length: 0\r\n\r\n"; };
+  auto rs = s.serve(post("/admin/transfer?to=2") + post("/admin/transfer?to=any") + post("/admin/transfer") +
+                    post("/admin/transfer?to=0") + post("/admin/transfer?to=x2") + get("/admin/transfer?to=2"));
+  REQUIRE(rs.size() == 6);
+  CHECK(rs[0].result() == status::ok);
+  CHECK(rs[0].body().find("\"leader\":") != std::string::npos);
+  CHECK(rs[1].result() == status::ok);
+  for (std::size_t i = 2; i < 6; ++i) CHECK(rs[i].result() == status::bad_request);
+  CHECK(s.node.transfers == std::vector<raftkit::node_id>{2, raftkit::any_node});
+  CHECK(s.node.commands.empty());
+}
+
+TEST_CASE("a transfer the node refuses is 409 on a follower, 400 for an unknown member, 503 when it timed out") {
+  const std::vector<std::pair<raftkit::errc, status>> cases = {
+      {raftkit::errc::not_leader, status::conflict},
+      {raftkit::errc::transferring, status::conflict},
+      {raftkit::errc::unknown_member, status::bad_request},
+      {raftkit::errc::timeout, status::service_unavailable},
+  };
+  for (const auto& [e, want] : cases) {
+    CAPTURE(static_cast<int>(e));
+    server s;
+    s.node.transfer_error = make_error_code(e);
+    auto rs = s.serve("POST /admin/transfer?to=3 HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    REQUIRE(rs.size() == 1);
+    CHECK(rs[0].result() == want);
+  }
+}
+
+TEST_CASE("status shows pre-vote, check-quorum, the lease and the read counters; metrics the reads by consistency and elections won") {
+  server s;
+  auto rs = s.serve(get("/kv/a?consistency=local") + get("/status") + get("/metrics"));
+  REQUIRE(rs.size() == 3);
+  const auto st = boost::json::parse(rs[1].body()).as_object();
+  for (const char* k : {"pre_vote", "check_quorum", "lease_valid", "lease_ms_left", "pending_reads", "reads",
+                        "read_index_calls", "lease_reads", "read_rounds", "elections", "elections_won", "transfers"})
+    CHECK_MESSAGE(st.contains(k), k);
+  CHECK(st.at("reads").as_object().at("local").as_int64() == 1);
+  const std::string& m = rs[2].body();
+  for (const char* line : {"raftkit_reads_total{consistency=\"local\"} 1", "raftkit_reads_total{consistency=\"lease\"} 0",
+                           "raftkit_reads_total{consistency=\"linearizable\"} 0", "raftkit_elections_won_total 0",
+                           "raftkit_elections_total 0", "raftkit_lease_valid 0", "raftkit_pre_vote 0"})
+    CHECK_MESSAGE(m.find(line) != std::string::npos, line);
 }
 
 TEST_CASE("status and metrics answer GET and refuse other methods") {

@@ -92,7 +92,8 @@ def main(binary):
             c.close()
         check(ok, "keep-alive: one connection serves several requests")
 
-        # --- followers forward (writes and reads); they never answer from local state
+        # --- followers forward writes; a read they answer themselves once the leader has
+        # confirmed its read index (ReadIndex), never from state that may be stale
         f1, f2 = followers
         check(f1.request("PUT", "/kv/fwd", b"via-follower")[0] == 200, "PUT via a follower → 200")
         st, _, body = f2.request("GET", "/kv/fwd")

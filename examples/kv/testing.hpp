@@ -28,6 +28,7 @@
 
 #include "http_handler.hpp"
 #include "kv_machine.hpp"
+#include "raftkit/config.hpp"
 
 namespace kv::testing {
 
@@ -142,9 +143,38 @@ class fake_node {
     });
   }
 
+  /// The consistency of every read, in order.
+  std::vector<raftkit::read_consistency> reads;
+  /// Every transfer's target, in order, and what transfers complete with.
+  std::vector<raftkit::node_id> transfers;
+  std::error_code transfer_error;
+
+  /// A read is recorded as a command too (and fails as `fail` says), but is answered by
+  /// kv::machine::query, as the real node answers it.
   template <class Handler>
-  void read(std::vector<std::byte> command, Handler&& handler) {
-    propose(std::move(command), std::forward<Handler>(handler));
+  void read(std::vector<std::byte> command, raftkit::read_consistency c, Handler&& handler) {
+    const std::size_t n = commands.size();
+    commands.push_back(std::move(command));
+    reads.push_back(c);
+    if (silent) return;
+    const std::error_code ec = fail ? fail(n) : std::error_code{};
+    kv::result r;
+    if (!ec) r = machine_.query(commands.back());
+    auto ex = boost::asio::get_associated_executor(handler, ex_);
+    boost::asio::post(ex, [h = std::forward<Handler>(handler), ec, i = applied_, r = std::move(r)]() mutable {
+      std::move(h)(ec, i, std::move(r));
+    });
+  }
+
+  template <class Token>
+  auto transfer_leadership(raftkit::node_id to, Token&& token) {
+    return boost::asio::async_initiate<Token, void(std::error_code)>(
+        [this, to](auto handler) {
+          transfers.push_back(to);
+          auto ex = boost::asio::get_associated_executor(handler, ex_);
+          boost::asio::post(ex, [h = std::move(handler), ec = transfer_error]() mutable { std::move(h)(ec); });
+        },
+        token);
   }
 
   template <class Token>

@@ -1202,7 +1202,10 @@ class basic_node {
 #endif
     }
     reads_.take_confirmed([&](pending_read& pr, index_t at) { answer_read(pr, at); });
-    if (reads_.waiting_after(reads_.latest_round())) begin_read_round(true);
+    if (reads_.waiting_after(reads_.latest_round())) {
+      begin_read_round(true);
+      confirm_read_rounds();  // a single voter confirms the new round at once (no reply comes)
+    }
   }
 
   void serve_reads_waiting_commit() {

@@ -29,6 +29,16 @@
 /// set-up error (std::invalid_argument). Proposals wait for the strand in a bounded queue
 /// (`node_options`): beyond it they complete with `busy` (definitely not applied).
 ///
+/// Reads. `read(command, [consistency,] token)` answers a read-only command without the
+/// log when the state machine can (`raftkit::has_query`): the engine's `read_index`
+/// (thesis §6.4; on a follower it asks the leader for the index, then waits to apply it)
+/// and then the state machine's `query(command)`, on the strand, between applies. The
+/// consistency is `node_options::default_read_consistency` unless the call names one:
+/// `linearizable` (a heartbeat round), `lease` (the leader's lease, node_config::lease_reads)
+/// or `local` (this node's state as it is, no guarantee). A state machine without `query`
+/// has its reads proposed through the log like any command, whatever the consistency: still
+/// linearizable, at the cost of a log write. Reads share the proposals' queue and bound.
+///
 /// Ownership: the node front object owns the state; queued work keeps it alive until it has
 /// run. Destroying the node stops it as `stop` does, without a completion: pending and
 /// queued proposals complete with shutting_down once the strand runs (so the io_context
@@ -87,6 +97,8 @@ struct node_options {
   /// The same queue's command bytes; a command bigger than this alone still reaches the
   /// engine (which answers too_large if it cannot be sent).
   std::size_t max_queued_bytes = 64u << 20;
+  /// How `read(command, token)` is answered when the call names no consistency.
+  raftkit::read_consistency default_read_consistency = raftkit::read_consistency::linearizable;
 };
 
 /// The driver's proposal queue, for metrics and tests.
@@ -145,6 +157,17 @@ inline void fit_to_transport(node_config& cfg, const transport_limits& l) {
   cfg.max_inflight_bytes = std::min(cfg.max_inflight_bytes, room - cfg.max_bytes_per_message + 1);
 }
 
+/// What a read answers with: query()'s result when the state machine has one, else (the
+/// read goes through the log) apply()'s.
+template <class StateMachine>
+struct read_result {
+  using type = apply_result_t<StateMachine>;
+};
+template <raftkit::has_query StateMachine>
+struct read_result<StateMachine> {
+  using type = query_result_t<StateMachine>;
+};
+
 }  // namespace detail
 
 /// Runs a Raft node over an asynchronous transport (TCP by default) on an Asio executor.
@@ -160,6 +183,8 @@ class node {
                                  StateMachine, steady_clock>;
   /// What a proposal's completion receives besides the error code.
   using result_type = typename engine_type::result_type;
+  /// What a read's completion receives besides the error code and the read index (see read).
+  using read_result_type = typename detail::read_result<StateMachine>::type;
   /// The strand the engine and the transport run on.
   using executor_type = typename Transport::executor_type;
   static_assert(std::is_convertible_v<executor_type, boost::asio::any_io_executor>,
@@ -235,17 +260,56 @@ class node {
   auto propose(std::vector<std::byte> command, Token&& token) {
     return boost::asio::async_initiate<Token, void(std::error_code, index_t, result_type)>(
         [s = impl_](auto handler, std::vector<std::byte> cmd) {
-          s->enqueue(std::move(cmd), s->wrap(std::move(handler)));
+          s->enqueue(typename impl::queued{std::move(cmd), s->wrap(std::move(handler)), {}, {}});
         },
         token, std::move(command));
   }
 
-  /// A linearizable read: `command` is read-only for the state machine. For now it goes
-  /// through the log like a proposal (ReadIndex and leases do not exist in the engine yet),
-  /// which is linearizable because it is ordered with every write.
+  /// A read of `command`, read-only for the state machine, at
+  /// `node_options::default_read_consistency`; see the next overload.
   template <class Token>
   auto read(std::vector<std::byte> command, Token&& token) {
-    return propose(std::move(command), std::forward<Token>(token));
+    return read(std::move(command), impl_->opts_.default_read_consistency, std::forward<Token>(token));
+  }
+
+  /// A read of `command` at `consistency` (see the file comment); completes with
+  /// `(error_code, index_t, read_result_type)`: the index this node had applied when the
+  /// state machine's `query(command)` answered, and its answer. With a state machine that
+  /// has no `query`, the read is proposed through the log (any consistency): then the
+  /// completion is a proposal's. A read changes nothing, so on any error (not_leader,
+  /// busy, timeout, leadership_lost, not_supported for a lease read without
+  /// node_config::lease_reads, transferring, stopped, shutting_down) it may be retried;
+  /// a failed read never returns a value.
+  template <class Token>
+  auto read(std::vector<std::byte> command, read_consistency consistency, Token&& token) {
+    if constexpr (!has_query<StateMachine>) {
+      (void)consistency;  // through the log, every read is linearizable
+      return propose(std::move(command), std::forward<Token>(token));
+    } else {
+      return boost::asio::async_initiate<Token, void(std::error_code, index_t, read_result_type)>(
+          [s = impl_, consistency](auto handler, std::vector<std::byte> cmd) {
+            s->enqueue(typename impl::queued{std::move(cmd), {}, s->wrap(std::move(handler)), consistency});
+          },
+          token, std::move(command));
+    }
+  }
+
+  /// Hands leadership to `to`, or with `to = raftkit::any_node` to the most up-to-date
+  /// follower (basic_node::transfer_leadership, thesis §3.10); completes with
+  /// `(error_code)`: empty once this node sees the target lead; timeout after an election
+  /// timeout without that (this node leads on); not_leader, unknown_member or
+  /// transferring (one at a time) at once; leadership_lost when another node took over;
+  /// stopped after stop. Proposals meanwhile fail with transferring (not applied).
+  template <class Token>
+  auto transfer_leadership(node_id to, Token&& token) {
+    return boost::asio::async_initiate<Token, void(std::error_code)>(
+        [s = impl_, to](auto handler) {
+          boost::asio::post(s->ex(), [s, to, done = s->wrap(std::move(handler))]() mutable {
+            s->engine_->transfer_leadership(to, std::move(done));
+            s->after_input();
+          });
+        },
+        token);
   }
 
   /// The node's status, taken on the strand: completes with `(node_status)`.
@@ -327,6 +391,7 @@ class node {
 
  private:
   using completion = typename engine_type::completion;
+  using read_completion = raftkit::detail::unique_function<void(std::error_code, index_t, read_result_type)>;
 
   static auto tcp_factory(boost::asio::any_io_executor ex, const node_config& cfg, std::uint64_t cluster_id,
                           cluster_map peers, tcp_options topts) {
@@ -370,7 +435,13 @@ class node {
     node_counters counters_;
     struct queued {
       std::vector<std::byte> cmd;
-      completion done;
+      completion done;                  // a proposal's (or a read's through the log)
+      read_completion read;             // or a read's answered by query() (has_query only)
+      read_consistency consistency{};  // (for a read)
+      void fail(errc e) {
+        if (read) read(e, 0, read_result_type{});
+        else done(e, 0, result_type{});
+      }
     };
     mutable std::mutex queue_mu_;
     std::vector<queued> queue_;     // proposals waiting for the next drain (under queue_mu_)
@@ -428,24 +499,24 @@ class node {
     /// while the strand is busy are proposed together in one engine batch(): one log
     /// write and one AppendEntries per follower for all of them. A full queue answers
     /// busy, from the strand (never inside the initiating call).
-    void enqueue(std::vector<std::byte> cmd, completion done) {
+    void enqueue(queued q) {
       bool post_drain = false;
       bool full = false;
       {
         std::lock_guard lk(queue_mu_);
         full = !queue_.empty() && (queue_.size() >= opts_.max_queued_proposals ||
-                                   queued_bytes_ + cmd.size() > opts_.max_queued_bytes);
+                                   queued_bytes_ + q.cmd.size() > opts_.max_queued_bytes);
         if (full) {
           ++busy_;
         } else {
-          queued_bytes_ += cmd.size();
-          queue_.push_back(queued{std::move(cmd), std::move(done)});
+          queued_bytes_ += q.cmd.size();
+          queue_.push_back(std::move(q));
           max_queued_ = std::max(max_queued_, queue_.size());
           post_drain = !std::exchange(drain_posted_, true);
         }
       }
       if (full) {
-        boost::asio::post(ex(), [d = std::move(done)]() mutable { d(errc::busy, 0, result_type{}); });
+        boost::asio::post(ex(), [q = std::move(q)]() mutable { q.fail(errc::busy); });
         return;
       }
       if (post_drain) boost::asio::post(ex(), [s = this->shared_from_this()] { s->drain(); });
@@ -459,10 +530,30 @@ class node {
         drain_posted_ = false;
       }
       engine_->batch([&] {
-        for (auto& q : draining_) engine_->propose(std::span<const std::byte>(q.cmd), std::move(q.done));
+        for (auto& q : draining_) {
+          if constexpr (has_query<StateMachine>) {
+            if (q.read) {
+              start_read(q);
+              continue;
+            }
+          }
+          engine_->propose(std::span<const std::byte>(q.cmd), std::move(q.done));
+        }
       });
       draining_.clear();
       after_input();
+    }
+
+    /// Asks the engine for a read index; once this node has applied up to it (the engine
+    /// completes the read then, on the strand, between applies) the state machine answers.
+    void start_read(queued& q) {
+      engine_->read_index(
+          [this, cmd = std::move(q.cmd), done = std::move(q.read)](std::error_code ec, index_t at) mutable {
+            if (ec) return done(ec, 0, read_result_type{});
+            const StateMachine& sm = engine_->state_machine();
+            done(ec, at, sm.query(std::span<const std::byte>(cmd)));
+          },
+          q.consistency);
     }
 
     void on_receive(message&& m) {
@@ -473,12 +564,13 @@ class node {
 
     /// Wraps a completion handler so the engine can call it on the strand: the result is
     /// dispatched to the handler's associated executor, which is kept busy meanwhile.
+    /// Any signature: a proposal's, a read's, a transfer's.
     template <class Handler>
-    completion wrap(Handler handler) {
+    auto wrap(Handler handler) {
       auto work = detail::tracked_executor(handler, ex());
-      return [h = std::move(handler), work = std::move(work)](std::error_code ec, index_t i, result_type r) mutable {
-        boost::asio::dispatch(work, [h = std::move(h), ec, i, r = std::move(r)]() mutable {
-          std::move(h)(ec, i, std::move(r));
+      return [h = std::move(handler), work = std::move(work)](auto... args) mutable {
+        boost::asio::dispatch(work, [h = std::move(h), ... args = std::move(args)]() mutable {
+          std::move(h)(std::move(args)...);
         });
       };
     }
