@@ -3,10 +3,13 @@
 # and how the main build directory is configured. Source it; it defines functions only.
 
 # Compiler and build tools, then the libraries: Boost.Asio (>= 1.81, for raftkit/asio),
-# cereal (wire codec), fmt (formatters), doctest (tests), Google Benchmark, CLI11 (tools).
+# cereal (wire codec), fmt (formatters), doctest (tests), Google Benchmark, CLI11 (tools);
+# clang 14 and its runtimes (libFuzzer, sanitizers) build the fuzz targets (tests/fuzz);
+# Chromium, in which the simulator's timeline page is tested (tests/timeline).
 RAFTKIT_PACKAGES=(
   g++ meson ninja-build pkg-config cmake python3
   libboost1.81-dev libcereal-dev libfmt-dev doctest-dev libbenchmark-dev libcli11-dev
+  clang-14 libclang-rt-14-dev chromium
 )
 
 # Options of the main build directory (`build`), the same for the demo and the tests.

@@ -156,6 +156,6 @@ TEST_SUITE("custom_transport") {
       get(f);
     }
     auto after = nodes[*leader]->propose(cmd(1), ba::use_future);
-    CHECK(std::get<0>(get(after)) == raftkit::errc::shutting_down);
+    CHECK(std::get<0>(get(after)) == raftkit::errc::stopped);  // refused after stop: not applied
   }
 }

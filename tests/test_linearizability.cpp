@@ -1,9 +1,12 @@
-// Specification of client histories (raftkit/sim/history.hpp) and of the
-// linearizability checker (raftkit/sim/linearizability.hpp).
+// Specification of client histories (raftkit/sim/history.hpp), of the register
+// linearizability checker (raftkit/sim/linearizability.hpp), and of the check against any
+// sequential model (raftkit/sim/model.hpp).
 
 #include <raftkit/sim/history.hpp>
 #include <raftkit/sim/json_lines.hpp>
+#include <raftkit/sim/kv.hpp>
 #include <raftkit/sim/linearizability.hpp>
+#include <raftkit/sim/model.hpp>
 
 #include <doctest/doctest.h>
 
@@ -14,6 +17,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
+#include <optional>
+#include <span>
+#include <string_view>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -850,6 +856,218 @@ TEST_CASE("each example history file has the verdict its name states") {
   CHECK(good >= 3);
   CHECK(bad >= 3);
   CHECK(malformed >= 1);
+}
+
+
+// ---- any model (model.hpp) ---------------------------------------------------------------
+
+}  // TEST_SUITE
+
+namespace {
+
+namespace sim = raftkit::sim;
+
+// The register histories of the tests above as histories of the key-value model.
+std::vector<sim::kv_operation> as_kv(const std::vector<operation>& ops) {
+  std::vector<sim::kv_operation> r;
+  for (const auto& o : ops) r.push_back({o.client, {o.op, o.key, o.value}, o.output, o.call, o.ret});
+  return r;
+}
+
+// The key-value model without its own checker or its reads marked: the bare search.
+struct bare_kv_model {
+  using input = sim::kv_input;
+  using output = std::string;
+  using state = std::string;
+  state init() const { return {}; }
+  output step(state& s, const input& in) const { return sim::kv_model{}.step(s, in); }
+  std::string partition(const input& in) const { return in.key; }
+};
+
+// A counter: add n and be told the sum; add 0 reads.
+struct counter_model {
+  using input = std::int64_t;
+  using output = std::int64_t;
+  using state = std::int64_t;
+  state init() const { return 0; }
+  output step(state& s, input add) const { return s += add; }
+  bool read_only(input add) const { return add == 0; }
+  std::string input_text(input add) const { return add == 0 ? "read" : "add " + std::to_string(add); }
+  std::string output_text(output v) const { return std::to_string(v); }
+  std::string state_text(state v) const { return std::to_string(v); }
+  std::optional<input> parse_input(std::string_view t) const {
+    if (t == "read") return 0;
+    if (t.rfind("add ", 0) != 0) return std::nullopt;
+    return std::stoll(std::string(t.substr(4)));
+  }
+  std::optional<output> parse_output(std::string_view t) const {
+    if (t.empty() || t.find_first_not_of("-0123456789") != std::string_view::npos) return std::nullopt;
+    return std::stoll(std::string(t));
+  }
+};
+static_assert(sim::model<counter_model>);
+static_assert(sim::model_has_history_files<counter_model>);
+static_assert(!sim::model_has_own_check<counter_model>);
+static_assert(sim::model_has_own_check<sim::kv_model> && sim::model_has_own_jsonl<sim::kv_model>);
+
+using counter_op = sim::model_operation<counter_model>;
+
+counter_op add(std::uint64_t client, std::int64_t n, std::int64_t sum, std::int64_t call, std::int64_t ret) {
+  return {client, n, sum, call, ret};
+}
+
+}  // namespace
+
+TEST_SUITE("linearizability") {
+
+TEST_CASE("the model search agrees with brute force on small register histories, reads marked or not") {
+  rng r{20'260'401};
+  int linearizable = 0, not_linearizable = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const auto ops = i % 2 ? random_small_history(r) : random_small_distinct_history(r);
+    const bool truth = brute_force_linearizable(ops);
+    const auto kv = as_kv(ops);
+    INFO("history:\n" << as_jsonl(ops));
+    const auto marked = sim::search_linearizability(std::span(kv), sim::kv_model{});
+    const auto bare = sim::search_linearizability(std::span(kv), bare_kv_model{});
+    REQUIRE(marked.verdict == (truth ? check_verdict::linearizable : check_verdict::not_linearizable));
+    REQUIRE(bare.verdict == marked.verdict);
+    if (!truth) {
+      // The explanation is about an operation the longest prefix could not take.
+      REQUIRE(marked.culprit < ops.size());
+      CHECK(std::find(marked.longest_prefix.begin(), marked.longest_prefix.end(), marked.culprit) ==
+            marked.longest_prefix.end());
+    }
+    (truth ? linearizable : not_linearizable)++;
+  }
+  CHECK(linearizable > 300);
+  CHECK(not_linearizable > 300);
+}
+
+TEST_CASE("the model search and the register checker agree on long simulator-like histories") {
+  for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    const auto ops = random_linearizable_history(seed, 400, 8, 4, seed % 2 == 0);
+    const auto kv = as_kv(ops);
+    const auto search = sim::search_linearizability(std::span(kv), sim::kv_model{});
+    CHECK_MESSAGE(search.verdict == check_verdict::linearizable, search.explanation);
+    CHECK(search.keys == 4);
+    // The model's own checker is what check_linearizability uses for it.
+    CHECK(sim::check_linearizability(std::span(kv), sim::kv_model{}).verdict == check_verdict::linearizable);
+    auto bad = ops;
+    for (auto& o : bad)
+      if (o.op == op_kind::get && o.completed() && !o.output.empty()) {
+        o.output += "never written";
+        break;
+      }
+    const auto kv_bad = as_kv(bad);
+    CHECK(sim::search_linearizability(std::span(kv_bad), sim::kv_model{}).verdict == check_verdict::not_linearizable);
+    CHECK(sim::check_linearizability(std::span(kv_bad), sim::kv_model{}).verdict == check_verdict::not_linearizable);
+  }
+}
+
+TEST_CASE("a counter's lost update is not linearizable, and the explanation says what the model answers") {
+  // Two adds of 1 both told the sum is 1: one of them was lost.
+  const std::vector<counter_op> ops = {add(0, 1, 1, 0, 10), add(1, 1, 1, 20, 30), add(2, 0, 2, 40, 50)};
+  const auto r = sim::check_linearizability(std::span(ops), counter_model{});
+  INFO(r.explanation);
+  REQUIRE(r.verdict == check_verdict::not_linearizable);
+  CHECK(r.longest_prefix == std::vector<std::size_t>{0});
+  CHECK(r.culprit == 1);
+  CHECK(r.explanation.find("#1 client 1 add 1 -> 1 [20, 30]") != std::string::npos);
+  CHECK(r.explanation.find("After it the state is 1.") != std::string::npos);
+  CHECK(r.explanation.find("There the model answers 2.") != std::string::npos);
+}
+
+TEST_CASE("an operation of unknown outcome may take effect at any time after its call, or never") {
+  // The read sees 5: the unknown add of 5 took effect before it.
+  std::vector<counter_op> ops = {add(0, 5, 0, 0, sim::unknown_return), add(1, 0, 5, 10, 20)};
+  CHECK(sim::check_linearizability(std::span(ops), counter_model{}).verdict == check_verdict::linearizable);
+  // The read sees 0: it never took effect (or after the read).
+  ops[1].output = 0;
+  CHECK(sim::check_linearizability(std::span(ops), counter_model{}).verdict == check_verdict::linearizable);
+  // Not before its call, though.
+  ops[0].call = 30;
+  ops[1].output = 5;
+  CHECK(sim::check_linearizability(std::span(ops), counter_model{}).verdict == check_verdict::not_linearizable);
+  // A read whose outcome is unknown says nothing, whatever its output field holds.
+  std::vector<counter_op> reads = {add(0, 0, 99, 0, sim::unknown_return)};
+  CHECK(sim::check_linearizability(std::span(reads), counter_model{}).verdict == check_verdict::linearizable);
+}
+
+TEST_CASE("a search out of steps is inconclusive, never a verdict") {
+  std::vector<counter_op> ops;
+  for (std::int64_t i = 0; i < 12; ++i) ops.push_back(add(static_cast<std::uint64_t>(i), 1 << i, 0, 0, sim::unknown_return));
+  ops.push_back(add(99, 0, (1 << 12) - 1 - 1, 100, 200));  // every add but the first
+  sim::check_options tight;
+  tight.max_steps_per_key = 5;
+  const auto r = sim::check_linearizability(std::span(ops), counter_model{}, tight);
+  CHECK(r.verdict == check_verdict::inconclusive);
+  CHECK(r.explanation.find("inconclusive") != std::string::npos);
+  CHECK(sim::check_linearizability(std::span(ops), counter_model{}).verdict == check_verdict::linearizable);
+}
+
+TEST_CASE("each partition is checked alone, and the one that fails is named") {
+  std::vector<sim::kv_operation> ops = {
+      {0, {op_kind::put, "a", "1"}, "", 0, 10},  {1, {op_kind::get, "a", ""}, "1", 20, 30},
+      {2, {op_kind::put, "b", "2"}, "", 0, 10},  {3, {op_kind::get, "b", ""}, "3", 20, 30},
+  };
+  const auto r = sim::search_linearizability(std::span(ops), sim::kv_model{});
+  CHECK(r.verdict == check_verdict::not_linearizable);
+  CHECK(r.key == "b");
+  CHECK(r.keys == 2);
+  CHECK(r.culprit == 3);
+}
+
+TEST_CASE("times that cannot be are an invalid history") {
+  std::vector<counter_op> ops = {add(0, 1, 1, 50, 40)};
+  const auto r = sim::check_linearizability(std::span(ops), counter_model{});
+  CHECK(r.verdict == check_verdict::invalid_history);
+  CHECK(r.explanation.find("return time is before call time") != std::string::npos);
+}
+
+TEST_CASE("a model's history file round-trips in its text forms, and a bad line is named") {
+  const std::vector<counter_op> ops = {add(0, 3, 3, 0, 10), add(1, 4, 0, 5, sim::unknown_return), add(2, 0, 7, 20, 30)};
+  std::ostringstream out;
+  sim::write_history_jsonl(out, counter_model{}, std::span(ops));
+  CHECK(out.str().find("{\"client\":0,\"input\":\"add 3\",\"call\":0,\"return\":10,\"output\":\"3\"}\n") == 0);
+  std::istringstream in(out.str());
+  const auto back = sim::parse_history_jsonl(in, counter_model{});
+  REQUIRE(back);
+  CHECK(back.ops.size() == 3);
+  CHECK(back.ops[0] == ops[0]);
+  CHECK(back.ops[2] == ops[2]);
+  CHECK_FALSE(back.ops[1].completed());
+  const std::string bad[][2] = {
+      {"{\"client\":0,\"input\":\"multiply 3\",\"call\":0}", "input not understood"},
+      {"{\"client\":0,\"input\":\"add 3\",\"call\":0,\"return\":10}", "has no \"output\""},
+      {"{\"client\":0,\"input\":\"add 3\",\"call\":0,\"output\":\"3\"}", "unknown outcome has an \"output\""},
+      {"{\"client\":0,\"input\":\"add 3\",\"call\":9,\"return\":5,\"output\":\"3\"}", "before call time"},
+      {"{\"client\":0,\"call\":0}", "missing field \"input\""},
+      {"{\"client\":0,\"input\":\"add 3\",\"call\":0,\"at\":1}", "unknown field \"at\""},
+  };
+  for (const auto& [line, why] : bad) {
+    std::istringstream bin(out.str() + line + "\n");
+    const auto p = sim::parse_history_jsonl(bin, counter_model{});
+    INFO(line);
+    REQUIRE_FALSE(p);
+    CHECK(p.error->line == 4);
+    CHECK(p.error->message.find(why) != std::string::npos);
+  }
+}
+
+TEST_CASE("the key-value model reads and writes the register's history files") {
+  const std::vector<sim::kv_operation> ops = {{0, {op_kind::put, "x", "1"}, "", 0, 10},
+                                              {1, {op_kind::get, "x", ""}, "1", 20, 30}};
+  std::ostringstream out;
+  sim::write_history_jsonl(out, sim::kv_model{}, std::span(ops));
+  std::istringstream in(out.str());
+  const auto regs = raftkit::sim::parse_jsonl(in);
+  REQUIRE(regs);
+  CHECK(regs.ops == std::vector<operation>{put_op(0, "x", "1", 0, 10), get_op(1, "x", "1", 20, 30)});
+  std::istringstream again(out.str());
+  const auto back = sim::parse_history_jsonl(again, sim::kv_model{});
+  REQUIRE(back);
+  CHECK(back.ops == ops);
 }
 
 }  // TEST_SUITE

@@ -29,10 +29,18 @@ struct command {
   std::string_view value;
 };
 
+/// Bytes of the encoding of a command with a key and a value of these sizes: what a
+/// proposal puts in the log, so the server can refuse one too large before encoding it.
+constexpr std::size_t encoded_size(std::size_t key_size, std::size_t value_size) noexcept {
+  std::size_t varint = 1;
+  for (std::uint64_t n = key_size; n >= 0x80; n >>= 7) ++varint;
+  return 1 + varint + key_size + value_size;
+}
+
 /// Encodes a command.
 inline std::vector<std::byte> encode(op o, std::string_view key, std::string_view value = {}) {
   std::vector<std::byte> out;
-  out.reserve(1 + 5 + key.size() + value.size());
+  out.reserve(encoded_size(key.size(), value.size()));
   out.push_back(static_cast<std::byte>(o));
   std::uint64_t n = key.size();
   do {

@@ -7,9 +7,11 @@ Standard library only. Every process started is killed by close(), which callers
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -38,16 +40,36 @@ class Node:
         self.proc = None
         self.log_path = os.path.join(cluster.dir, "node%d.log" % node_id)
 
-    def start(self):
-        os.makedirs(self.data, exist_ok=True)
+    def args(self):
+        """The command line that starts this node."""
         members = ",".join("%d=127.0.0.1:%d" % (n.id, n.raft_port) for n in self.cluster.nodes)
-        args = [self.cluster.binary, "--id", str(self.id), "--cluster", members,
+        return [self.cluster.binary, "--id", str(self.id), "--cluster", members,
                 "--http", "127.0.0.1:%d" % self.http_port, "--data", self.data] + self.cluster.extra
+
+    def start(self, nofile=None):
+        """Starts the process; nofile=(soft, hard) sets its RLIMIT_NOFILE."""
+        os.makedirs(self.data, exist_ok=True)
         log = open(self.log_path, "ab")
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+
         try:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=limit if nofile else None)
         finally:
             log.close()
+
+    def cpu_seconds(self):
+        """User plus system CPU time the process has used so far (/proc/PID/stat)."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # fields[0] is the state (field 3); utime and stime are fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def open_fds(self):
+        """How many file descriptors the process has open."""
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -180,3 +202,68 @@ def put_retrying(client, key, value, deadline):
         except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.01)
+
+
+def read_response(f):
+    """Reads one HTTP/1.1 response from a binary file object (a socket's makefile('rb')):
+    (status, headers dict lowercased, body bytes), or None at end of stream. For answers
+    to pipelined requests, which http.client does not read."""
+    line = f.readline()
+    if not line:
+        return None
+    status = int(line.split()[1])
+    headers = {}
+    while True:
+        h = f.readline()
+        if h in (b"\r\n", b"\n", b""):
+            break
+        k, _, v = h.decode("latin-1").partition(":")
+        headers[k.strip().lower()] = v.strip()
+    body = f.read(int(headers.get("content-length", "0")))
+    return status, headers, body
+
+
+# --- checks shared by the test scripts
+
+failures = []
+
+
+def check(cond, what):
+    """Prints ok/FAIL for one check and remembers failures."""
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def fail_exception(e):
+    """A timeout or an unexpected error is a failure too."""
+    check(False, "exception: %r" % (e,))
+
+
+def run_test(main):
+    """The entry point of a test script taking PATH/TO/raftkit-kv: runs main(binary), then
+    exits 0 only if no check failed."""
+    if len(sys.argv) != 2:
+        print("usage: %s PATH/TO/raftkit-kv" % os.path.basename(sys.argv[0]), file=sys.stderr)
+        sys.exit(2)
+    try:
+        main(sys.argv[1])
+    except Exception as e:  # noqa: BLE001
+        fail_exception(e)
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        sys.exit(1)
+    print("all checks passed")
+    sys.exit(0)
+
+
+def wait_served(node, deadline, timeout=3.0):
+    """Polls until a fresh connection to node gets 200 for /status; True if it did."""
+    while deadline.left() > 0:
+        try:
+            if node.request("GET", "/status", timeout=timeout)[0] == 200:
+                return True
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.02)
+    return False

@@ -2,7 +2,7 @@
 """kv_http: three real raftkit-kv processes on loopback, checked over HTTP.
 
 Usage: test_kv.py PATH/TO/raftkit-kv
-Checks the HTTP API (PUT/POST/GET/DELETE, 404, 400, 413, unknown path, malformed HTTP),
+Checks the HTTP API (PUT/POST/GET/DELETE, 404, 400, 413, unknown path, malformed HTTP → 400),
 forwarding through followers, /status and /metrics; then SIGKILLs the leader, checks a new
 leader serves every acknowledged key, restarts the old leader and checks it catches up.
 Exits non-zero on any failure; always kills what it started.
@@ -16,17 +16,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvcluster  # noqa: E402
+from kvcluster import check  # noqa: E402
 
 MAX_BODY = 4096
-failures = []
-
-
-def check(cond, what):
-    if cond:
-        print("ok   " + what)
-    else:
-        print("FAIL " + what)
-        failures.append(what)
 
 
 def main(binary):
@@ -61,21 +53,32 @@ def main(binary):
         check(leader.request("PUT", "/kv/" + "k" * 1024, b"x")[0] == 200, "key of 1024 bytes → 200")
         check(leader.request("GET", "/kv/bad%zz")[0] == 400, "bad percent-encoding → 400")
         check(leader.request("PATCH", "/kv/a", b"x")[0] == 400, "unsupported method → 400")
-        check(leader.request("PUT", "/kv/big", b"x" * (MAX_BODY + 1))[0] == 413, "body over --max-body → 413")
+        st, hdr, _ = leader.request("PUT", "/kv/big", b"x" * (MAX_BODY + 1))
+        check(st == 413 and hdr.get("x-raftkit-outcome") == "not-applied",
+              "body over --max-body → 413, outcome not-applied (got %d %r)" % (st, hdr.get("x-raftkit-outcome")))
         check(leader.request("PUT", "/kv/big", b"x" * MAX_BODY)[0] == 200, "body of --max-body → 200")
+        # The largest command the limits let through (longest key, largest body) replicates.
+        longest = "L" * 1024
+        check(leader.request("PUT", "/kv/" + longest, b"y" * MAX_BODY)[0] == 200,
+              "the longest key with a body of --max-body → 200")
+        st, _, body = leader.request("GET", "/kv/" + longest)
+        check(st == 200 and body == b"y" * MAX_BODY, "and it reads back")
         check(leader.request("GET", "/nope")[0] == 404, "unknown path → 404")
         check(leader.request("GET", "/")[0] == 404, "root → 404")
 
-        # --- malformed HTTP closes that connection and nothing else
+        # --- malformed HTTP gets 400 and closes that connection, and nothing else
         s = socket.create_connection(("127.0.0.1", leader.http_port), timeout=3)
         try:
             s.sendall(b"\x00\xffNOT HTTP AT ALL\r\n\r\n" * 4)
+            f = s.makefile("rb")
+            r = kvcluster.read_response(f)
             try:
-                closed = s.recv(100) == b""
+                closed = f.read() == b""
             except ConnectionResetError:
                 closed = True
         finally:
             s.close()
+        check(r is not None and r[0] == 400, "malformed HTTP → 400 (got %r)" % (r and r[0],))
         check(closed, "malformed HTTP closes the connection")
         check(leader.status() is not None, "the node still serves after malformed HTTP")
 
@@ -169,21 +172,12 @@ def main(binary):
             rc = None
         check(rc == 0, "SIGTERM stops a node with exit status 0 (got %r)" % rc)
     except Exception as e:  # a timeout or an unexpected error is a failure too
-        failures.append("exception: %r" % e)
-        print("FAIL exception: %r" % e)
+        kvcluster.fail_exception(e)
         for n in cluster.nodes:
             print("--- node %d log:\n%s" % (n.id, n.log_text()[-2000:]))
     finally:
         cluster.close()
-    if failures:
-        print("%d check(s) failed" % len(failures))
-        return 1
-    print("all checks passed")
-    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print("usage: test_kv.py PATH/TO/raftkit-kv", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(main(sys.argv[1]))
+    kvcluster.run_test(main)

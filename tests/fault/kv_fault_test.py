@@ -61,6 +61,8 @@ class Cluster:
             cmd = [self.kv_exe, "--id", str(i), "--cluster", self.cluster_arg(),
                    "--http", f"127.0.0.1:{self.http_port[i]}", "--data", data,
                    "--log", self.log_kind]
+            if self.log_kind == "memory":
+                cmd.append("--unsafe-memory-log")  # a 3-member cluster: raftkit-kv refuses it otherwise
             self.procs[i] = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL)
             logf.close()

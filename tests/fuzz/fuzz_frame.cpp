@@ -1,9 +1,12 @@
 // libFuzzer target for the wire decoder (raftkit/wire.hpp). See README.md.
 //
 // The first input byte picks a mode: even feeds the rest to the decoder as a raw frame;
-// odd wraps the rest as the body of a frame with valid length and checksums, since a
-// fuzzer would otherwise rarely get past the two CRCs to the body decoder. Whatever is
-// accepted must re-encode to a frame that decodes to the same message.
+// odd wraps what follows the second byte as the body of a frame with valid length and
+// checksums, since a fuzzer would otherwise rarely get past the two CRCs to the body
+// decoder; the second byte picks the frame type. (It used to be the body's first byte as
+// well, which made every wrapped message's type disagree with its header, so no wrapped
+// message could ever decode.) Whatever is accepted must re-encode to a frame that
+// decodes to the same message.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -34,11 +37,13 @@ void check_round_trip(const T& value, std::uint8_t type) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const bool wrap = data[0] & 1;
-  const std::span<const std::byte> rest(reinterpret_cast<const std::byte*>(data + 1), size - 1);
+  if (wrap && size < 2) return 0;
+  const std::size_t skip = wrap ? 2 : 1;
+  const std::span<const std::byte> rest(reinterpret_cast<const std::byte*>(data + skip), size - skip);
   std::vector<std::byte> frame;
   if (wrap) {
     // Header from a real frame of the type named by the second byte, then the body.
-    const std::uint8_t pick = size > 1 ? static_cast<std::uint8_t>(data[1]) : 0;
+    const std::uint8_t pick = data[1];
     frame.resize(raftkit::wire::header_size);
     const std::uint8_t type = (pick & 0x10) ? raftkit::wire::handshake_type
                                             : static_cast<std::uint8_t>(1 + pick % raftkit::max_message_type);

@@ -85,12 +85,25 @@ class cluster {
   using node_type =
       basic_node<memory::transport, typename Storage::node_store, StateMachine, manual_clock, snapshot_type>;
 
+  /// Makes the state machine of a node at each start (the first, and every restart
+  /// after a crash): called with the node's id.
+  using state_machine_factory = std::function<StateMachine(node_id)>;
+
   /// With the default storage, `opts.store` configures it; another storage policy is
-  /// passed in `storage`.
+  /// passed in `storage`. Every node starts with a value-initialized StateMachine.
   explicit cluster(cluster_options opts, Storage storage = make_default_storage<Storage>())
+    requires std::is_default_constructible_v<StateMachine>
+      : cluster(std::move(opts), [](node_id) { return StateMachine{}; }, std::move(storage)) {}
+
+  /// As above, with each node's state machine made by `make` (so StateMachine needs no
+  /// default constructor, and a test can give each replica what it needs).
+  cluster(cluster_options opts, state_machine_factory make,
+          Storage storage = make_default_storage<Storage>())
       : opts_(std::move(opts)),
         storage_(std::move(storage)),
+        make_state_machine_(std::move(make)),
         net_(std::make_shared<memory::network>(opts_.latency)) {
+    RAFTKIT_ASSERT(static_cast<bool>(make_state_machine_), "a cluster needs a state machine factory");
     RAFTKIT_ASSERT(opts_.nodes >= 1, "a cluster needs a node");
     for (std::size_t i = 1; i <= opts_.nodes; ++i) ids_.push_back(i);
     for (std::size_t i = 0; i < opts_.nodes; ++i) slots_.push_back(std::make_unique<slot>());
@@ -109,6 +122,8 @@ class cluster {
   // ------------------------------------------------------------ access
 
   const std::vector<node_id>& ids() const noexcept { return ids_; }
+  /// How the cluster was set up (its seed included).
+  const cluster_options& options() const noexcept { return opts_; }
   bool is_up(node_id id) const { return at(id).node.has_value(); }
   bool is_paused(node_id id) const { return at(id).paused; }
   node_type& node(node_id id) {
@@ -189,7 +204,8 @@ class cluster {
     }
     net_->drop_in_flight(id, false);
   }
-  /// Starts `id` again from what its store made durable, with a fresh state machine.
+  /// Starts `id` again from what its store made durable, with a fresh state machine (from
+  /// the factory).
   void restart(node_id id) {
     if (is_up(id)) return;
     start(id);
@@ -345,7 +361,7 @@ class cluster {
     ++s.incarnation;
     storage_.reopen(*s.store, id);
     if constexpr (has_snapshots) {
-      s.node.emplace(std::move(c), memory::transport(net_, id), Storage::lend(*s.store), StateMachine{}, s.clock,
+      s.node.emplace(std::move(c), memory::transport(net_, id), Storage::lend(*s.store), make_state_machine_(id), s.clock,
                      *s.snaps);
       if (opts_.snapshot_write_delay.count() > 0) {
         s.node->set_snapshot_executor([this, id](std::uint64_t job_id, typename node_type::snapshot_job job) {
@@ -353,7 +369,7 @@ class cluster {
         });
       }
     } else {
-      s.node.emplace(std::move(c), memory::transport(net_, id), Storage::lend(*s.store), StateMachine{}, s.clock);
+      s.node.emplace(std::move(c), memory::transport(net_, id), Storage::lend(*s.store), make_state_machine_(id), s.clock);
     }
     net_->attach(id, [this, id](message&& m) { deliver_to(id, std::move(m)); });
   }
@@ -445,6 +461,7 @@ class cluster {
 
   cluster_options opts_;
   Storage storage_;
+  state_machine_factory make_state_machine_;
   std::shared_ptr<memory::network> net_;
   std::vector<node_id> ids_;
   std::vector<std::unique_ptr<slot>> slots_;

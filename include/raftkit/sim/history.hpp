@@ -1,8 +1,14 @@
 #pragma once
-/// \file Client histories of a key-value register: the model, a recorder and the
-/// JSON-lines file format.
+/// \file Client histories: what clients asked, what they were told, and when.
 ///
-/// One operation per line, times in (virtual or monotonic) nanoseconds:
+/// `basic_operation<Input, Output>` is one operation of any service and
+/// `basic_history<Operation>` records them as they happen; sim/model.hpp checks them
+/// against a sequential model. The rest of this file is the key-value register's own
+/// history (`operation`, `history`), which the register checker (linearizability.hpp)
+/// and history files use.
+///
+/// A register history file has one operation per line, times in (virtual or
+/// monotonic) nanoseconds:
 ///
 ///     {"client":0,"op":"put","key":"x","value":"1","call":100,"return":200}
 ///     {"client":1,"op":"get","key":"x","call":150,"return":250,"output":"1"}
@@ -20,6 +26,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <raftkit/assert.hpp>
@@ -55,7 +62,68 @@ constexpr std::optional<op_kind> parse_op_kind(std::string_view s) noexcept {
 /// The `ret` of an operation whose outcome is unknown.
 inline constexpr std::int64_t unknown_return = -1;
 
-/// One client operation: its invocation, and its completion when known.
+/// One client operation of a service whose requests are `Input` and answers `Output`:
+/// its invocation, and its completion when known.
+template <class Input, class Output>
+struct basic_operation {
+  using input_type = Input;
+  using output_type = Output;
+  std::uint64_t client = 0;           ///< Which client issued it.
+  Input input{};                      ///< What it asked.
+  Output output{};                    ///< What it was told (when completed).
+  std::int64_t call = 0;              ///< Invocation time (ns).
+  std::int64_t ret = unknown_return;  ///< Completion time (ns), or unknown_return.
+
+  /// True when the client saw the outcome (so it took effect between call and ret).
+  constexpr bool completed() const noexcept { return ret != unknown_return; }
+
+  friend bool operator==(const basic_operation&, const basic_operation&) = default;
+};
+
+/// Records client operations as they happen; the simulator keeps one per run.
+/// `Operation` has `call`, `ret`, `output` and `completed()`, as basic_operation does.
+template <class Operation>
+class basic_history {
+ public:
+  using operation_type = Operation;
+  using output_type = decltype(Operation::output);
+
+  /// Records an invoked operation (its `call` set, its outcome not known yet); returns
+  /// the id to complete it with.
+  std::size_t invoke(Operation o) {
+    RAFTKIT_ASSERT(!o.completed(), "history::invoke: already completed");
+    ops_.push_back(std::move(o));
+    return ops_.size() - 1;
+  }
+
+  /// Records that operation `id` returned at `time` with `output`.
+  void complete(std::size_t id, std::int64_t time, output_type output) {
+    RAFTKIT_ASSERT(id < ops_.size(), "history::complete: unknown id");
+    auto& o = ops_[id];
+    RAFTKIT_ASSERT(!o.completed(), "history::complete: completed twice");
+    RAFTKIT_ASSERT(time >= o.call, "history::complete: return before call");
+    o.ret = time;
+    o.output = std::move(output);
+  }
+
+  /// Records that the outcome of `id` will never be known (timeout, crash): it stays
+  /// open, so the checker may linearize it at any time after its call, or never.
+  void complete_unknown(std::size_t id) {
+    RAFTKIT_ASSERT(id < ops_.size(), "history::complete_unknown: unknown id");
+    RAFTKIT_ASSERT(!ops_[id].completed(), "history::complete_unknown: already completed");
+  }
+
+  /// The operations in the order they were recorded; the index is the id.
+  const std::vector<Operation>& operations() const noexcept { return ops_; }
+
+  /// The number of recorded operations.
+  std::size_t size() const noexcept { return ops_.size(); }
+
+ private:
+  std::vector<Operation> ops_;
+};
+
+/// One operation on a key-value register: its invocation, and its completion when known.
 struct operation {
   std::uint64_t client = 0;        ///< Which client issued it.
   op_kind op = op_kind::get;       ///< What it does.
@@ -120,13 +188,17 @@ struct parse_error {
 };
 
 /// The operations of a parsed history, or the first error.
-struct parse_result {
-  std::vector<operation> ops;        ///< Operations in file order (when no error).
+template <class Operation>
+struct basic_parse_result {
+  std::vector<Operation> ops;        ///< Operations in file order (when no error).
   std::optional<parse_error> error;  ///< Set when the input is not a valid history.
 
   /// True when the whole input parsed.
   explicit operator bool() const noexcept { return !error.has_value(); }
 };
+
+/// A parsed register history.
+using parse_result = basic_parse_result<operation>;
 
 namespace detail {
 
@@ -218,9 +290,11 @@ inline parse_result parse_jsonl(std::istream& is) {
   return out;
 }
 
-/// Records client operations as they happen; the simulator keeps one per run.
-class history {
+/// Records register operations as they happen.
+class history : public basic_history<operation> {
  public:
+  using basic_history::invoke;
+
   /// Records that `client` invoked `op` on `key` at `time`; returns the id to complete
   /// it with. `value` is the argument of put/append (ignored for get).
   std::size_t invoke(std::uint64_t client, op_kind op, std::string key, std::string value,
@@ -231,41 +305,22 @@ class history {
     o.key = std::move(key);
     if (op != op_kind::get) o.value = std::move(value);
     o.call = time;
-    ops_.push_back(std::move(o));
-    return ops_.size() - 1;
+    return invoke(std::move(o));
   }
 
-  /// Records that operation `id` returned at `time`; `output` is a get's result.
+  /// Records that operation `id` returned at `time`; `output` is a get's result (only a
+  /// get has one).
   void complete(std::size_t id, std::int64_t time, std::string output = {}) {
-    RAFTKIT_ASSERT(id < ops_.size(), "history::complete: unknown id");
-    auto& o = ops_[id];
-    RAFTKIT_ASSERT(!o.completed(), "history::complete: completed twice");
-    RAFTKIT_ASSERT(time >= o.call, "history::complete: return before call");
-    o.ret = time;
-    if (o.op == op_kind::get) o.output = std::move(output);
+    RAFTKIT_ASSERT(id < size(), "history::complete: unknown id");
+    if (operations()[id].op != op_kind::get) output.clear();
+    basic_history::complete(id, time, std::move(output));
   }
 
-  /// Records that the outcome of `id` will never be known (timeout, crash): it stays
-  /// open, so the checker may linearize it at any time after its call, or never.
-  void complete_unknown(std::size_t id) {
-    RAFTKIT_ASSERT(id < ops_.size(), "history::complete_unknown: unknown id");
-    RAFTKIT_ASSERT(!ops_[id].completed(), "history::complete_unknown: already completed");
-  }
-
-  /// The operations in invocation order; the index is the id.
-  const std::vector<operation>& operations() const noexcept { return ops_; }
-
-  /// The number of recorded operations.
-  std::size_t size() const noexcept { return ops_.size(); }
-
-  /// Writes the history as JSON lines, in invocation order.
-  void write_jsonl(std::ostream& os) const { sim::write_jsonl(os, std::span(ops_)); }
+  /// Writes the history as JSON lines, in the order recorded.
+  void write_jsonl(std::ostream& os) const { sim::write_jsonl(os, std::span(operations())); }
 
   /// Reads a JSON-lines history (see the free function parse_jsonl).
   static parse_result parse_jsonl(std::istream& is) { return sim::parse_jsonl(is); }
-
- private:
-  std::vector<operation> ops_;
 };
 
 }  // namespace raftkit::sim

@@ -15,12 +15,18 @@
 ///    is what every node applies at i.
 ///  - A leader's match index for a follower of its own term never exceeds the prefix on
 ///    which their logs agree (a wrong match would count a replica that does not exist).
+///  - Replica states agree: when the state machine has `digest()` (raftkit::has_digest),
+///    replicas seen at the same applied index have the same digest, whichever
+///    incarnation. A difference is reported with the first applied index at which it was
+///    seen, the last index at which the two were seen equal, and the cluster's seed.
 ///
 /// Work per step is proportional to what changed, so it can run after every event.
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,7 +55,10 @@ inline std::uint64_t entry_hash(const entry& e) noexcept {
 template <class StateMachine, class Storage = memory_storage>
 class invariant_checker {
  public:
-  explicit invariant_checker(cluster<StateMachine, Storage>& c) : c_(c), nodes_(c.ids().size() + 1) {}
+  explicit invariant_checker(cluster<StateMachine, Storage>& c) : c_(c), nodes_(c.ids().size() + 1) {
+    if constexpr (has_digest<StateMachine>)
+      RAFTKIT_ASSERT(c.ids().size() <= 64, "digest comparison handles up to 64 nodes");
+  }
 
   /// Checks every invariant; returns a description of the first violation, if any.
   std::optional<std::string> check() {
@@ -59,15 +68,28 @@ class invariant_checker {
     for (node_id id : c_.ids()) {
       if (auto v = check_matches(id)) return v;
     }
+    if constexpr (has_digest<StateMachine>) {
+      for (node_id id : c_.ids()) {
+        if (!compare_digests_) break;
+        if (auto v = check_digest(id)) return v;
+      }
+    }
     return std::nullopt;
   }
+
+  /// Turns the comparison of replica digests off (or on again); it is on by default for a
+  /// state machine with digest().
+  void compare_digests(bool on) noexcept { compare_digests_ = on; }
+
+  /// The nodes the last reported violation is about (for a timeline to point at).
+  const std::vector<node_id>& culprits() const noexcept { return culprits_; }
 
   /// Records that a client was told its proposal committed at `index` with `payload`.
   std::optional<std::string> acknowledged(index_t index, std::span<const std::byte> payload) {
     const std::uint64_t h = detail::hash_bytes(payload);
     auto [it, fresh] = acked_.emplace(index, h);
     if (!fresh && it->second != h)
-      return "two different proposals were acknowledged at index " + std::to_string(index);
+      return bad({}, "two different proposals were acknowledged at index " + std::to_string(index));
     return verify_acked(index);
   }
 
@@ -83,6 +105,14 @@ class invariant_checker {
     index_t applied = 0;
     term_t leader_checked_term = 0;     // leader completeness checked for this term
     index_t first_unchecked = 1;        // log matching checked below this index
+    unsigned digest_incarnation = 0;    // the digest was last sampled in this incarnation
+    index_t digest_applied = 0;         // at this applied index
+  };
+
+  struct digest_seen {
+    std::uint64_t digest = 0;  // the first digest seen at this applied index
+    std::uint64_t nodes = 0;   // bit id-1: node id was seen with it
+    node_id first = no_node;   // who showed it first
   };
 
   std::optional<std::string> check_node(node_id id) {
@@ -95,8 +125,8 @@ class invariant_checker {
     for (index_t i = v.first_unchecked; i <= v.terms.size(); ++i) {
       auto [it, fresh] = prefixes_.emplace(std::make_pair(i, v.terms[i - 1]), v.chain[i - 1]);
       if (!fresh && it->second != v.chain[i - 1])
-        return "log matching violated at index " + std::to_string(i) + " term " +
-               std::to_string(v.terms[i - 1]) + " on " + who;
+        return bad({id}, "log matching violated at index " + std::to_string(i) + " term " +
+               std::to_string(v.terms[i - 1]) + " on " + who);
     }
     v.first_unchecked = v.terms.size() + 1;
     if (!c_.is_up(id)) return std::nullopt;
@@ -112,23 +142,23 @@ class invariant_checker {
     if (n.is_leader()) {
       auto [it, fresh] = leaders_.emplace(n.term(), id);
       if (!fresh && it->second != id)
-        return "two leaders in term " + std::to_string(n.term()) + ": node " +
-               std::to_string(it->second) + " and " + who;
+        return bad({it->second, id}, "two leaders in term " + std::to_string(n.term()) + ": node " +
+               std::to_string(it->second) + " and " + who);
     }
 
     // Commit and applied indexes: monotonic within an incarnation, applied <= commit.
     const index_t commit = n.commit_index();
     const index_t applied = n.applied_index();
     if (commit < v.commit)
-      return who + " commit index went back from " + std::to_string(v.commit) + " to " +
-             std::to_string(commit);
+      return bad({id}, who + " commit index went back from " + std::to_string(v.commit) + " to " +
+             std::to_string(commit));
     if (applied < v.applied)
-      return who + " applied index went back from " + std::to_string(v.applied) + " to " +
-             std::to_string(applied);
+      return bad({id}, who + " applied index went back from " + std::to_string(v.applied) + " to " +
+             std::to_string(applied));
     if (applied > commit)
-      return who + " applied " + std::to_string(applied) + " beyond commit " + std::to_string(commit);
+      return bad({id}, who + " applied " + std::to_string(applied) + " beyond commit " + std::to_string(commit));
     if (commit > v.terms.size())
-      return who + " commit index " + std::to_string(commit) + " beyond its log";
+      return bad({id}, who + " commit index " + std::to_string(commit) + " beyond its log");
 
     // Committed entries: one entry per index, whichever node reports it (this is also
     // what makes committed entries survive crashes and restarts).
@@ -136,16 +166,16 @@ class invariant_checker {
       if (i > committed_.size()) {
         committed_.push_back({v.chain[i - 1], n.term()});
       } else if (committed_[i - 1].chain != v.chain[i - 1]) {
-        return who + " committed a different entry at index " + std::to_string(i) +
-               " than another node did";
+        return bad({id}, who + " committed a different entry at index " + std::to_string(i) +
+               " than another node did");
       }
-      if (auto bad = verify_acked(i)) return bad;
+      if (auto lost = verify_acked(i)) return lost;
     }
     v.commit = commit;
     // State machine safety: what is applied at i is the committed entry at i.
     for (index_t i = v.applied + 1; i <= applied; ++i) {
       if (i > committed_.size() || committed_[i - 1].chain != v.chain[i - 1])
-        return who + " applied an entry at index " + std::to_string(i) + " that is not the committed one";
+        return bad({id}, who + " applied an entry at index " + std::to_string(i) + " that is not the committed one");
     }
     v.applied = applied;
 
@@ -157,8 +187,8 @@ class invariant_checker {
       for (index_t i = 1; i <= committed_.size(); ++i) {
         if (committed_[i - 1].term >= n.term()) continue;
         if (i > v.chain.size() || v.chain[i - 1] != committed_[i - 1].chain)
-          return "leader completeness violated: " + who + ", leader of term " +
-                 std::to_string(n.term()) + ", lacks committed index " + std::to_string(i);
+          return bad({id}, "leader completeness violated: " + who + ", leader of term " +
+                 std::to_string(n.term()) + ", lacks committed index " + std::to_string(i));
       }
     }
     return std::nullopt;
@@ -179,9 +209,9 @@ class invariant_checker {
       const node_view& fv = nodes_[f];
       const bool agree = m <= lv.chain.size() && m <= fv.chain.size() && lv.chain[m - 1] == fv.chain[m - 1];
       if (!agree)
-        return "leader " + std::to_string(id) + " of term " + std::to_string(n.term()) +
+        return bad({id, f}, "leader " + std::to_string(id) + " of term " + std::to_string(n.term()) +
                " has match index " + std::to_string(m) + " for node " + std::to_string(f) +
-               ", but their logs do not agree up to it";
+               ", but their logs do not agree up to it");
     }
     return std::nullopt;
   }
@@ -199,10 +229,59 @@ class invariant_checker {
       if (i < store.first_index() || i > store.last_index() || i > v.chain.size()) continue;
       if (v.chain[i - 1] != committed_[i - 1].chain) continue;
       if (detail::hash_bytes(store.at(i).payload.bytes()) != it->second)
-        return "acknowledged proposal at index " + std::to_string(i) + " was lost: another entry committed there";
+        return bad({id}, "acknowledged proposal at index " + std::to_string(i) + " was lost: another entry committed there");
       return std::nullopt;
     }
     return std::nullopt;
+  }
+
+  std::optional<std::string> bad(std::initializer_list<node_id> nodes, std::string what) {
+    culprits_.assign(nodes.begin(), nodes.end());
+    return what;
+  }
+
+  /// Replicas at the same applied index hold the same state: the first digest seen at an
+  /// index is kept with the nodes seen to agree with it, and every later sighting of that
+  /// index, by any node or incarnation, must match. A replica is sampled when its applied
+  /// index moved since the last step, so digest() runs at most once per node per step.
+  std::optional<std::string> check_digest(node_id id) {
+    if (!c_.is_up(id)) return std::nullopt;
+    node_view& v = nodes_[id];
+    auto& n = c_.node(id);
+    const index_t applied = n.applied_index();
+    if (v.digest_incarnation == c_.incarnation(id) && v.digest_applied == applied) return std::nullopt;
+    v.digest_incarnation = c_.incarnation(id);
+    v.digest_applied = applied;
+    const std::uint64_t d = static_cast<std::uint64_t>(n.state_machine().digest());
+    const std::uint64_t me = std::uint64_t{1} << (id - 1);
+    auto [it, fresh] = digests_.emplace(applied, digest_seen{d, me, id});
+    if (fresh) return std::nullopt;
+    if (it->second.digest == d) {
+      it->second.nodes |= me;
+      return std::nullopt;
+    }
+    const node_id other = it->second.first;
+    const std::uint64_t both = me | (std::uint64_t{1} << (other - 1));
+    std::optional<index_t> agreed;
+    for (auto e = std::make_reverse_iterator(it); e != digests_.rend(); ++e) {
+      if ((e->second.nodes & both) == both) {
+        agreed = e->first;
+        break;
+      }
+    }
+    std::ostringstream m;
+    m << "replica states differ at applied index " << applied << ": node " << id << " has digest 0x"
+      << std::hex << d << ", node " << other << " had 0x" << it->second.digest << std::dec;
+    if (applied == 0)
+      m << "; node " << id << " holds state before applying any entry (kept from before a restart, or not "
+        << "made afresh by the state machine factory)";
+    else if (agreed)
+      m << "; they were last seen equal at index " << *agreed << ", so the first command they applied differently is at index "
+        << *agreed + 1 << (*agreed + 1 < applied ? " to " + std::to_string(applied) : std::string());
+    else
+      m << "; they were never seen equal before";
+    m << " (seed " << c_.options().seed << ")";
+    return bad({id, other}, m.str());
   }
 
   /// Recomputes the cached terms and chained hashes from the lowest changed index.
@@ -236,6 +315,9 @@ class invariant_checker {
   std::map<std::pair<index_t, term_t>, std::uint64_t> prefixes_;
   std::vector<committed_entry> committed_;
   std::map<index_t, std::uint64_t> acked_;
+  std::map<index_t, digest_seen> digests_;
+  std::vector<node_id> culprits_;
+  bool compare_digests_ = true;
 };
 
 }  // namespace raftkit::sim

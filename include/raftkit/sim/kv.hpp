@@ -1,19 +1,26 @@
 #pragma once
-/// \file sim::kv: the key-value state machine the simulator's clients drive (put, get,
-/// append on string keys), and the encoding of its commands.
+/// \file sim::kv: the key-value state machine raftkit-sim's clients drive (put, get,
+/// append on string keys), the encoding of its commands, its sequential model, and the
+/// scenario that runs it: one instance of sim::run's scenarios, like any user's.
 
 #include <cstdint>
 #include <cstring>
+#include <istream>
 #include <map>
 #include <memory>
-#include <system_error>
-#include <vector>
 #include <optional>
+#include <ostream>
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
 
 #include "raftkit/sim/history.hpp"
+#include "raftkit/sim/linearizability.hpp"
+#include "raftkit/sim/model.hpp"
+#include "raftkit/sim/scenario.hpp"
 #include "raftkit/snapshot.hpp"
 #include "raftkit/types.hpp"
 
@@ -124,6 +131,107 @@ struct kv_store {
     }
     return r;
   }
+};
+
+/// What a client asks of the key-value store.
+struct kv_input {
+  op_kind op = op_kind::get;
+  std::string key;
+  std::string value;  ///< put's or append's argument; empty for get
+  friend bool operator==(const kv_input&, const kv_input&) = default;
+};
+
+/// One operation in a key-value history as sim::run records it.
+using kv_operation = basic_operation<kv_input, std::string>;
+
+/// The register history of key-value operations, as the register checker and history
+/// files take it (the same order, so operation numbers agree).
+inline std::vector<operation> to_register_history(std::span<const kv_operation> ops) {
+  std::vector<operation> r;
+  r.reserve(ops.size());
+  for (const auto& o : ops)
+    r.push_back({o.client, o.input.op, o.input.key, o.input.value, o.completed() && o.input.op == op_kind::get ? o.output : std::string(),
+                 o.call, o.ret});
+  return r;
+}
+
+/// The sequential model of the key-value store: each key an independent register.
+struct kv_model {
+  using input = kv_input;
+  using output = std::string;  ///< a get's value; "" for writes
+  using state = std::string;   ///< the value of one key (a partition)
+
+  state init() const { return {}; }
+  output step(state& s, const input& in) const {
+    switch (in.op) {
+      case op_kind::put: s = in.value; return {};
+      case op_kind::append: s += in.value; return {};
+      case op_kind::get: return s;
+    }
+    return {};
+  }
+  std::string partition(const input& in) const { return in.key; }
+  bool read_only(const input& in) const { return in.op == op_kind::get; }
+
+  /// "put k3 c0-7", "get k3".
+  std::string input_text(const input& in) const {
+    std::string r = std::string(to_string(in.op)) + " " + in.key;
+    if (in.op != op_kind::get) r += " " + in.value;
+    return r;
+  }
+  std::string output_text(const output& out) const { return detail::describe_value(out); }
+  std::string state_text(const state& s) const { return detail::describe_value(s); }
+
+  /// The register checker, which decides most keys from their values and searches only
+  /// what they leave open (linearizability.hpp).
+  check_result check(std::span<const kv_operation> ops, const check_options& o) const {
+    return check_linearizability(to_register_history(ops), o);
+  }
+  /// History files in the register format (history.hpp).
+  void write_jsonl(std::ostream& os, std::span<const kv_operation> ops) const {
+    sim::write_jsonl(os, std::span<const operation>(to_register_history(ops)));
+  }
+  basic_parse_result<kv_operation> parse_jsonl(std::istream& is) const {
+    parse_result p = sim::parse_jsonl(is);
+    basic_parse_result<kv_operation> r;
+    r.error = std::move(p.error);
+    for (auto& o : p.ops)
+      r.ops.push_back({o.client, {o.op, std::move(o.key), std::move(o.value)}, std::move(o.output), o.call, o.ret});
+    return r;
+  }
+};
+
+/// The scenario raftkit-sim runs: clients put, get and append on `keys` keys at a time
+/// through random nodes, moving each to a fresh key after `ops_per_key` operations.
+class kv_scenario {
+ public:
+  using state_machine_type = kv_store;
+  using model_type = kv_model;
+
+  explicit kv_scenario(const run_options& o) : keys_(o.keys, o.ops_per_key) {}
+
+  kv_store make_state_machine(node_id) { return {}; }
+
+  request<kv_input> next(workload_context& ctx) {
+    const auto roll = ctx.below(10);
+    request<kv_input> r;
+    r.input.op = roll < 4 ? op_kind::get : roll < 7 ? op_kind::put : op_kind::append;
+    r.input.key = "k" + std::to_string(keys_.take(ctx));
+    if (r.input.op != op_kind::get)
+      r.input.value = "c" + std::to_string(ctx.client()) + "-" + std::to_string(ctx.count());
+    r.read = r.input.op == op_kind::get;
+    return r;
+  }
+
+  shared_bytes encode(const kv_input& in) const { return encode_kv(in.op, in.key, in.value); }
+  std::string output(const kv_input&, const kv_result& r) const { return r.output; }
+  void finished(const kv_input& in, op_outcome o) {
+    if (o != op_outcome::failed) keys_.recorded(std::stoull(in.key.substr(1)));
+  }
+  shared_bytes liveness_command() const { return encode_kv(op_kind::put, "__liveness__", "1"); }
+
+ private:
+  partition_rotation keys_;
 };
 
 }  // namespace raftkit::sim

@@ -1,17 +1,20 @@
 #pragma once
-/// \file sim::run: one seeded simulation. A cluster runs the key-value state machine
-/// while simulated clients put, get and append through random nodes and a fault
-/// schedule drawn from the seed crashes, pauses, partitions and slows nodes and loses,
-/// duplicates and delays messages. Invariants are checked after every step; after the
-/// faults stop the cluster must elect a leader and commit within a bounded time; the
+/// \file sim::run: one seeded simulation of any replicated service. A cluster runs the
+/// scenario's state machine while simulated clients send what its workload says through
+/// random nodes, and a fault schedule drawn from the seed crashes, pauses, partitions and
+/// slows nodes and loses, duplicates and delays messages. Invariants (and, for a state
+/// machine with digest(), the replicas' states) are checked after every step; after the
+/// faults stop the cluster must commit again within a bounded time; with a model, the
 /// client history must be linearizable. Everything comes from the seed, so a failure
 /// replays exactly.
 ///
-/// Clients use `keys` keys at a time and move each to a fresh key after `ops_per_key`
-/// operations, as Jepsen's independent keys do: every key's history stays short, so the
-/// operations whose outcome is unknown cannot pile up on one key for the whole run.
+///     auto r = raftkit::sim::run(my_scenario{}, options);   // any sim::scenario
+///     auto r = raftkit::sim::run(options);                  // the key-value scenario
+///
+/// sim/scenario.hpp says what a scenario is; sim/main.hpp turns one into a command line.
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -19,6 +22,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "raftkit/detail/random.hpp"
@@ -28,60 +32,11 @@
 #include "raftkit/sim/invariants.hpp"
 #include "raftkit/sim/kv.hpp"
 #include "raftkit/sim/linearizability.hpp"
+#include "raftkit/sim/model.hpp"
+#include "raftkit/sim/scenario.hpp"
+#include "raftkit/sim/timeline.hpp"
 
 namespace raftkit::sim {
-
-/// What one simulation run does. Times are virtual.
-struct run_options {
-  std::uint64_t seed = 1;
-  std::size_t nodes = 3;
-  duration time = std::chrono::seconds(10);   ///< how long faults and clients run
-  double loss = 0.0;                          ///< probability a message is lost
-  double dup = 0.0;                           ///< probability a message is duplicated
-  duration delay = std::chrono::milliseconds(20);  ///< largest extra delay of a message
-  bool reorder = false;     ///< random extra delays (up to `delay`, sometimes 10x) reorder messages
-  bool partitions = false;  ///< symmetric and one-way partitions, isolation, healing
-  bool crashes = false;     ///< crash (losing unsynced writes) and restart
-  bool pauses = false;      ///< pause and resume processes
-  bool clock_drift = false; ///< per-node clocks running at rates in [min_clock_rate, max_clock_rate]
-  double min_clock_rate = 0.5;
-  double max_clock_rate = 2.0;
-  bool slow_disk = false;   ///< per-node write latency up to 50 ms
-  std::size_t clients = 3;
-  std::size_t keys = 3;         ///< keys in use at a time
-  /// Operations a key takes before the clients move on to a fresh key; 0 keeps the same
-  /// `keys` keys for the whole run.
-  std::size_t ops_per_key = 100;
-  duration op_timeout = std::chrono::seconds(1);   ///< a client gives up after this
-  duration recovery = std::chrono::seconds(10);    ///< budget to elect and commit after faults
-  bool trace = false;       ///< keep a readable event log in the result
-  /// Non-empty: nodes keep their logs in file::log_store directories under this root
-  /// (which must exist and be empty) instead of memory::log_store. A crash then closes
-  /// the files and a restart recovers them; disk slowness is not simulated.
-  std::string file_log_root;
-  /// The engine's extensions (thesis §9.6, §6.2, §4.2.3): on, as in a default node_config.
-  bool pre_vote = true;
-  bool check_quorum = true;
-  bool leader_stickiness = true;
-  /// Gets go through the log, through ReadIndex, or (when leases are on) through the
-  /// leader's lease, a third each. Leases are on only where clock drift stays within
-  /// `clock_drift_bound`: without clock_drift, or with max/min clock rate within it.
-  bool read_index_reads = true;
-  bool lease_reads = true;
-  double clock_drift_bound = 1.1;
-  /// How the client history is checked for linearizability (a violation's explanation
-  /// includes the longest linearizable prefix a search finds).
-  check_options check{.max_explain_steps = 1'000'000};
-
-  /// Turns every kind of fault on, with light message loss and duplication: the mix a
-  /// bare `raftkit-sim --seed N` runs.
-  run_options& all_faults() {
-    reorder = partitions = crashes = pauses = clock_drift = slow_disk = true;
-    loss = 0.02;
-    dup = 0.01;
-    return *this;
-  }
-};
 
 /// How one run ended.
 enum class run_verdict : std::uint8_t {
@@ -100,6 +55,31 @@ constexpr std::string_view to_string(run_verdict v) noexcept {
   return "?";
 }
 
+/// The kinds of fault a run injects, for its counters.
+enum class fault_kind : std::uint8_t {
+  crash, restart, crash_and_restart, partition, cut_one_way, isolate, heal, pause, resume,
+  clock_drift, slow_disk,
+};
+inline constexpr std::size_t fault_kinds = 11;
+
+/// The name of a fault kind, for summaries.
+constexpr std::string_view to_string(fault_kind k) noexcept {
+  switch (k) {
+    case fault_kind::crash: return "crash";
+    case fault_kind::restart: return "restart";
+    case fault_kind::crash_and_restart: return "crash+restart";
+    case fault_kind::partition: return "partition";
+    case fault_kind::cut_one_way: return "one-way cut";
+    case fault_kind::isolate: return "isolate";
+    case fault_kind::heal: return "heal";
+    case fault_kind::pause: return "pause";
+    case fault_kind::resume: return "resume";
+    case fault_kind::clock_drift: return "clock drift";
+    case fault_kind::slow_disk: return "slow disk";
+  }
+  return "?";
+}
+
 /// Counters of one run.
 struct run_stats {
   std::uint64_t steps = 0;
@@ -107,48 +87,105 @@ struct run_stats {
   std::uint64_t ops_ok = 0;
   std::uint64_t ops_unknown = 0;
   std::uint64_t ops_failed = 0;  ///< definitely not applied (see raftkit::may_have_applied), or a failed read
-  std::uint64_t reads_log = 0;    ///< gets through the log (acknowledged)
-  std::uint64_t reads_index = 0;  ///< gets through ReadIndex (acknowledged)
-  std::uint64_t reads_lease = 0;  ///< gets through the lease (acknowledged)
+  std::uint64_t reads_log = 0;    ///< reads through the log (acknowledged)
+  std::uint64_t reads_index = 0;  ///< reads through ReadIndex (acknowledged)
+  std::uint64_t reads_lease = 0;  ///< reads through the lease (acknowledged)
   std::uint64_t elections = 0;    ///< elections started (a term raised), over every node and incarnation
   std::uint64_t elections_won = 0;
   std::uint64_t pre_votes = 0;    ///< pre-vote rounds started
   term_t max_term = 0;            ///< the highest term any node reached
-  std::uint64_t faults = 0;
+  std::uint64_t faults = 0;       ///< fault draws (some change nothing, such as a restart with every node up)
+  std::array<std::uint64_t, fault_kinds> faults_by_kind{};  ///< faults that took effect, by fault_kind
+  std::uint64_t messages_lost = 0;        ///< messages the fault model dropped
+  std::uint64_t messages_duplicated = 0;  ///< messages the fault model delivered twice
   std::uint64_t leaders = 0;     ///< terms in which a leader was seen
   std::uint64_t messages = 0;
-  std::uint64_t keys = 0;        ///< distinct keys the clients used
+  std::uint64_t keys = 0;        ///< distinct partitions (keys) in the history
+
+  /// Adds another run's counters (for a sweep's summary); max_term takes the larger.
+  run_stats& operator+=(const run_stats& o) {
+    steps += o.steps;
+    virtual_ns += o.virtual_ns;
+    ops_ok += o.ops_ok;
+    ops_unknown += o.ops_unknown;
+    ops_failed += o.ops_failed;
+    reads_log += o.reads_log;
+    reads_index += o.reads_index;
+    reads_lease += o.reads_lease;
+    elections += o.elections;
+    elections_won += o.elections_won;
+    pre_votes += o.pre_votes;
+    max_term = std::max(max_term, o.max_term);
+    faults += o.faults;
+    for (std::size_t k = 0; k < fault_kinds; ++k) faults_by_kind[k] += o.faults_by_kind[k];
+    messages_lost += o.messages_lost;
+    messages_duplicated += o.messages_duplicated;
+    leaders += o.leaders;
+    messages += o.messages;
+    keys += o.keys;
+    return *this;
+  }
 };
 
-/// What one run found.
-struct run_result {
+/// What one run found, for a service whose requests are Input and answers Output.
+template <class Input, class Output>
+struct basic_run_result {
   run_verdict verdict = run_verdict::passed;  ///< How the run ended.
   bool passed = true;   ///< verdict == passed: every check ran and held.
   std::string failure;  ///< What failed, or why the run is inconclusive (empty when passed).
   run_stats stats;
-  history hist;
+  basic_history<basic_operation<Input, Output>> hist;  ///< every operation that may have taken effect
   std::string trace;
+  /// The linearizability check's result (when the scenario has a model and it ran).
+  std::optional<check_result> check;
+  /// With run_options::timeline: what happened, for write_timeline_html.
+  std::optional<timeline> tl;
 };
+
+/// The result of a run of scenario S.
+template <class S>
+using scenario_result_t = basic_run_result<scenario_input_t<S>, scenario_output_t<S>>;
+
+/// The result of a run of the key-value scenario.
+using run_result = basic_run_result<kv_input, std::string>;
 
 namespace detail {
 
 /// One seeded run (see file comment).
-template <class Storage>
+template <scenario S, class Storage>
 class simulation {
  public:
-  simulation(const run_options& o, Storage storage)
+  using sm_type = typename S::state_machine_type;
+  using input_type = scenario_input_t<S>;
+  using output_type = scenario_output_t<S>;
+  using result_type = basic_run_result<input_type, output_type>;
+
+  simulation(S s, const run_options& o, Storage storage)
       : o_(o),
-        c_(make_options(o), std::move(storage)),
+        s_(std::move(s)),
+        cluster_(std::in_place, make_options(o), [this](node_id id) { return s_.make_state_machine(id); },
+                 std::move(storage)),
+        c_(*cluster_),
         checker_(c_),
         rng_(o.seed * 0x2545F4914F6CDD1Dull + 17),
         net_rng_(o.seed * 0x9E3779B97F4A7C15ull + 3),
-        clients_(o.clients),
-        key_slots_(std::max<std::size_t>(o.keys, 1)) {
-    for (std::size_t k = 0; k < key_slots_.size(); ++k) key_slots_[k].id = next_key_++;
+        clients_(o.clients) {
+    checker_.compare_digests(o.compare_digests);
     c_.set_fault_model([this](const message& m) { return network_fault(m); });
+    if (o_.timeline) tl_.start(c_.ids().size(), clients_.size());
   }
 
-  run_result run() {
+  simulation(const simulation&) = delete;
+  simulation& operator=(const simulation&) = delete;
+
+  // The nodes go first, while everything their completions reach is still alive; those
+  // completions (shutting_down) then find the run over and do nothing.
+  ~simulation() {
+    closing_ = true;
+    cluster_.reset();
+  }
+
+  result_type run() {
     try {
       execute();
     } catch (const std::exception& e) {
@@ -157,9 +194,10 @@ class simulation {
     r_.stats.virtual_ns = c_.now().time_since_epoch().count();
     r_.stats.leaders = checker_.terms_with_leader();
     r_.stats.messages = c_.net().stats().sent;
-    r_.stats.keys = keys_used_;
+    r_.stats.keys = partitions_in_history();
     for (node_id id : c_.ids()) count_elections(id);
     r_.trace = trace_.str();
+    if (o_.timeline) finish_timeline();
     return std::move(r_);
   }
 
@@ -170,11 +208,9 @@ class simulation {
     std::uint64_t count = 0;
     time_point next_start{};
     time_point deadline{};
-    op_kind op = op_kind::get;
-    std::string key, value;
-    std::size_t key_slot = 0;  // where `key` came from
-    std::uint64_t key_id = 0;
+    input_type input{};
     time_point call{};
+    std::size_t bar = 0;  // its operation on the timeline
   };
 
   /// The cluster's shape also comes from the seed: batch sizes and timeouts vary so
@@ -211,6 +247,7 @@ class simulation {
     const time_point fault_end = c_.now() + o_.time;
     time_point next_fault = c_.now() + pick(std::chrono::milliseconds(50), std::chrono::milliseconds(400));
     faults_on_ = true;
+    sample_timeline();
     while (!done() && c_.now() < fault_end) {
       restart_due();
       if (any_faults() && c_.now() >= next_fault) {
@@ -222,28 +259,7 @@ class simulation {
     }
     if (done()) return;
     calm();
-    // Liveness: with faults gone, a leader is elected and commits a new entry.
-    bool committed = false;
-    const time_point live_end = c_.now() + o_.recovery;
-    bool proposed = false;
-    term_t proposed_term = 0;
-    node_id proposed_on = no_node;
-    while (!done() && !committed && c_.now() < live_end) {
-      const node_id l = c_.leader();
-      if (l != no_node && (!proposed || c_.node(l).term() != proposed_term || l != proposed_on)) {
-        proposed = true;
-        proposed_term = c_.node(l).term();
-        proposed_on = l;
-        const shared_bytes cmd = encode_kv(op_kind::put, "__liveness__", "1");
-        c_.node(l).propose(cmd.bytes(), [&committed](std::error_code ec, const kv_result&) {
-          if (!ec) committed = true;
-        });
-      }
-      drive_clients();
-      step();
-    }
-    if (done()) return;
-    if (!committed) return fail("liveness: no leader committed a new entry within " + ms(o_.recovery) + " after the faults stopped");
+    if (!recover()) return;
     // Let clients finish what they started, then close the history.
     stop_clients_ = true;
     const time_point drain_end = c_.now() + o_.op_timeout * 2;
@@ -254,13 +270,83 @@ class simulation {
     for (auto& cl : clients_)
       if (cl.busy) give_up(cl);
     if (done()) return;
-    const auto verdict = check_linearizability(r_.hist.operations(), o_.check);
+    if constexpr (scenario_has_model<S>) check_history();
+  }
+
+  /// Liveness: with the faults gone, a leader is elected and commits a new entry (the
+  /// scenario's liveness command, or else a client request invoked after the faults).
+  bool recover() {
+    const time_point live_end = c_.now() + o_.recovery;
+    calm_at_ = c_.now();
+    bool proposed = false;
+    term_t proposed_term = 0;
+    node_id proposed_on = no_node;
+    while (!done() && !live_ && c_.now() < live_end) {
+      if constexpr (requires { { s_.liveness_command() } -> std::convertible_to<shared_bytes>; }) {
+        const node_id l = c_.leader();
+        if (l != no_node && (!proposed || c_.node(l).term() != proposed_term || l != proposed_on)) {
+          proposed = true;
+          proposed_term = c_.node(l).term();
+          proposed_on = l;
+          const shared_bytes cmd = s_.liveness_command();
+          c_.node(l).propose(cmd.bytes(), [this](std::error_code ec, index_t, const auto&) {
+            if (!ec && !closing_) live_ = true;
+          });
+        }
+      }
+      drive_clients();
+      step();
+    }
+    if (done()) return false;
+    if (!live_) {
+      if constexpr (requires { s_.liveness_command(); })
+        fail("liveness: no leader committed a new entry within " + ms(o_.recovery) + " after the faults stopped");
+      else
+        fail("liveness: no client request invoked after the faults stopped succeeded within " + ms(o_.recovery));
+      return false;
+    }
+    return true;
+  }
+
+  void check_history() {
+    const auto model = model_of();
+    const auto& ops = r_.hist.operations();
+    check_result verdict = check_linearizability(std::span(ops), model, o_.check);
+    r_.check = verdict;
     if (verdict.verdict == check_verdict::not_linearizable)
       return fail("history not linearizable on key '" + verdict.key + "': " + verdict.explanation);
     if (verdict.verdict == check_verdict::inconclusive)
       return end(run_verdict::inconclusive, "linearizability check inconclusive: " + verdict.explanation);
     if (verdict.verdict != check_verdict::linearizable)
       return fail("linearizability check: " + std::string(to_string(verdict.verdict)) + ": " + verdict.explanation);
+  }
+
+  // Models are values without state of their own: a default one is the model.
+  static auto model_of() { return typename S::model_type{}; }
+
+  std::uint64_t partitions_in_history() const {
+    if constexpr (scenario_has_model<S>) {
+      const auto model = model_of();
+      std::vector<std::string> keys;
+      for (const auto& o : r_.hist.operations()) keys.push_back(partition_of(model, o.input));
+      std::sort(keys.begin(), keys.end());
+      return static_cast<std::uint64_t>(std::unique(keys.begin(), keys.end()) - keys.begin());
+    } else {
+      return 0;
+    }
+  }
+
+  std::string describe(const input_type& in) const {
+    if constexpr (requires { { s_.describe(in) } -> std::convertible_to<std::string>; })
+      return s_.describe(in);
+    else if constexpr (scenario_has_model<S>)
+      return describe_input(model_of(), in);
+    else
+      return "request";
+  }
+  std::string describe_answer(const output_type& out) const {
+    if constexpr (scenario_has_model<S>) return describe_output(model_of(), out);
+    else return "ok";
   }
 
   bool done() const { return r_.verdict != run_verdict::passed; }
@@ -273,13 +359,18 @@ class simulation {
     r_.verdict = v;
     r_.passed = false;
     r_.failure = std::move(what);
+    failed_at_ = c_.now();
     event(std::string(v == run_verdict::failed ? "FAILED: " : "INCONCLUSIVE: ") + r_.failure);
   }
 
   void step() {
     c_.step(std::chrono::milliseconds(5));
     ++r_.stats.steps;
-    if (auto bad = checker_.check()) return fail("invariant: " + *bad);
+    sample_timeline();
+    if (auto bad = checker_.check()) {
+      invariant_nodes_ = checker_.culprits();
+      return fail("invariant: " + *bad);
+    }
     const node_id l = c_.leader();
     if (l != no_node && (l != last_leader_ || c_.node(l).term() != last_term_)) {
       last_leader_ = l;
@@ -300,6 +391,7 @@ class simulation {
     if (!faults_on_) return d;
     if (o_.loss > 0 && net_rng_.chance(o_.loss)) {
       d.drop = true;
+      ++r_.stats.messages_lost;
       return d;
     }
     if (o_.reorder && o_.delay.count() > 0) {
@@ -309,8 +401,15 @@ class simulation {
     if (o_.dup > 0 && net_rng_.chance(o_.dup)) {
       d.copies = 2;
       d.dup_delay = duration(static_cast<std::int64_t>(net_rng_.below(static_cast<std::uint64_t>(std::max<std::int64_t>(o_.delay.count(), 1)))));
+      ++r_.stats.messages_duplicated;
     }
     return d;
+  }
+
+  void fault(fault_kind k, const std::string& what) {
+    ++r_.stats.faults_by_kind[static_cast<std::size_t>(k)];
+    if (o_.timeline) tl_.event(now_ns(), what);
+    event(what);
   }
 
   void inject_fault() {
@@ -327,14 +426,14 @@ class simulation {
         if (c_.is_up(n) && up_count() > 1) {
           count_elections(n);
           c_.crash(n);
-          event("crash node " + std::to_string(n));
+          fault(fault_kind::crash, "crash node " + std::to_string(n));
         }
         break;
       case 1:
         for (node_id id : c_.ids())
           if (!c_.is_up(id)) {
             c_.restart(id);
-            event("restart node " + std::to_string(id));
+            fault(fault_kind::restart, "restart node " + std::to_string(id));
             break;
           }
         break;
@@ -342,42 +441,42 @@ class simulation {
         std::vector<node_id> a, b;
         for (node_id id : c_.ids()) (rng_.chance(0.5) ? a : b).push_back(id);
         c_.partition({a, b});
-        event("partition " + list(a) + " | " + list(b));
+        fault(fault_kind::partition, "partition " + list(a) + " | " + list(b));
         break;
       }
       case 3: {
         const node_id m = random_node();
         if (m != n) {
           c_.cut_one_way(n, m);
-          event("cut one way " + std::to_string(n) + " -> " + std::to_string(m));
+          fault(fault_kind::cut_one_way, "cut one way " + std::to_string(n) + " -> " + std::to_string(m));
         } else {
           c_.isolate(n);
-          event("isolate node " + std::to_string(n));
+          fault(fault_kind::isolate, "isolate node " + std::to_string(n));
         }
         break;
       }
       case 4:
         c_.heal();
-        event("heal network");
+        fault(fault_kind::heal, "heal network");
         break;
       case 5:
         if (c_.is_up(n) && !c_.is_paused(n)) {
           c_.pause(n);
-          event("pause node " + std::to_string(n));
+          fault(fault_kind::pause, "pause node " + std::to_string(n));
         }
         break;
       case 6:
         for (node_id id : c_.ids())
           if (c_.is_paused(id)) {
             c_.resume(id);
-            event("resume node " + std::to_string(id));
+            fault(fault_kind::resume, "resume node " + std::to_string(id));
             break;
           }
         break;
       case 7: {
         const double rate = o_.min_clock_rate + (o_.max_clock_rate - o_.min_clock_rate) * static_cast<double>(rng_.below(16)) / 15.0;
         c_.set_clock_rate(n, rate);
-        event("clock of node " + std::to_string(n) + " runs at " + std::to_string(rate));
+        fault(fault_kind::clock_drift, "clock of node " + std::to_string(n) + " runs at " + std::to_string(rate));
         break;
       }
       case 9:  // a crash a supervisor restarts at once, while messages to it are in flight
@@ -385,14 +484,14 @@ class simulation {
           count_elections(n);
           c_.crash(n);
           restarts_.push_back({c_.now() + pick(duration{0}, std::chrono::milliseconds(100)), n});
-          event("crash node " + std::to_string(n) + " (restarts soon)");
+          fault(fault_kind::crash_and_restart, "crash node " + std::to_string(n) + " (restarts soon)");
         }
         break;
       case 8: {
         const auto d = std::chrono::microseconds(200 + rng_.below(50'000));
         if constexpr (requires { c_.store(n).set_write_delay(d); }) {
           c_.store(n).set_write_delay(d);
-          event("disk of node " + std::to_string(n) + " takes " + std::to_string(d.count()) + "us");
+          fault(fault_kind::slow_disk, "disk of node " + std::to_string(n) + " takes " + std::to_string(d.count()) + "us");
         }
         break;
       }
@@ -405,6 +504,7 @@ class simulation {
         if (!c_.is_up(it->second)) {
           c_.restart(it->second);
           event("restart node " + std::to_string(it->second));
+          if (o_.timeline) tl_.event(now_ns(), "restart node " + std::to_string(it->second));
         }
         it = restarts_.erase(it);
       } else {
@@ -426,6 +526,7 @@ class simulation {
         c_.store(id).set_write_delay(std::chrono::microseconds(200));
     }
     event("faults stop: network healed, every node running");
+    if (o_.timeline) tl_.event(now_ns(), "faults stop: network healed, every node running");
   }
 
   // ------------------------------------------------------------ clients
@@ -448,32 +549,35 @@ class simulation {
       return;
     }
     const node_id target = candidates[rng_.below(candidates.size())];
-    const auto roll = rng_.below(10);
-    cl.op = roll < 4 ? op_kind::get : roll < 7 ? op_kind::put : op_kind::append;
-    cl.key_slot = rng_.below(key_slots_.size());
-    cl.key_id = take_key(cl.key_slot);
-    cl.key = "k" + std::to_string(cl.key_id);
-    cl.value = cl.op == op_kind::get ? std::string() : "c" + std::to_string(i) + "-" + std::to_string(cl.count);
+    workload_context ctx(i, cl.count, c_.now(), o_, rng_);
+    request<input_type> req = s_.next(ctx);
     ++cl.count;
+    cl.input = std::move(req.input);
     cl.busy = true;
     cl.call = c_.now();
     cl.deadline = c_.now() + o_.op_timeout;
     const std::uint64_t gen = ++cl.generation;
-    if (o_.trace) event("client " + std::to_string(i) + " " + std::string(to_string(cl.op)) + " " + cl.key + " " + cl.value + " via node " + std::to_string(target));
-    const shared_bytes cmd = encode_kv(cl.op, cl.key, cl.value);
-    if (cl.op == op_kind::get && o_.read_index_reads) {
-      const auto way = rng_.below(3);  // 0: the log, 1: ReadIndex, 2: the lease (else ReadIndex)
-      if (way != 0) {
-        const bool lease = way == 2 && leases_on(o_);
-        return c_.node(target).read_index(
-            [this, i, gen, target, cmd, lease](std::error_code ec, index_t at) {
-              finish_read(i, gen, ec, at, target, cmd, lease);
-            },
-            lease ? read_consistency::lease : read_consistency::linearizable);
+    if (o_.trace) event("client " + std::to_string(i) + " " + describe(cl.input) + " via node " + std::to_string(target));
+    const shared_bytes cmd = s_.encode(cl.input);
+    if constexpr (scenario_reads_by_query<S>) {
+      if (req.read && o_.read_index_reads) {
+        const auto way = rng_.below(3);  // 0: the log, 1: ReadIndex, 2: the lease (else ReadIndex)
+        if (way != 0) {
+          const bool lease = way == 2 && leases_on(o_);
+          if (o_.timeline) cl.bar = tl_.op_start(i, target, now_ns(), describe(cl.input), lease ? "lease" : "ReadIndex");
+          return c_.node(target).read_index(
+              [this, i, gen, target, cmd, lease](std::error_code ec, index_t at) {
+                finish_read(i, gen, ec, at, target, cmd, lease);
+              },
+              lease ? read_consistency::lease : read_consistency::linearizable);
+        }
       }
     }
-    c_.node(target).propose(cmd.bytes(), [this, i, gen, cmd](std::error_code ec, const kv_result& res) {
-      finish(i, gen, ec, res, cmd);
+    if (o_.timeline) cl.bar = tl_.op_start(i, target, now_ns(), describe(cl.input), "log");
+    const bool read = req.read;
+    c_.node(target).propose(cmd.bytes(), [this, i, gen, cmd, read](std::error_code ec, index_t index,
+                                                                    const apply_result_t<sm_type>& res) {
+      finish(i, gen, ec, index, res, cmd, read);
     });
   }
 
@@ -481,21 +585,40 @@ class simulation {
   /// applied up to the read index. A failed read changed nothing: it is left out.
   void finish_read(std::size_t i, std::uint64_t gen, std::error_code ec, index_t at, node_id on,
                    const shared_bytes& cmd, bool lease) {
+    if (closing_) return;
     client& cl = clients_[i];
     if (!cl.busy || cl.generation != gen) return;
     cl.busy = false;
     cl.next_start = c_.now() + pick(std::chrono::microseconds(0), std::chrono::milliseconds(20));
     if (ec) {
       ++r_.stats.ops_failed;
-      if (o_.trace) event("client " + std::to_string(i) + " read " + cl.key + " failed: " + ec.message());
+      if (o_.trace) event("client " + std::to_string(i) + " read " + describe(cl.input) + " failed: " + ec.message());
+      if (o_.timeline) tl_.op_end(cl.bar, now_ns(), op_outcome::failed, ec.message());
+      finished(cl, op_outcome::failed);
       return;
     }
     ++r_.stats.ops_ok;
     ++(lease ? r_.stats.reads_lease : r_.stats.reads_index);
-    const kv_result res = c_.node(on).state_machine().query(cmd.bytes());
+    if constexpr (scenario_reads_by_query<S>) {
+      output_type out = s_.output(cl.input, c_.node(on).state_machine().query(cmd.bytes()));
+      if (o_.trace) event("client " + std::to_string(i) + (lease ? " lease" : " index") + " read " + describe(cl.input) + " at index " + std::to_string(at) + " on node " + std::to_string(on) + ": " + describe_answer(out));
+      ok(i, cl, std::move(out));
+    }
+  }
+
+  /// Records a completed operation in the history (and on the timeline).
+  void ok(std::size_t i, client& cl, output_type out) {
+    finished(cl, op_outcome::ok);
     const std::size_t id = record(i, cl);
-    r_.hist.complete(id, c_.now().time_since_epoch().count(), res.output);
-    if (o_.trace) event("client " + std::to_string(i) + (lease ? " lease" : " index") + " read " + cl.key + " at index " + std::to_string(at) + " on node " + std::to_string(on) + ": '" + res.output + "'");
+    if (o_.timeline) tl_.op_end(cl.bar, now_ns(), op_outcome::ok, describe_answer(out), static_cast<std::int64_t>(id));
+    if constexpr (!requires { s_.liveness_command(); }) {
+      if (calm_at_ && cl.call >= *calm_at_) live_ = true;  // the service answers again
+    }
+    r_.hist.complete(id, c_.now().time_since_epoch().count(), std::move(out));
+  }
+
+  void finished(const client& cl, op_outcome o) {
+    if constexpr (requires { s_.finished(cl.input, o); }) s_.finished(cl.input, o);
   }
 
   /// Adds node `id`'s election counters (before a crash resets them, and at the end).
@@ -508,23 +631,28 @@ class simulation {
     r_.stats.max_term = std::max(r_.stats.max_term, c_.node(id).term());
   }
 
-  void finish(std::size_t i, std::uint64_t gen, std::error_code ec, const kv_result& res,
-              const shared_bytes& cmd) {
+  void finish(std::size_t i, std::uint64_t gen, std::error_code ec, index_t index, const apply_result_t<sm_type>& res,
+              const shared_bytes& cmd, bool read) {
+    if (closing_) return;
     client& cl = clients_[i];
     if (!cl.busy || cl.generation != gen) return;  // already given up on
     cl.busy = false;
     cl.next_start = c_.now() + pick(std::chrono::microseconds(0), std::chrono::milliseconds(20));
     if (!ec) {
       ++r_.stats.ops_ok;
-      if (cl.op == op_kind::get) ++r_.stats.reads_log;
-      const std::size_t id = record(i, cl);
-      r_.hist.complete(id, c_.now().time_since_epoch().count(), res.output);
-      if (o_.trace) event("client " + std::to_string(i) + " " + std::string(to_string(cl.op)) + " " + cl.key + " ok at index " + std::to_string(res.index));
-      if (auto bad = checker_.acknowledged(res.index, cmd.bytes())) fail("invariant: " + *bad);
+      if (read) ++r_.stats.reads_log;
+      if (o_.trace) event("client " + std::to_string(i) + " " + describe(cl.input) + " ok at index " + std::to_string(index));
+      ok(i, cl, s_.output(cl.input, res));
+      if (auto bad = checker_.acknowledged(index, cmd.bytes())) {
+        invariant_nodes_ = checker_.culprits();
+        fail("invariant: " + *bad);
+      }
     } else {
-      if (o_.trace) event("client " + std::to_string(i) + " " + std::string(to_string(cl.op)) + " " + cl.key + " " + cl.value + " failed: " + ec.message());
+      if (o_.trace) event("client " + std::to_string(i) + " " + describe(cl.input) + " failed: " + ec.message());
       if (!may_have_applied(ec)) {
         ++r_.stats.ops_failed;  // definitely not applied: not part of the history
+        if (o_.timeline) tl_.op_end(cl.bar, now_ns(), op_outcome::failed, ec.message());
+        finished(cl, op_outcome::failed);
       } else {
         record_unknown(i, cl);
       }
@@ -533,7 +661,9 @@ class simulation {
 
   void record_unknown(std::size_t i, client& cl) {
     ++r_.stats.ops_unknown;
+    finished(cl, op_outcome::unknown);
     const std::size_t id = record(i, cl);
+    if (o_.timeline) tl_.op_end(cl.bar, now_ns(), op_outcome::unknown, {}, static_cast<std::int64_t>(id));
     r_.hist.complete_unknown(id);
   }
 
@@ -554,28 +684,91 @@ class simulation {
     return false;
   }
 
-  // The key of the next operation in key slot `k`: the slot moves on to a fresh key once
-  // ops_per_key operations on its key are in the history. Operations refused outright
-  // (not part of the history) do not count, and those in flight when the slot moves
-  // still land on the old key, so a key's history holds at most about ops_per_key +
-  // clients operations.
-  std::uint64_t take_key(std::size_t k) {
-    key_slot& slot = key_slots_[k];
-    if (o_.ops_per_key > 0 && slot.recorded >= o_.ops_per_key) {
-      slot.id = next_key_++;
-      slot.recorded = 0;
-      slot.used = false;
-    }
-    if (!slot.used) ++keys_used_;
-    slot.used = true;
-    return slot.id;
-  }
-
   // Records client `i`'s current operation in the history; returns its history id.
   std::size_t record(std::size_t i, const client& cl) {
-    key_slot& slot = key_slots_[cl.key_slot];
-    if (slot.id == cl.key_id) ++slot.recorded;
-    return r_.hist.invoke(i, cl.op, cl.key, cl.value, cl.call.time_since_epoch().count());
+    basic_operation<input_type, output_type> o;
+    o.client = i;
+    o.input = cl.input;
+    o.call = cl.call.time_since_epoch().count();
+    return r_.hist.invoke(std::move(o));
+  }
+
+  // ------------------------------------------------------------ timeline
+
+  std::int64_t now_ns() const { return c_.now().time_since_epoch().count(); }
+
+  void sample_timeline() {
+    if (!o_.timeline) return;
+    const std::int64_t t = now_ns();
+    for (node_id id : c_.ids()) {
+      using k = timeline::span_kind;
+      if (!c_.is_up(id)) {
+        tl_.node(id, k::down, 0, t);
+      } else if (c_.is_paused(id)) {
+        tl_.node(id, k::paused, c_.node(id).term(), t);
+      } else {
+        const auto& n = c_.node(id);
+        const role r = n.role_now();
+        tl_.node(id, r == role::leader ? k::leader : r == role::candidate ? k::candidate
+                   : r == role::pre_candidate ? k::pre_candidate : k::follower, n.term(), t);
+      }
+      std::string to, from;
+      for (node_id o : c_.ids()) {
+        if (o == id) continue;
+        if (c_.blocked(id, o)) to += (to.empty() ? "" : ",") + std::to_string(o);
+        if (c_.blocked(o, id)) from += (from.empty() ? "" : ",") + std::to_string(o);
+      }
+      std::string cut;
+      if (!to.empty()) cut = "cannot send to " + to;
+      if (!from.empty()) cut += (cut.empty() ? "" : "; ") + std::string("cannot hear from ") + from;
+      tl_.cut(id, cut, t);
+    }
+  }
+
+  void finish_timeline() {
+    timeline t = tl_.finish(now_ns());
+    t.verdict = std::string(to_string(r_.verdict));
+    t.detail = r_.failure;
+    if (r_.verdict != run_verdict::passed) {
+      timeline::failure_mark f;
+      f.at = failed_at_.time_since_epoch().count();
+      f.text = r_.failure.substr(0, r_.failure.find('\n'));
+      f.nodes = invariant_nodes_;
+      if (r_.check && r_.check->verdict != check_verdict::linearizable) f.nodes.clear();
+      t.failure = std::move(f);
+    }
+    if constexpr (scenario_has_model<S>) {
+      if (r_.check && (r_.check->verdict == check_verdict::not_linearizable ||
+                       r_.check->verdict == check_verdict::inconclusive)) {
+        const auto model = model_of();
+        const auto& ops = r_.hist.operations();
+        std::vector<bool> in_prefix(ops.size(), false);
+        for (std::size_t i : r_.check->longest_prefix)
+          if (i < ops.size()) in_prefix[i] = true;
+        // The culprit, and the operations of its partition that could have come next
+        // in its stead (completed, outside the longest prefix, concurrent with it): the
+        // ones no linearization could place. Later ones are unplaced only because the
+        // search stopped there, so they are not marked.
+        const std::size_t c = r_.check->culprit;
+        const bool has_culprit = c < ops.size();
+        for (auto& o : t.ops) {
+          if (o.history < 0) continue;
+          const auto h = static_cast<std::size_t>(o.history);
+          if (partition_of(model, ops[h].input) != r_.check->key) continue;
+          o.in_failed_partition = true;
+          o.culprit = h == c;
+          o.unplaced = has_culprit && !in_prefix[h] && ops[h].completed() && ops[h].call <= ops[c].ret &&
+                       ops[h].ret >= ops[c].call;
+          if (o.culprit && t.failure) {
+            t.failure->at = ops[c].call;
+            t.failure->nodes = {o.via};
+            t.failure->text = "the linearizability checker cannot place " + o.request + " (sent to node " +
+                              std::to_string(o.via) + ") on key '" + r_.check->key + "'";
+          }
+        }
+      }
+    }
+    r_.tl = std::move(t);
   }
 
   // ------------------------------------------------------------ helpers
@@ -604,37 +797,42 @@ class simulation {
   }
 
   run_options o_;
-  cluster<kv_store, Storage> c_;
-  invariant_checker<kv_store, Storage> checker_;
+  S s_;
+  std::optional<cluster<sm_type, Storage>> cluster_;
+  cluster<sm_type, Storage>& c_;
+  bool closing_ = false;
+  invariant_checker<sm_type, Storage> checker_;
   raftkit::detail::splitmix64 rng_;
   raftkit::detail::splitmix64 net_rng_;
   std::vector<client> clients_;
-  struct key_slot {
-    std::uint64_t id = 0;      // the key is "k<id>"
-    std::size_t recorded = 0;  // operations on it in the history
-    bool used = false;         // some operation has taken it
-  };
-  std::vector<key_slot> key_slots_;
-  std::uint64_t next_key_ = 0;
-  std::uint64_t keys_used_ = 0;
   std::vector<std::pair<time_point, node_id>> restarts_;
   bool faults_on_ = false;
   bool stop_clients_ = false;
+  bool live_ = false;
+  std::optional<time_point> calm_at_;  // when the faults stopped
+  time_point failed_at_{};
+  std::vector<node_id> invariant_nodes_;
   node_id last_leader_ = no_node;
   term_t last_term_ = 0;
-  run_result r_;
+  result_type r_;
+  timeline_recorder tl_;
   std::ostringstream trace_;
 };
 
 }  // namespace detail
 
-/// Runs one seeded simulation (see file comment).
-inline run_result run(const run_options& o) {
-  if (o.file_log_root.empty()) return detail::simulation<memory_storage>(o, memory_storage{}).run();
+/// Runs one seeded simulation of scenario `s` (see file comment).
+template <scenario S>
+scenario_result_t<S> run(S s, const run_options& o) {
+  if (o.file_log_root.empty())
+    return detail::simulation<S, memory_storage>(std::move(s), o, memory_storage{}).run();
   file_storage fs;
   fs.root = o.file_log_root;
   fs.options.segment_size = 64 << 10;  // small segments: rolling happens in short runs
-  return detail::simulation<file_storage>(o, std::move(fs)).run();
+  return detail::simulation<S, file_storage>(std::move(s), o, std::move(fs)).run();
 }
+
+/// Runs one seeded simulation of the key-value scenario (sim::kv_scenario).
+inline run_result run(const run_options& o) { return run(kv_scenario(o), o); }
 
 }  // namespace raftkit::sim
