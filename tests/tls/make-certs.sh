@@ -12,6 +12,7 @@
 #   foreign-ca.pem                 a CA nobody trusts
 #   foreign-node1.pem/.key         "node 1" from the foreign CA
 #   expired-node1.pem/.key         node 1 from ca, valid only in January 2020
+#   other-cluster-node1.pem/.key   node 1 of cluster CLUSTER_ID+1, from ca
 # The files are remade on every run; the keys are new each time, the names and validity
 # periods are not.
 set -eu
@@ -31,21 +32,22 @@ ca() {
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
 }
 
-# ext ID: the extensions of node ID's certificate, in ext.cnf.
+# ext ID [CLUSTER]: the extensions of node ID's certificate, in ext.cnf.
 ext() {
+  c=${2:-$cluster}
   cat > ext.cnf <<END
 basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth,clientAuth
-subjectAltName=URI:raftkit://cluster/$cluster/node/$1,DNS:node-$1
+subjectAltName=URI:raftkit://cluster/$c/node/$1,DNS:node-$1
 END
 }
 
-# node CA ID NAME: node ID's certificate signed by CA, NAME.pem and NAME.key.
+# node CA ID NAME [CLUSTER]: node ID's certificate signed by CA, NAME.pem and NAME.key.
 node() {
   key "$3.key"
   openssl req -new -key "$3.key" -out "$3.csr" -subj "/O=raftkit tests/CN=node-$2" 2>/dev/null
-  ext "$2"
+  ext "$2" "${4:-$cluster}"
   serial=$((serial + 1))
   openssl x509 -req -in "$3.csr" -CA "$1.pem" -CAkey "$1.key" -set_serial "$serial" -days 3650 \
     -extfile ext.cnf -out "$3.pem" 2>/dev/null
@@ -62,6 +64,7 @@ while [ "$i" -le "$nodes" ]; do
   i=$((i + 1))
 done
 node foreign-ca 1 foreign-node1
+node ca 1 other-cluster-node1 $((cluster + 1))
 
 # An expired certificate needs a start date in the past, which only `openssl ca` sets.
 key expired-node1.key

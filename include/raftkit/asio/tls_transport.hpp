@@ -226,7 +226,7 @@ class tls_security {
                         });
       return;
     }
-    s.lowest_layer().async_receive(
+    s.next_layer().async_receive(
         boost::asio::buffer(s.peek), boost::asio::socket_base::message_peek,
         [&s, h = std::forward<Handler>(handler)](const boost::system::error_code& ec, std::size_t n) mutable {
           if (ec || n == 0) return h(handshake_verdict{handshake_verdict::outcome::failed, {}});
