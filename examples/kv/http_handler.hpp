@@ -85,6 +85,7 @@ struct http_counters {
   std::atomic<std::uint64_t> refused_too_large{0};     ///< 413: body or command too large
   std::atomic<std::uint64_t> refused_chunked{0};       ///< 411: a chunked body
   std::atomic<std::uint64_t> session_errors{0};        ///< a session ended by an exception
+  std::atomic<std::uint64_t> tls_handshake_failures{0};  ///< HTTPS: a client's TLS handshake failed
 };
 
 /// Percent-decodes a path segment; false on a malformed escape.
@@ -336,6 +337,17 @@ class handler {
            h.refused_chunked);
     metric("raftkit_http_session_errors_total", "counter", "HTTP sessions ended by an unexpected exception",
            h.session_errors);
+    metric("raftkit_http_tls_handshake_failures_total", "counter", "HTTPS connections whose TLS handshake failed",
+           h.tls_handshake_failures);
+    // Peer handshakes refused, one series per reason (raftkit::asio::refusal).
+    out += "# HELP raftkit_peer_handshakes_refused_total Raft peer handshakes this node refused, by reason\n"
+           "# TYPE raftkit_peer_handshakes_refused_total counter\n";
+    for (std::size_t r = 0; r < raftkit::asio::refusal_kinds; ++r)
+      out += "raftkit_peer_handshakes_refused_total{reason=\"" +
+             std::string(to_string(static_cast<raftkit::asio::refusal>(r))) + "\"} " + std::to_string(t.refusals[r]) +
+             '\n';
+    metric("raftkit_peer_refused_by_peer_total", "counter",
+           "Raft peer connections the other side ended with a TLS alert (it refused this node)", t.refused_by_peer);
     if (fsync_stats_) {
       const raftkit::file::sync_stats f = fsync_stats_();
       out += "# HELP raftkit_fsync_seconds fdatasync latency of the log store\n# TYPE raftkit_fsync_seconds summary\n";

@@ -2,7 +2,8 @@
 # make-certs.sh OUTDIR CLUSTER_ID NODES: the TLS material raftkit's tests and raftkit-bench
 # use, made with the openssl command (no network; EC P-256 keys, so it takes well under a
 # second). Certificates name their node by the URI subject alternative name that
-# raftkit/asio/tls_transport.hpp reads: raftkit://cluster/<CLUSTER_ID>/node/<id> (decimal).
+# raftkit/asio/tls_transport.hpp reads: raftkit://cluster/<CLUSTER_ID>/node/<id> (decimal),
+# and by IP:127.0.0.1 and DNS:node-<id>, so they serve raftkit-kv's HTTPS on loopback too.
 #
 # In OUTDIR:
 #   ca.pem ca.key                  the cluster's CA
@@ -39,7 +40,7 @@ ext() {
 basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth,clientAuth
-subjectAltName=URI:raftkit://cluster/$c/node/$1,DNS:node-$1
+subjectAltName=URI:raftkit://cluster/$c/node/$1,DNS:node-$1,IP:127.0.0.1
 END
 }
 

@@ -277,10 +277,9 @@ struct tls_cluster {
     cfg.seed = 42 + id;
     const std::string dir = (data.path / std::to_string(id)).string();
     std::filesystem::create_directories(dir);
-    auto factory = [&, id, tls = std::move(tls)](tls_transport::receive_handler on_receive) {
-      return tls_transport(io.get_executor(), id, test_cluster, map, std::move(on_receive), tls, test_options());
-    };
-    nodes[id - 1] = std::make_unique<tls_node>(cfg, factory, [&] { return raftkit::file::log_store(dir); }, adder{});
+    nodes[id - 1] = std::make_unique<tls_node>(
+        cfg, raftkit::asio::tls_factory(io.get_executor(), cfg, test_cluster, map, std::move(tls), test_options()),
+        [&] { return raftkit::file::log_store(dir); }, adder{});
     map[id].port = nodes[id - 1]->local_port();
     for (auto& n : nodes)
       if (n)

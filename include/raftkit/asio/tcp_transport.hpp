@@ -134,6 +134,21 @@ struct tcp_options {
   std::uint64_t seed = 1;
 };
 
+/// `o` fitted to a Raft node with `election_timeout`: a link retries at least once per
+/// election timeout and gives up on an attempt after one, so once a partition heals a peer
+/// is reached again within one or two election timeouts rather than after a long backoff
+/// or a handshake hung across the partition. The Asio driver applies it to the transports
+/// it builds; a factory for another transport of this family should too.
+template <class Rep, class Period>
+tcp_options fit_to_election_timeout(tcp_options o, std::chrono::duration<Rep, Period> election_timeout) {
+  const auto t = std::max(std::chrono::milliseconds(1),
+                          std::chrono::duration_cast<std::chrono::milliseconds>(election_timeout));
+  o.reconnect_max = std::min(o.reconnect_max, t);
+  o.reconnect_min = std::min(o.reconnect_min, o.reconnect_max);
+  o.connect_timeout = std::min(o.connect_timeout, t);
+  return o;
+}
+
 /// Why a transport refused a peer's handshake; `tcp_stats::refusals` counts each.
 enum class refusal : std::uint8_t {
   foreign_cluster,   ///< the peer's handshake names another cluster id

@@ -58,6 +58,7 @@
 #include <utility>
 
 #include "raftkit/asio/tcp_transport.hpp"
+#include "raftkit/config.hpp"
 
 namespace raftkit::asio {
 
@@ -313,6 +314,18 @@ class tls_transport : public basic_tcp_transport<detail::tls_security> {
   /// The options in force.
   tls_options options() const { return security().options(); }
 };
+
+/// A factory for `raftkit::asio::node<LogStore, StateMachine, tls_transport>`: builds node
+/// `cfg.id`'s transport with `tls`, its options fitted to the election timeout as the
+/// driver fits tcp_transport's (see fit_to_election_timeout).
+inline auto tls_factory(boost::asio::any_io_executor ex, const node_config& cfg, std::uint64_t cluster_id,
+                        cluster_map peers, tls_options tls, tcp_options options = {}) {
+  options = fit_to_election_timeout(options, cfg.election_timeout);
+  return [ex = std::move(ex), self = cfg.id, cluster_id, peers = std::move(peers), tls = std::move(tls),
+          options](tls_transport::receive_handler on_receive) {
+    return tls_transport(ex, self, cluster_id, peers, std::move(on_receive), tls, options);
+  };
+}
 
 }  // namespace raftkit::asio
 
