@@ -562,8 +562,7 @@ int compare_tls(settings s) {
   if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot make certificates: " + cmd);
   std::array<std::vector<double>, 2> ops, p50;  // [0] plain, [1] TLS
   if (!s.json)
-    std::printf("%-5s %-7s %7s %7s %12s %9s %9s %9s %9s
-", "round", "peers", "clients", "payload", "ops/s", "p50 us",
+    std::printf("%-5s %-7s %7s %7s %12s %9s %9s %9s %9s\n", "round", "peers", "clients", "payload", "ops/s", "p50 us",
                 "p99 us", "max us", "elections");
   const unsigned base = s.base_port;
   for (int round = 0; round < s.rounds; ++round) {
