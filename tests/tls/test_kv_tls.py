@@ -14,6 +14,8 @@ the run by make-certs.sh (next to this file):
    others' new connections use their reloaded certificates; HTTPS clients trusting only
    the new CA are served by every node.
 
+3. Start-up: TLS flags that do not fit and bad material are usage errors (exit 2).
+
 Usage: test_kv_tls.py PATH/TO/raftkit-kv. Python 3 standard library only.
 """
 
@@ -253,7 +255,37 @@ def rotation_test(binary):
         c.close()
 
 
+def startup_test(binary):
+    """TLS flags that do not fit, and a certificate that does not name the node: one line
+    on stderr and the usage status (2), before anything listens."""
+    c = make_cluster(binary)
+    try:
+        n = c.node(1)
+        certs = lambda name: os.path.join(c.certs, name)  # noqa: E731
+        base = [binary, "--id", "1", "--cluster", "1=127.0.0.1:%d" % n.raft_port,
+                "--http", "127.0.0.1:%d" % n.http_port, "--data", n.data]
+        cases = [
+            ("--peer-tls-cert alone", ["--peer-tls-cert", certs("node1.pem")], "go together"),
+            ("--http-tls-cert alone", ["--http-tls-cert", certs("node1.pem")], "go together"),
+            ("node 2's certificate for node 1",
+             ["--peer-tls-cert", certs("node2.pem"), "--peer-tls-key", certs("node2.key"),
+              "--peer-tls-ca", certs("ca.pem")], "does not name raftkit://cluster/%d/node/1" % KV_CLUSTER_ID),
+            ("a key of another certificate",
+             ["--peer-tls-cert", certs("node1.pem"), "--peer-tls-key", certs("node2.key"),
+              "--peer-tls-ca", certs("ca.pem")], "peer TLS"),
+            ("a missing HTTPS key", ["--http-tls-cert", certs("node1.pem"), "--http-tls-key", certs("none.key")],
+             "HTTPS private key"),
+        ]
+        for what, extra, expect in cases:
+            r = subprocess.run(base + extra, capture_output=True, text=True, timeout=30)
+            kc.check(r.returncode == 2 and expect in r.stderr and r.stderr.count("\n") == 1,
+                     "%s: exit 2 with one line naming it (%r)" % (what, r.stderr.strip()))
+    finally:
+        c.close()
+
+
 def main(binary):
+    startup_test(binary)
     refusals_test(binary)
     rotation_test(binary)
 
