@@ -34,6 +34,15 @@
 /// then to its certificate from the new CA, then (optionally) to trust only the new CA.
 /// Call reload from any thread; a process that wants it on a signal wires a signal_set to
 /// it. Sessions are not resumed (no tickets, no cache), so each connection verifies afresh.
+///
+/// With the Asio driver: `raftkit::asio::node<Store, Machine, tls_transport>(cfg,
+/// tls_factory(ex, cfg, cluster_id, peers, tls), store, machine)`; `node.transport().reload()`.
+///
+/// Why a policy of basic_tcp_transport and not an option of tcp_transport: an option would
+/// put OpenSSL types (or a virtual stream interface costing every plaintext write) into
+/// tcp_transport.hpp, so every user would compile and link OpenSSL. As a policy, the
+/// connection code (lanes, backoff, timeouts, handshake) is shared, plaintext pays nothing,
+/// and OpenSSL appears only in this header.
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
