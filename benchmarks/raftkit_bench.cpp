@@ -9,6 +9,12 @@
 // threads: the engine is single-threaded, so threads would only add contention.
 //
 //   raftkit-bench --clients 64 --payload 16 --duration 5 --log memory [--json]
+//   raftkit-bench --tls --clients 64 [--rounds 3]
+//
+// --tls compares mutual TLS (raftkit::asio::tls_transport) with plain TCP: it makes
+// certificates with tests/tls/make-certs.sh (--make-certs), then runs the benchmark
+// `--rounds` times each way, interleaved (plain, TLS, TLS, plain, ...), so drift of a noisy
+// machine hits both alike, and prints every run and TLS/plain ratios of the medians.
 //
 // `--reads` measures reads instead of writes, three ways in one interleaved run (the
 // machines are noisy, so each way gets slices spread over the whole run, in rotating
@@ -61,6 +67,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "raftkit/asio/node.hpp"
+#include "raftkit/asio/tls_transport.hpp"
 #include "raftkit/file/log_store.hpp"
 #include "raftkit/memory/log_store.hpp"
 
@@ -103,6 +110,13 @@ struct settings {
   int rounds = 5;
   std::size_t queue_kib = raftkit::asio::tcp_options{}.max_queue_bytes >> 10;
   std::size_t write_kib = raftkit::asio::tcp_options{}.max_write_bytes >> 10;
+  bool tls_compare = false;  // --tls
+#ifdef RAFTKIT_MAKE_CERTS
+  std::string make_certs = RAFTKIT_MAKE_CERTS;
+#else
+  std::string make_certs;
+#endif
+  std::string tls_dir;  // certificates: this run's peers speak mutual TLS (passed to followers)
   // hidden --serve mode
   unsigned serve = 0;
   unsigned base_port = 0;
@@ -164,6 +178,33 @@ void with_store(const settings& s, raftkit::node_id id, F&& f) {
   }
 }
 
+/// Node `id`'s TLS material in the make-certs.sh directory `dir`.
+raftkit::asio::tls_options tls_files(const std::string& dir, raftkit::node_id id) {
+  raftkit::asio::tls_options o;
+  o.certificate_chain = raftkit::asio::pem_source::from_file(dir + "/node" + std::to_string(id) + ".pem");
+  o.private_key = raftkit::asio::pem_source::from_file(dir + "/node" + std::to_string(id) + ".key");
+  o.trusted_ca = raftkit::asio::pem_source::from_file(dir + "/ca.pem");
+  return o;
+}
+
+/// Builds node `id` over TCP, or over mutual TLS when `s.tls_dir` is set, and calls f(node).
+template <class Store, class MakeStore, class F>
+void with_node(const settings& s, raftkit::node_id id, boost::asio::io_context& io, MakeStore make, F&& f) {
+  const raftkit::node_config cfg = make_config(s, id);
+  if (!s.tls_dir.empty()) {
+    raftkit::asio::node<Store, noop_state_machine, raftkit::asio::tls_transport> n(
+        cfg,
+        raftkit::asio::tls_factory(io.get_executor(), cfg, cluster_id, make_peers(s.base_port), tls_files(s.tls_dir, id),
+                                   make_tcp_options(s)),
+        make, noop_state_machine{});
+    f(n);
+  } else {
+    raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), cfg, cluster_id, make_peers(s.base_port), make,
+                                                     noop_state_machine{}, make_tcp_options(s));
+    f(n);
+  }
+}
+
 // ------------------------------------------------------------------ follower mode
 
 int serve(const settings& s) {
@@ -172,38 +213,37 @@ int serve(const settings& s) {
   boost::asio::io_context io;
   int rc = 0;
   with_store(s, s.serve, [&]<class Store>(std::type_identity<Store>, auto make) {
-    raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), make_config(s, s.serve),
-                                                     cluster_id, make_peers(s.base_port), make,
-                                                     noop_state_machine{}, make_tcp_options(s));
-    n.start();
-    boost::asio::signal_set sigs(io, SIGTERM, SIGINT);
-    sigs.async_wait([&](const boost::system::error_code&, int) {
-      n.stop([&io] { io.stop(); });
-    });
-    // SIGUSR1: append this node's elections and term to the counters file. The signal
-    // was blocked since fork, so one sent before this handler existed waits for it.
-    boost::asio::signal_set usr(io, SIGUSR1);
-    std::function<void()> report = [&] {
-      usr.async_wait([&](const boost::system::error_code& ec, int) {
-        if (ec) return;
-        n.status([&](raftkit::node_status st) {
-          std::ofstream out(s.counters_file, std::ios::app);
-          out << n.counters().elections << ' ' << st.term << '\n';
-        });
-        report();
+    with_node<Store>(s, s.serve, io, make, [&](auto& n) {
+      n.start();
+      boost::asio::signal_set sigs(io, SIGTERM, SIGINT);
+      sigs.async_wait([&](const boost::system::error_code&, int) {
+        n.stop([&io] { io.stop(); });
       });
-    };
-    if (!s.counters_file.empty()) report();
-    sigset_t usr1;
-    sigemptyset(&usr1);
-    sigaddset(&usr1, SIGUSR1);
-    ::sigprocmask(SIG_UNBLOCK, &usr1, nullptr);
-    try {
-      io.run();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "raftkit-bench follower %u: %s\n", s.serve, e.what());
-      rc = 1;
-    }
+      // SIGUSR1: append this node's elections and term to the counters file. The signal
+      // was blocked since fork, so one sent before this handler existed waits for it.
+      boost::asio::signal_set usr(io, SIGUSR1);
+      std::function<void()> report = [&] {
+        usr.async_wait([&](const boost::system::error_code& ec, int) {
+          if (ec) return;
+          n.status([&](raftkit::node_status st) {
+            std::ofstream out(s.counters_file, std::ios::app);
+            out << n.counters().elections << ' ' << st.term << '\n';
+          });
+          report();
+        });
+      };
+      if (!s.counters_file.empty()) report();
+      sigset_t usr1;
+      sigemptyset(&usr1);
+      sigaddset(&usr1, SIGUSR1);
+      ::sigprocmask(SIG_UNBLOCK, &usr1, nullptr);
+      try {
+        io.run();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "raftkit-bench follower %u: %s\n", s.serve, e.what());
+        rc = 1;
+      }
+    });
   });
   return rc;
 }
@@ -236,6 +276,7 @@ struct children {
     if (s.reads) args.emplace_back("--reads");
     if (s.via_follower) args.emplace_back("--via-follower");
     if (!s.dir.empty()) args.insert(args.end(), {"--dir", s.dir});
+    if (!s.tls_dir.empty()) args.insert(args.end(), {"--tls-dir", s.tls_dir});
     args.insert(args.end(), {"--counters-file", counters_file(s, id)});
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -468,7 +509,8 @@ bool wait_ready(boost::asio::io_context& io, Node& n, const settings& s, std::ch
   return false;
 }
 
-int lead(settings s) {
+/// Runs one benchmark; prints its line unless `out` is given, which receives the results.
+int lead(settings s, results* out = nullptr) {
   std::optional<fs::path> tmp;
   {
     char templ[] = "/tmp/raftkit-bench-XXXXXX";
@@ -498,56 +540,55 @@ int lead(settings s) {
   bool ok = false;
   with_store(s, 1, [&]<class Store>(std::type_identity<Store>, auto make) {
     boost::asio::io_context io(1);
-    raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), make_config(s, 1), cluster_id,
-                                                     make_peers(s.base_port), make,
-                                                     noop_state_machine{}, make_tcp_options(s));
-    n.start();
-    if (!wait_ready(io, n, s, std::chrono::seconds(15))) {
-      std::fprintf(stderr, "raftkit-bench: node %llu did not become leader\n",
-                   static_cast<unsigned long long>(leader_id(s)));
-      bool stopped = false;
-      n.stop([&stopped] { stopped = true; });
-      io.restart();
-      while (!stopped) io.run_for(std::chrono::milliseconds(50));
-      return;
-    }
-    // Node 1's own elections and term at each end of the window; the followers append
-    // theirs to their counters files.
-    std::array<std::uint64_t, 2> own_elections{};
-    auto on_window = [&](bool end) {
-      kids.snapshot_counters();
-      own_elections[end] = n.counters().elections;
-      n.status([&terms, end](raftkit::node_status st) { terms[end] = st.term; });
-    };
-    rs = run_clients(io, n, s, on_window);
-    elections = static_cast<std::int64_t>(own_elections[1] - own_elections[0]);
-    ok = std::all_of(rs.begin(), rs.end(), [](const results& r) { return r.ops > 0; });
-    if (s.verbose) {
-      const auto c = n.counters();
-      const auto t = n.transport_stats();
-      std::fprintf(stderr,
-                   "node 1: proposals %llu, forwarded %llu, applied %llu, reads %llu (lease %llu, rounds %llu), quorum lost %llu, "
-                   "appends_sent %llu, log_appends %llu, messages sent %llu / received %llu; tcp: writes %llu, "
-                   "bytes sent %llu, dropped %llu (control %llu), write timeouts %llu; window %zu B in flight, "
-                   "%zu B per message\n",
-                   static_cast<unsigned long long>(c.proposals),
-                   static_cast<unsigned long long>(c.forwarded),
-                   static_cast<unsigned long long>(c.applied),
-                   static_cast<unsigned long long>(c.reads),
-                   static_cast<unsigned long long>(c.lease_reads),
-                   static_cast<unsigned long long>(c.read_rounds),
-                   static_cast<unsigned long long>(c.quorum_lost),
-                   static_cast<unsigned long long>(c.appends_sent),
-                   static_cast<unsigned long long>(c.log_appends),
-                   static_cast<unsigned long long>(c.messages_sent),
-                   static_cast<unsigned long long>(c.messages_received),
-                   static_cast<unsigned long long>(t.writes),
-                   static_cast<unsigned long long>(t.bytes_sent),
-                   static_cast<unsigned long long>(t.dropped),
-                   static_cast<unsigned long long>(t.control_dropped),
-                   static_cast<unsigned long long>(t.write_timeouts), n.config().max_inflight_bytes,
-                   n.config().max_bytes_per_message);
-    }
+    with_node<Store>(s, 1, io, make, [&](auto& n) {
+      n.start();
+      if (!wait_ready(io, n, s, std::chrono::seconds(15))) {
+        std::fprintf(stderr, "raftkit-bench: node %llu did not become leader\n",
+                     static_cast<unsigned long long>(leader_id(s)));
+        bool stopped = false;
+        n.stop([&stopped] { stopped = true; });
+        io.restart();
+        while (!stopped) io.run_for(std::chrono::milliseconds(50));
+        return;
+      }
+      // Node 1's own elections and term at each end of the window; the followers append
+      // theirs to their counters files.
+      std::array<std::uint64_t, 2> own_elections{};
+      auto on_window = [&](bool end) {
+        kids.snapshot_counters();
+        own_elections[end] = n.counters().elections;
+        n.status([&terms, end](raftkit::node_status st) { terms[end] = st.term; });
+      };
+      rs = run_clients(io, n, s, on_window);
+      elections = static_cast<std::int64_t>(own_elections[1] - own_elections[0]);
+      ok = std::all_of(rs.begin(), rs.end(), [](const results& r) { return r.ops > 0; });
+      if (s.verbose) {
+        const auto c = n.counters();
+        const auto t = n.transport_stats();
+        std::fprintf(stderr,
+                     "node 1: proposals %llu, forwarded %llu, applied %llu, reads %llu (lease %llu, rounds %llu), quorum lost %llu, "
+                     "appends_sent %llu, log_appends %llu, messages sent %llu / received %llu; tcp: writes %llu, "
+                     "bytes sent %llu, dropped %llu (control %llu), write timeouts %llu; window %zu B in flight, "
+                     "%zu B per message\n",
+                     static_cast<unsigned long long>(c.proposals),
+                     static_cast<unsigned long long>(c.forwarded),
+                     static_cast<unsigned long long>(c.applied),
+                     static_cast<unsigned long long>(c.reads),
+                     static_cast<unsigned long long>(c.lease_reads),
+                     static_cast<unsigned long long>(c.read_rounds),
+                     static_cast<unsigned long long>(c.quorum_lost),
+                     static_cast<unsigned long long>(c.appends_sent),
+                     static_cast<unsigned long long>(c.log_appends),
+                     static_cast<unsigned long long>(c.messages_sent),
+                     static_cast<unsigned long long>(c.messages_received),
+                     static_cast<unsigned long long>(t.writes),
+                     static_cast<unsigned long long>(t.bytes_sent),
+                     static_cast<unsigned long long>(t.dropped),
+                     static_cast<unsigned long long>(t.control_dropped),
+                     static_cast<unsigned long long>(t.write_timeouts), n.config().max_inflight_bytes,
+                     n.config().max_bytes_per_message);
+      }
+    });
   });
   kids.reap();
   if (!ok) return 1;
@@ -558,6 +599,13 @@ int lead(settings s) {
       break;
     }
     elections += static_cast<std::int64_t>(v[1][0] - v[0][0]);
+  }
+  if (out) {  // --tls: the writes' figures, to the caller
+    *out = rs.front();
+    out->elections = elections;
+    out->term_start = terms[0];
+    out->term_end = terms[1];
+    return 0;
   }
 
   // Reads: each kind's throughput against the log path's, measured in the same run.
@@ -602,6 +650,68 @@ int lead(settings s) {
   return 0;
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// --tls: plain TCP and mutual TLS, interleaved; each run, then TLS/plain ratios of the medians.
+int compare_tls(settings s) {
+  if (s.make_certs.empty()) throw std::runtime_error("--tls needs --make-certs (tests/tls/make-certs.sh)");
+  char templ[] = "/tmp/raftkit-bench-certs-XXXXXX";
+  if (!::mkdtemp(templ)) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+  struct remove_dir {
+    fs::path p;
+    ~remove_dir() {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  } cleanup{templ};
+  const std::string cmd = "sh '" + s.make_certs + "' '" + templ + "' " + std::to_string(cluster_id) + " 3";
+  if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot make certificates: " + cmd);
+  std::array<std::vector<double>, 2> ops, p50;  // [0] plain, [1] TLS
+  if (!s.json)
+    std::printf("%-5s %-7s %7s %7s %12s %9s %9s %9s %9s\n", "round", "peers", "clients", "payload", "ops/s", "p50 us",
+                "p99 us", "max us", "elections");
+  const unsigned base = s.base_port;
+  for (int round = 0; round < s.rounds; ++round) {
+    for (int k = 0; k < 2; ++k) {
+      const bool tls = (k == 1) != (round % 2 == 1);  // plain, TLS; TLS, plain; ...
+      settings one = s;
+      one.tls_dir = tls ? templ : "";
+      // Fresh ports each run: nothing of the last run's connections lingers on them.
+      one.base_port = 10000 + (base - 10000 + static_cast<unsigned>(round * 2 + k + 1) * 10) % 22000;
+      results r;
+      if (lead(one, &r) != 0) return 1;
+      ops[tls].push_back(r.ops_per_sec);
+      p50[tls].push_back(r.p50);
+      if (s.json)
+        std::printf("{\"round\":%d,\"tls\":%s,\"clients\":%d,\"payload\":%zu,\"ops_per_sec\":%.1f,\"p50_us\":%.1f,"
+                    "\"p99_us\":%.1f,\"max_us\":%.1f,\"elections\":%lld}\n",
+                    round, tls ? "true" : "false", s.clients, s.payload, r.ops_per_sec, r.p50, r.p99, r.max,
+                    static_cast<long long>(r.elections));
+      else
+        std::printf("%-5d %-7s %7d %7zu %12.0f %9.1f %9.1f %9.1f %9lld\n", round, tls ? "tls" : "plain", s.clients,
+                    s.payload, r.ops_per_sec, r.p50, r.p99, r.max, static_cast<long long>(r.elections));
+      std::fflush(stdout);
+    }
+  }
+  const double ops_ratio = median(ops[1]) / median(ops[0]);
+  const double p50_ratio = median(p50[1]) / median(p50[0]);
+  if (s.json)
+    std::printf("{\"clients\":%d,\"rounds\":%d,\"plain_ops_per_sec\":%.1f,\"tls_ops_per_sec\":%.1f,"
+                "\"ops_ratio\":%.3f,\"plain_p50_us\":%.1f,\"tls_p50_us\":%.1f,\"p50_ratio\":%.3f}\n",
+                s.clients, s.rounds, median(ops[0]), median(ops[1]), ops_ratio, median(p50[0]), median(p50[1]),
+                p50_ratio);
+  else
+    std::printf("medians of %d runs each, %d clients: plain %.0f ops/s, p50 %.1f us; TLS %.0f ops/s, p50 %.1f us\n"
+                "TLS/plain: throughput %.3f, p50 latency %.3f\n",
+                s.rounds, s.clients, median(ops[0]), median(p50[0]), median(ops[1]), median(p50[1]), ops_ratio,
+                p50_ratio);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -630,7 +740,11 @@ int main(int argc, char** argv) {
   app.add_flag("--reads", s.reads,
                "measure reads, not writes: through the log, ReadIndex and the lease, interleaved in slices "
                "(--duration seconds each in all), compared as ratios to the log path");
-  app.add_option("--rounds", s.rounds, "--reads: rounds of one slice of each kind of read")->check(CLI::Range(1, 1000));
+  app.add_option("--rounds", s.rounds, "--reads: rounds of one slice of each kind of read; --tls: runs of each kind")->check(CLI::Range(1, 1000));
+  app.add_flag("--tls", s.tls_compare,
+               "compare mutual TLS with plain TCP: --rounds runs of each, interleaved, and their ratios");
+  app.add_option("--make-certs", s.make_certs, "with --tls: the certificate script (tests/tls/make-certs.sh)");
+  app.add_option("--tls-dir", s.tls_dir, "")->group("");
   app.add_flag("--via-follower", s.via_follower,
                "run the clients on a follower (node 2 leads): writes are forwarded, reads answered by the follower");
   app.add_option("--serve", s.serve, "")->group("")->check(CLI::Range(1, 3));
@@ -643,6 +757,7 @@ int main(int argc, char** argv) {
     if (s.serve != 0) return serve(s);
     // Raft ports base+1..base+3, below 32768 (outside the ephemeral range), by pid.
     s.base_port = 10000 + static_cast<unsigned>(::getpid() % 2200) * 10;
+    if (s.tls_compare) return compare_tls(s);
     return lead(s);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "raftkit-bench: %s\n", e.what());

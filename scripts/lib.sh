@@ -5,10 +5,12 @@
 # Compiler and build tools, then the libraries: Boost.Asio (>= 1.81, for raftkit/asio),
 # cereal (wire codec), fmt (formatters), doctest (tests), Google Benchmark, CLI11 (tools);
 # clang 14 and its runtimes (libFuzzer, sanitizers) build the fuzz targets (tests/fuzz);
-# Chromium, in which the simulator's timeline page is tested (tests/timeline).
+# Chromium, in which the simulator's timeline page is tested (tests/timeline); OpenSSL
+# (libssl-dev) for raftkit/asio/tls_transport.hpp and the openssl command that makes the
+# TLS tests' certificates.
 RAFTKIT_PACKAGES=(
   g++ meson ninja-build pkg-config cmake python3
-  libboost1.81-dev libcereal-dev libfmt-dev doctest-dev libbenchmark-dev libcli11-dev
+  libboost1.81-dev libcereal-dev libfmt-dev doctest-dev libbenchmark-dev libcli11-dev libssl-dev openssl
   clang-14 libclang-rt-14-dev chromium
 )
 

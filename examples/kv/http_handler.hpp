@@ -95,6 +95,7 @@ struct http_counters {
   /// GETs handed to the node, by read_consistency (linearizable, lease, local).
   std::array<std::atomic<std::uint64_t>, 3> reads{};
   std::atomic<std::uint64_t> transfers{0};             ///< POST /admin/transfer handed to the node
+  std::atomic<std::uint64_t> tls_handshake_failures{0};  ///< HTTPS: a client's TLS handshake failed
 };
 
 /// The names of raftkit::read_consistency in `?consistency=`, /status and /metrics, by value.
@@ -469,6 +470,13 @@ class handler {
     w.counter("raftkit_read_index_total", "read index requests this node served or asked for", c.reads);
     w.counter("raftkit_lease_reads_total", "reads this leader answered from its lease", c.lease_reads);
     w.counter("raftkit_read_rounds_total", "heartbeat rounds a majority confirmed", c.read_rounds);
+    w.counter("raftkit_http_tls_handshake_failures_total", "HTTPS connections whose TLS handshake failed",
+              h.tls_handshake_failures.load());
+    for (std::size_t r = 0; r < raftkit::asio::refusal_kinds; ++r)
+      w.counter("raftkit_peer_handshakes_refused_total", "Raft peer handshakes this node refused, by reason",
+                t.refusals[r], {{"reason", std::string(to_string(static_cast<raftkit::asio::refusal>(r)))}});
+    w.counter("raftkit_peer_refused_by_peer_total",
+              "Raft peer connections the other side ended with a TLS alert (it refused this node)", t.refused_by_peer);
     if (fsync_stats_) {
       const raftkit::file::sync_stats f = fsync_stats_();
       w.summary("raftkit_fsync_seconds", "fdatasync latency of the log store", f.count, static_cast<double>(f.total_ns) / 1e9);

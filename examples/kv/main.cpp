@@ -2,6 +2,11 @@
 //
 //   raftkit-kv --id 1 --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //              --http 127.0.0.1:8001 --data DIR [--log file|memory]
+//              [--peer-tls-cert F --peer-tls-key F --peer-tls-ca F] [--http-tls-cert F --http-tls-key F]
+//
+// With --peer-tls-*, peers speak mutual TLS (raftkit::asio::tls_transport); each node's
+// certificate names it with the URI SAN raftkit://cluster/<kv_cluster_id>/node/<id> (see
+// --help). With --http-tls-*, the client API is HTTPS. SIGHUP re-reads every TLS file.
 //
 // Writes go through the Raft log (a follower forwards them to the leader). Reads do not:
 // a GET is answered by the node it reaches, from its own state, once the engine's ReadIndex
@@ -43,6 +48,7 @@
 #include "raftkit/file/log_store.hpp"
 #include "raftkit/memory/log_store.hpp"
 #include "startup.hpp"
+#include "tls.hpp"
 
 namespace {
 
@@ -67,6 +73,8 @@ struct settings {
   kv::http_limits limits;
   std::string log_format = "text";
   std::string log_level = "info";
+  kv::peer_tls_files peer_tls;
+  std::string http_tls_cert, http_tls_key;
 };
 
 constexpr std::uint64_t cluster_id = 0x6b762d7261667431;  // "kv-raft1"
@@ -76,7 +84,9 @@ constexpr std::uint64_t cluster_id = 0x6b762d7261667431;  // "kv-raft1"
 template <class Node>
 class http_server {
  public:
-  http_server(kv::handler<Node>& h, std::size_t max_connections) : handler_(h), max_connections_(max_connections) {}
+  /// Over HTTPS when `tls` is set.
+  http_server(kv::handler<Node>& h, std::size_t max_connections, std::shared_ptr<kv::https_context> tls)
+      : handler_(h), max_connections_(max_connections), tls_(std::move(tls)) {}
 
   ba::awaitable<void> accept_loop(tcp::acceptor& acceptor) {
     using ba::as_tuple;
@@ -101,7 +111,9 @@ class http_server {
       const auto ex = acceptor.get_executor();
       if (counters.connections_active >= max_connections_) {
         ++counters.connections_refused;
-        ba::co_spawn(ex, refuse(std::move(sock)), ba::detached);
+        // Over HTTPS a 503 would cost a TLS handshake, the work the bound is there to
+        // save: the connection is closed instead.
+        if (!tls_) ba::co_spawn(ex, refuse(std::move(sock)), ba::detached);
         continue;
       }
       ++counters.connections_accepted;
@@ -121,6 +133,18 @@ class http_server {
       std::atomic<std::uint64_t>& n;
       ~active() { --n; }
     } slot{handler_.counters().connections_active};
+    if (tls_) {
+      kv::https_stream stream(std::move(sock), tls_->current());
+      // The handshake is part of the request's arrival: bounded as a request is.
+      kv::set_deadline(stream, handler_.limits().read_timeout);
+      auto [ec] = co_await stream.async_handshake(ba::ssl::stream_base::server, ba::as_tuple(ba::use_awaitable));
+      if (ec) {
+        ++handler_.counters().tls_handshake_failures;
+        co_return;
+      }
+      co_await kv::serve_connection(stream, handler_);
+      co_return;
+    }
     boost::beast::tcp_stream stream(std::move(sock));
     co_await kv::serve_connection(stream, handler_);
   }
@@ -139,6 +163,7 @@ class http_server {
 
   kv::handler<Node>& handler_;
   const std::size_t max_connections_;
+  std::shared_ptr<kv::https_context> tls_;
 };
 
 /// Binds and listens on `addr`, or throws startup_error(exit_listen) naming `what`.
@@ -166,15 +191,24 @@ struct plan {
   std::function<raftkit::file::sync_stats()> fsync_stats;
   kv::log_format log_format = kv::log_format::text;
   kv::log_level log_level = kv::log_level::info;
+  std::optional<raftkit::asio::tls_options> peer_tls;  ///< mutual TLS between peers when set
+  std::shared_ptr<kv::https_context> http_tls;         ///< HTTPS when set
 };
 
-template <class Store, class MakeStore>
+template <class Store, class Transport, class MakeStore>
 int run(const settings& s, plan p, MakeStore make_store) {
-  using node_type = raftkit::asio::node<Store, kv::machine>;
+  using node_type = raftkit::asio::node<Store, kv::machine, Transport>;
+  constexpr bool peer_tls = std::is_same_v<Transport, raftkit::asio::tls_transport>;
   ba::io_context io(1);
   std::optional<node_type> node;
   try {
-    node.emplace(io.get_executor(), p.cfg, cluster_id, p.peers, make_store, kv::machine{});
+    if constexpr (peer_tls)
+      node.emplace(p.cfg, raftkit::asio::tls_factory(io.get_executor(), p.cfg, cluster_id, p.peers, *p.peer_tls),
+                   make_store, kv::machine{});
+    else
+      node.emplace(io.get_executor(), p.cfg, cluster_id, p.peers, make_store, kv::machine{});
+  } catch (const raftkit::asio::tls_error& e) {
+    throw startup_error(kv::exit_usage, std::string("peer TLS: ") + e.what());
   } catch (const std::invalid_argument& e) {
     throw startup_error(kv::exit_usage, e.what());
   } catch (const boost::system::system_error& e) {
@@ -198,7 +232,7 @@ int run(const settings& s, plan p, MakeStore make_store) {
 
   kv::http_counters counters;
   kv::handler<node_type> handler(*node, p.limits, counters, p.fsync_stats);
-  http_server<node_type> srv(handler, p.max_connections);
+  http_server<node_type> srv(handler, p.max_connections, p.http_tls);
   ba::co_spawn(io, srv.accept_loop(acceptor), ba::detached);
 
   ba::signal_set signals(io, SIGINT, SIGTERM);
@@ -209,10 +243,32 @@ int run(const settings& s, plan p, MakeStore make_store) {
     node->stop([&] { io.stop(); });
   });
 
+  // SIGHUP: re-read the TLS files. Bad files are reported and change nothing.
+  ba::signal_set hangup(io, SIGHUP);
+  std::function<void()> await_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      auto reload = [&](const char* what, auto&& f) {
+        try {
+          f();
+          std::printf("raftkit-kv %llu: reloaded the %s TLS files\n", static_cast<unsigned long long>(s.id), what);
+        } catch (const std::exception& e) {
+          std::printf("raftkit-kv %llu: kept the %s TLS material: %s\n", static_cast<unsigned long long>(s.id), what,
+                      e.what());
+        }
+        std::fflush(stdout);
+      };
+      if constexpr (peer_tls) reload("peer", [&] { node->transport().reload(); });
+      if (p.http_tls) reload("HTTPS", [&] { p.http_tls->reload(); });
+      await_hangup();
+    });
+  };
+  await_hangup();
+
   node->start();
-  std::printf("raftkit-kv %llu: raft %s:%u, http %s:%u, data %s, at most %zu connections\n",
-              static_cast<unsigned long long>(s.id), p.peers.at(s.id).host.c_str(),
-              static_cast<unsigned>(node->local_port()), p.http.host.c_str(),
+  std::printf("raftkit-kv %llu: raft%s %s:%u, http%s %s:%u, data %s, at most %zu connections\n",
+              static_cast<unsigned long long>(s.id), peer_tls ? " (mutual TLS)" : "", p.peers.at(s.id).host.c_str(),
+              static_cast<unsigned>(node->local_port()), p.http_tls ? "s" : "", p.http.host.c_str(),
               static_cast<unsigned>(acceptor.local_endpoint().port()), s.data.c_str(), p.max_connections);
   std::fflush(stdout);
   io.run();
@@ -249,16 +305,27 @@ plan make_plan(const settings& s) {
   } catch (const std::invalid_argument& e) {
     throw startup_error(kv::exit_usage, e.what());
   }
+  if (s.peer_tls.enabled()) p.peer_tls = s.peer_tls.options();
+  if (s.http_tls_cert.empty() != s.http_tls_key.empty())
+    throw startup_error(kv::exit_usage, "--http-tls-cert and --http-tls-key go together");
+  if (!s.http_tls_cert.empty()) p.http_tls = std::make_shared<kv::https_context>(s.http_tls_cert, s.http_tls_key);
   rlimit nofile{};
   if (getrlimit(RLIMIT_NOFILE, &nofile) != 0) nofile.rlim_cur = RLIM_INFINITY;
   p.max_connections = kv::fit_connection_limit(s.max_connections, nofile.rlim_cur, p.peers.size());
   return p;
 }
 
+/// run() over the transport the plan asks for.
+template <class Store, class MakeStore>
+int run_over(const settings& s, plan p, MakeStore make_store) {
+  if (p.peer_tls) return run<Store, raftkit::asio::tls_transport>(s, std::move(p), std::move(make_store));
+  return run<Store, raftkit::asio::tcp_transport>(s, std::move(p), std::move(make_store));
+}
+
 int start(const settings& s) {
   plan p = make_plan(s);
   if (s.log == "memory") {
-    return run<raftkit::memory::log_store>(s, std::move(p), [] { return raftkit::memory::log_store{}; });
+    return run_over<raftkit::memory::log_store>(s, std::move(p), [] { return raftkit::memory::log_store{}; });
   }
   const std::filesystem::path dir = std::filesystem::path(s.data) / "raft-log";
   std::error_code ec;
@@ -276,7 +343,7 @@ int start(const settings& s) {
   }
   p.fsync_stats = [&store] { return store->fsync_stats(); };
   using store_ref = raftkit::log_store_ref<raftkit::file::log_store>;
-  return run<store_ref>(s, std::move(p), [&] { return store_ref(*store); });
+  return run_over<store_ref>(s, std::move(p), [&] { return store_ref(*store); });
 }
 
 /// One line: CLI11's messages may span several.
@@ -331,6 +398,17 @@ int main(int argc, char** argv) {
                  "the promise lease reads rest on: no member's clock runs faster than another's by more than "
                  "this factor over an election timeout; the lease lasts election timeout / this")
       ->check(CLI::Range(1.0, 10.0));
+  const std::string identity = raftkit::asio::tls_identity(cluster_id, 0);
+  const std::string uri = identity.substr(0, identity.size() - 1) + "<id>";
+  app.add_option("--peer-tls-cert", s.peer_tls.cert,
+                 "peer port over mutual TLS (1.3): this node's certificate chain (PEM), which must carry the URI "
+                 "subject alternative name " + uri + "; with --peer-tls-key and --peer-tls-ca. SIGHUP re-reads the files");
+  app.add_option("--peer-tls-key", s.peer_tls.key, "the private key of --peer-tls-cert (PEM, unencrypted)");
+  app.add_option("--peer-tls-ca", s.peer_tls.ca, "the CA certificates (PEM) a peer's certificate must chain to");
+  app.add_option("--http-tls-cert", s.http_tls_cert,
+                 "serve the client API over HTTPS (TLS 1.2+) with this certificate chain (PEM); with --http-tls-key. "
+                 "SIGHUP re-reads the files");
+  app.add_option("--http-tls-key", s.http_tls_key, "the private key of --http-tls-cert (PEM, unencrypted)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

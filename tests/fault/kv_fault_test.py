@@ -11,7 +11,10 @@ Exit 0 only if the history is linearizable, at least --min-ok operations
 succeeded, every node serves a read of every key after healing, and no server
 exited on its own. Every process it starts is killed and reaped on every exit path.
 
-Usage: kv_fault_test.py RAFTKIT_KV RAFTKIT_SIM [--duration S] [--clients N] ...
+With --tls MAKE_CERTS (tests/tls/make-certs.sh) the same test runs over TLS: the peers
+speak mutual TLS and the clients HTTPS, with certificates made for the run.
+
+Usage: kv_fault_test.py RAFTKIT_KV RAFTKIT_SIM [--duration S] [--clients N] [--tls MAKE_CERTS] ...
 Python 3 standard library only.
 """
 
@@ -22,6 +25,7 @@ import os
 import random
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -29,6 +33,11 @@ import threading
 import time
 
 NODES = (1, 2, 3)
+# raftkit-kv's Raft cluster id (cluster_id in examples/kv/main.cpp, "kv-raft1"), which
+# its peers' certificates name.
+KV_CLUSTER_ID = 0x6b762d7261667431
+# With --tls: the client side of HTTPS (trusting the test CA), else None for plain HTTP.
+HTTPS_CONTEXT = None
 
 
 def log(msg):
@@ -38,8 +47,9 @@ def log(msg):
 class Cluster:
     """The three raftkit-kv processes: start, kill, pause, resume, always cleaned up."""
 
-    def __init__(self, kv_exe, workdir, base_port, log_kind):
+    def __init__(self, kv_exe, workdir, base_port, log_kind, certs=None):
         self.kv_exe = kv_exe
+        self.certs = certs     # a make-certs.sh directory: TLS for peers and clients
         self.workdir = workdir
         self.log_kind = log_kind
         self.raft_port = {i: base_port + i for i in NODES}
@@ -61,6 +71,11 @@ class Cluster:
             cmd = [self.kv_exe, "--id", str(i), "--cluster", self.cluster_arg(),
                    "--http", f"127.0.0.1:{self.http_port[i]}", "--data", data,
                    "--log", self.log_kind]
+            if self.certs:
+                c = lambda name: os.path.join(self.certs, name)  # noqa: E731
+                cmd += ["--peer-tls-cert", c(f"node{i}.pem"), "--peer-tls-key", c(f"node{i}.key"),
+                        "--peer-tls-ca", c("ca.pem"),
+                        "--http-tls-cert", c(f"node{i}.pem"), "--http-tls-key", c(f"node{i}.key")]
             if self.log_kind == "memory":
                 cmd.append("--unsafe-memory-log")  # a 3-member cluster: raftkit-kv refuses it otherwise
             self.procs[i] = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
@@ -121,7 +136,10 @@ class Cluster:
 
 def http_request(port, method, path, body, timeout):
     """Returns (status, headers dict lowercased, body bytes); raises on transport errors."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if HTTPS_CONTEXT is not None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=HTTPS_CONTEXT)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         headers = {"Connection": "close"}
         if body is not None:
@@ -333,6 +351,7 @@ class Nemesis:
 
 
 def main():
+    global HTTPS_CONTEXT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("kv", help="path to raftkit-kv")
     ap.add_argument("sim", help="path to raftkit-sim (history checker)")
@@ -343,6 +362,8 @@ def main():
     ap.add_argument("--min-ok", type=int, default=50)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--log", default="file", choices=["file", "memory"])
+    ap.add_argument("--tls", metavar="MAKE_CERTS", default=None,
+                    help="peers over mutual TLS and clients over HTTPS, with certificates made by this script")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, history)")
     ap.add_argument("--history", default=None, help="also copy the history here")
     ap.add_argument("--corrupt", action="store_true",
@@ -357,7 +378,13 @@ def main():
     log(f"seed {seed}, ports {base_port + 1}..{base_port + 13}")
 
     workdir = tempfile.mkdtemp(prefix="raftkit-kv-fault-")
-    cluster = Cluster(os.path.abspath(args.kv), workdir, base_port, args.log)
+    certs = None
+    if args.tls:
+        certs = os.path.join(workdir, "certs")
+        subprocess.run(["sh", args.tls, certs, str(KV_CLUSTER_ID), str(len(NODES))], check=True)
+        HTTPS_CONTEXT = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+        log("TLS: mutual TLS between peers, HTTPS for clients")
+    cluster = Cluster(os.path.abspath(args.kv), workdir, base_port, args.log, certs)
     history = History()
     clients = None
     nemesis = None

@@ -395,14 +395,7 @@ class node {
 
   static auto tcp_factory(boost::asio::any_io_executor ex, const node_config& cfg, std::uint64_t cluster_id,
                           cluster_map peers, tcp_options topts) {
-    // A link retries at least once per election timeout and gives up on an attempt after
-    // one: once a partition heals, a peer is reached again within one or two election
-    // timeouts rather than after a long backoff or a handshake hung across the partition.
-    const auto t = std::max(std::chrono::milliseconds(1),
-                            std::chrono::duration_cast<std::chrono::milliseconds>(cfg.election_timeout));
-    topts.reconnect_max = std::min(topts.reconnect_max, t);
-    topts.reconnect_min = std::min(topts.reconnect_min, topts.reconnect_max);
-    topts.connect_timeout = std::min(topts.connect_timeout, t);
+    topts = fit_to_election_timeout(topts, cfg.election_timeout);
     return [ex = std::move(ex), self = cfg.id, cluster_id, peers = std::move(peers), topts](
                tcp_transport::receive_handler on_receive) mutable {
       return tcp_transport(ex, self, cluster_id, std::move(peers), std::move(on_receive), topts);

@@ -1,5 +1,6 @@
 #pragma once
-/// \file raftkit::asio::tcp_transport: the transport policy over TCP with Boost.Asio.
+/// \file raftkit::asio::tcp_transport: the transport policy over TCP with Boost.Asio, and
+/// basic_tcp_transport, the same connection code over a security layer of one's choice.
 ///
 /// Each node listens on its own address from the cluster map and opens one outbound
 /// connection per peer, lazily, on the first message to it. Connections are one-way:
@@ -35,6 +36,13 @@
 /// `send`, `set_peer` and `close` may be called from any thread: on the strand they act at
 /// once, elsewhere they post to it. As with any Asio object, destroy the transport before
 /// its io_context; pending completions keep the internals alive until they have run.
+///
+/// Security layer. `basic_tcp_transport<Security>` runs every connection on
+/// `Security::stream_type` and lets the policy check the peer beyond raftkit's handshake
+/// (see `detail::plain_security` for what a policy provides). `tcp_transport` is plain TCP;
+/// raftkit/asio/tls_transport.hpp adds mutual TLS. This header names no TLS type, so a
+/// program that does not include that one neither compiles nor links OpenSSL. Every
+/// handshake refused, by either layer, is counted by its `refusal` in `stats()`.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/connect.hpp>
@@ -62,10 +70,12 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -124,6 +134,47 @@ struct tcp_options {
   std::uint64_t seed = 1;
 };
 
+/// `o` fitted to a Raft node with `election_timeout`: a link retries at least once per
+/// election timeout and gives up on an attempt after one, so once a partition heals a peer
+/// is reached again within one or two election timeouts rather than after a long backoff
+/// or a handshake hung across the partition. The Asio driver applies it to the transports
+/// it builds; a factory for another transport of this family should too.
+template <class Rep, class Period>
+tcp_options fit_to_election_timeout(tcp_options o, std::chrono::duration<Rep, Period> election_timeout) {
+  const auto t = std::max(std::chrono::milliseconds(1),
+                          std::chrono::duration_cast<std::chrono::milliseconds>(election_timeout));
+  o.reconnect_max = std::min(o.reconnect_max, t);
+  o.reconnect_min = std::min(o.reconnect_min, o.reconnect_max);
+  o.connect_timeout = std::min(o.connect_timeout, t);
+  return o;
+}
+
+/// Why a transport refused a peer's handshake; `tcp_stats::refusals` counts each.
+enum class refusal : std::uint8_t {
+  foreign_cluster,   ///< the peer's handshake names another cluster id
+  unknown_node,      ///< an inbound handshake names a node id not in our map, or is not addressed to us
+  wrong_node,        ///< the node we dialled answered as another id
+  unexpected_tls,    ///< plaintext transport: the peer opened with a TLS ClientHello (it has TLS and we do not)
+  plaintext,         ///< TLS: the peer did not open with a TLS handshake (it has no TLS)
+  untrusted,         ///< TLS: the peer's certificate does not chain to a CA we trust (a foreign CA, self-signed, a bad signature)
+  expired,           ///< TLS: the peer's certificate is outside its validity period (expired or not yet valid)
+  no_certificate,    ///< TLS: the peer presented no certificate
+  wrong_id,          ///< TLS: the certificate is valid but does not name the node id the peer claims (or the one we dialled) in our cluster
+  tls_failed,        ///< TLS: any other handshake failure (no common protocol version or cipher, a malformed message)
+};
+/// How many `refusal` values there are.
+inline constexpr std::size_t refusal_kinds = 10;
+
+/// A refusal's name, for metrics and logs: "foreign_cluster", "untrusted", ...
+constexpr std::string_view to_string(refusal r) noexcept {
+  constexpr std::string_view names[refusal_kinds] = {"foreign_cluster", "unknown_node", "wrong_node",
+                                                     "unexpected_tls",  "plaintext",    "untrusted",
+                                                     "expired",         "no_certificate", "wrong_id",
+                                                     "tls_failed"};
+  const auto i = static_cast<std::size_t>(r);
+  return i < refusal_kinds ? names[i] : std::string_view("unknown");
+}
+
 /// Counters since construction. Each is read atomically; the set is not a snapshot.
 struct tcp_stats {
   std::uint64_t messages_sent = 0;      ///< message frames fully written to a socket
@@ -134,12 +185,17 @@ struct tcp_stats {
   std::uint64_t dropped = 0;            ///< queue full, oversized, unknown peer, closed, or lost with a broken connection
   std::uint64_t control_dropped = 0;    ///< of those, messages without entries dropped because their own queue was full
   std::uint64_t bad_frames = 0;         ///< frames that failed validation or decoding, or broke protocol
-  std::uint64_t refused = 0;            ///< handshakes of a foreign cluster or an unexpected node id
+  std::uint64_t refused = 0;            ///< handshakes refused, for any reason: the sum of `refusals`
+  std::array<std::uint64_t, refusal_kinds> refusals{};  ///< by reason, indexed by `refusal` (see `refused_for`)
+  std::uint64_t refused_by_peer = 0;    ///< connections the peer ended with a TLS alert while or just after handshaking: it refused us
   std::uint64_t connects = 0;           ///< outbound connections that completed their handshake
   std::uint64_t connect_failures = 0;   ///< outbound attempts that failed or timed out before that
   std::uint64_t accepted = 0;           ///< inbound connections that completed their handshake
   std::uint64_t write_timeouts = 0;     ///< connections closed because a write did not complete in time (or the kernel's TCP_USER_TIMEOUT expired)
   std::uint64_t accept_errors = 0;      ///< failed accepts (each followed by a backoff wait)
+
+  /// Handshakes refused for reason `r`.
+  std::uint64_t refused_for(refusal r) const noexcept { return refusals[static_cast<std::size_t>(r)]; }
 };
 
 namespace detail {
@@ -172,30 +228,80 @@ inline std::chrono::milliseconds accept_delay(const tcp_options& opt, unsigned f
 
 /// Whether `m` goes in the control lane: it carries no entries (see the file comment).
 inline bool is_control(const message& m) noexcept { return m.entries.empty(); }
+
+/// How a security layer's handshake on one connection ended, or what a failed read or
+/// write on it means.
+struct handshake_verdict {
+  enum class outcome : std::uint8_t {
+    ok,               ///< the peer passed: raftkit's handshake may start
+    failed,           ///< the connection broke (closed, reset, timed out): nobody refused anybody
+    refused,          ///< we refused the peer, for `why`
+    refused_by_peer,  ///< the peer refused us (a TLS alert)
+  };
+  outcome what = outcome::ok;
+  refusal why{};
+};
+
+/// The security layer of a plain tcp_transport: none. It shows what a `Security` policy of
+/// basic_tcp_transport provides (raftkit/asio/tls_transport.hpp has the other one):
+/// - `stream_type`, the stream connections read and write frames on, built (in place, it
+///   need not move) by `make_stream(tcp::socket)` from an unconnected socket (outbound) or
+///   an accepted one (inbound); `lowest_layer()` is its socket.
+/// - `async_handshake(stream, bool client, node_id expected, handler)`: secures a new
+///   connection (outbound: `client`, to node `expected`) and calls `handler(verdict)` on
+///   the connection's executor, before raftkit's own handshake starts.
+/// - `authorize(stream, cluster, claimed)`: after an inbound raftkit handshake, whether the
+///   peer may speak as node `claimed`; returns the refusal if not.
+/// - `classify(error_code)`: what a failed read or write on a secured stream means (a TLS
+///   alert from the peer is a refusal of us, anything else a broken connection).
+/// - `contiguous_writes`: a write of many buffers goes out as one copied buffer, because the
+///   stream handles only one buffer per operation (a TLS record each) where a socket
+///   writes a whole sequence in one system call.
+struct plain_security {
+  using stream_type = boost::asio::ip::tcp::socket;
+  static constexpr bool contiguous_writes = false;
+
+  stream_type make_stream(boost::asio::ip::tcp::socket s) { return s; }
+
+  template <class Handler>
+  void async_handshake(stream_type&, bool /*client*/, node_id /*expected*/, Handler&& handler) const {
+    std::forward<Handler>(handler)(handshake_verdict{});
+  }
+
+  std::optional<refusal> authorize(stream_type&, node_id /*claimed*/) const noexcept { return std::nullopt; }
+
+  handshake_verdict classify(const boost::system::error_code&) const noexcept {
+    return {handshake_verdict::outcome::failed, {}};
+  }
+};
 }  // namespace detail
 
-/// Raft messages over TCP. See the file comment for the connection model.
-class tcp_transport {
+/// Raft messages over TCP, on the stream of a `Security` layer (see the file comment and
+/// detail::plain_security). Use `tcp_transport` (plain) or `tls_transport` (mutual TLS).
+template <class Security>
+class basic_tcp_transport {
  public:
   using executor_type = boost::asio::strand<boost::asio::any_io_executor>;
   /// Receives decoded, validated messages addressed to this node, on the strand.
   using receive_handler = std::function<void(message&&)>;
+  using security_type = Security;
 
   /// Binds and listens on `peers.at(self)` (port 0 picks a free port: see `local_port`),
   /// then accepts on `ex`. Throws std::invalid_argument if `self` is not in `peers` and
   /// boost::system::system_error if the address cannot be bound: both are set-up errors.
-  tcp_transport(boost::asio::any_io_executor ex, node_id self, std::uint64_t cluster_id,
-                cluster_map peers, receive_handler on_receive, tcp_options options = {})
+  basic_tcp_transport(boost::asio::any_io_executor ex, node_id self, std::uint64_t cluster_id,
+                      cluster_map peers, receive_handler on_receive, tcp_options options = {},
+                      Security security = {})
       : impl_(std::make_shared<impl>(std::move(ex), self, cluster_id, std::move(peers),
-                                     std::move(on_receive), options)) {
+                                     std::move(on_receive), options, std::move(security))) {
     impl_->listen();
   }
 
-  tcp_transport(const tcp_transport&) = delete;
-  tcp_transport& operator=(const tcp_transport&) = delete;
+  basic_tcp_transport(const basic_tcp_transport&) = delete;
+  basic_tcp_transport& operator=(const basic_tcp_transport&) = delete;
 
   /// Closes everything (see `close`).
-  ~tcp_transport() { close(); }
+  ~basic_tcp_transport() { close(); }
 
   /// Queues `m` for `m.to`; never blocks. Drops (and counts) it if the peer is unknown or
   /// this node, its lane's queue is full, the frame is too large, or the transport is
@@ -243,6 +349,11 @@ class tcp_transport {
   /// The counters; callable from any thread.
   tcp_stats stats() const noexcept { return impl_->stats(); }
 
+ protected:
+  /// The security layer, for a derived transport's own calls (thread safety is the
+  /// layer's to provide: the connection code calls it on the strand).
+  Security& security() const noexcept { return impl_->security_; }
+
  private:
   using tcp = boost::asio::ip::tcp;
   using error_code = boost::system::error_code;
@@ -261,12 +372,14 @@ class tcp_transport {
   /// new attempt gets a new object, so late completions of an old socket find themselves
   /// stale instead of touching the new one.
   struct out_conn {
-    explicit out_conn(const executor_type& ex) : socket(ex), write_timer(ex) {}
-    tcp::socket socket;
+    // The stream is built in place: a TLS stream cannot move while Asio operations use it.
+    out_conn(Security& sec, const executor_type& ex) : stream(sec.make_stream(tcp::socket(ex))), write_timer(ex) {}
+    typename Security::stream_type stream;
     // The write in flight: the control frames, then whole bulk chunks.
     std::vector<std::byte> control;  ///< swapped with the link's control queue
     std::vector<chunk> chunks;
     std::vector<boost::asio::const_buffer> buffers;
+    std::vector<std::byte> gathered;  ///< the write copied into one buffer (Security::contiguous_writes)
     std::size_t write_messages = 0;
     std::size_t write_bytes = 0;  ///< message frame bytes in the write (not the handshake)
     // The write deadline: one timer per connection, re-armed lazily rather than per write.
@@ -300,8 +413,8 @@ class tcp_transport {
 
   /// One accepted connection: handshake, then a stream of frames into a reused buffer.
   struct in_conn {
-    explicit in_conn(tcp::socket s, const executor_type& ex) : socket(std::move(s)), timer(ex) {}
-    tcp::socket socket;
+    in_conn(Security& sec, tcp::socket s, const executor_type& ex) : stream(sec.make_stream(std::move(s))), timer(ex) {}
+    typename Security::stream_type stream;
     boost::asio::steady_timer timer;  ///< handshake deadline
     node_id peer = no_node;           ///< set once the handshake passes
     std::array<std::byte, wire::header_size> header{};
@@ -312,13 +425,14 @@ class tcp_transport {
 
   struct impl : std::enable_shared_from_this<impl> {
     impl(boost::asio::any_io_executor ex, node_id self, std::uint64_t cluster, cluster_map peers,
-         receive_handler on_receive, tcp_options opt)
+         receive_handler on_receive, tcp_options opt, Security security)
         : strand_(boost::asio::make_strand(std::move(ex))),
           self_(self),
           cluster_(cluster),
           peers_(std::move(peers)),
           on_receive_(std::move(on_receive)),
           opt_(opt),
+          security_(std::move(security)),
           acceptor_(strand_),
           accept_timer_(strand_),
           rng_(opt.seed ^ (self * 0x9E3779B97F4A7C15ull)) {}
@@ -343,7 +457,7 @@ class tcp_transport {
       acceptor_.listen();
       port_ = acceptor_.local_endpoint().port();
       it->second.port = port_;
-      boost::asio::post(strand_, [self = shared_from_this()] { self->accept(); });
+      boost::asio::post(strand_, [self = this->shared_from_this()] { self->accept(); });
     }
 
     wire::decode_options decode_opts() const noexcept { return {cluster_, opt_.max_frame_size}; }
@@ -351,7 +465,8 @@ class tcp_transport {
     /// No delay (Raft is latency-bound; we coalesce ourselves), keepalive, and on an
     /// outbound connection the write timeout as TCP_USER_TIMEOUT. Failures are ignored:
     /// the options tune a connection that works without them.
-    void tune(tcp::socket& s, bool outbound) const {
+    template <class Socket>
+    void tune(Socket& s, bool outbound) const {
       error_code ignore;
       s.set_option(tcp::no_delay(true), ignore);
       const int fd = s.native_handle();
@@ -485,8 +600,16 @@ class tcp_transport {
       l.writing = true;
       c->write_since = clock::now();
       watch_write(link, c);
-      boost::asio::async_write(c->socket, c->buffers,
-                               [self = shared_from_this(), link, c](error_code ec, std::size_t) {
+      if constexpr (Security::contiguous_writes) {
+        if (c->buffers.size() > 1) {
+          c->gathered.resize(c->write_bytes);
+          std::byte* at = c->gathered.data();
+          for (const auto& b : c->buffers) at = std::copy_n(static_cast<const std::byte*>(b.data()), b.size(), at);
+          c->buffers.assign(1, boost::asio::buffer(c->gathered));
+        }
+      }
+      boost::asio::async_write(c->stream, c->buffers,
+                               [self = this->shared_from_this(), link, c](error_code ec, std::size_t) {
                                  if (link->conn != c) return;  // an old connection's write
                                  link->writing = false;
                                  if (ec) return self->fail(link, c, self->why_failed(ec));
@@ -510,7 +633,7 @@ class tcp_transport {
       if (opt_.write_timeout.count() <= 0 || c->write_timer_armed) return;
       c->write_timer_armed = true;
       c->write_timer.expires_at(c->write_since + opt_.write_timeout);
-      c->write_timer.async_wait([self = shared_from_this(), link, c](error_code ec) {
+      c->write_timer.async_wait([self = this->shared_from_this(), link, c](error_code ec) {
         c->write_timer_armed = false;
         if (ec || link->conn != c || !link->writing) return;
         if (clock::now() - c->write_since >= self->opt_.write_timeout) return self->fail(link, c, &self->write_timeouts_);
@@ -523,11 +646,12 @@ class tcp_transport {
     void connect(const std::shared_ptr<peer_link>& link) {
       if (closed_) return;
       peer_link& l = *link;
-      auto c = std::make_shared<out_conn>(strand_);
+      // The security layer's material now: a connection made after a reload uses the new one.
+      auto c = std::make_shared<out_conn>(security_, strand_);
       l.conn = c;
       l.ready = false;
       l.timer.expires_after(opt_.connect_timeout);
-      l.timer.async_wait([self = shared_from_this(), link, c](error_code ec) {
+      l.timer.async_wait([self = this->shared_from_this(), link, c](error_code ec) {
         if (ec || link->conn != c || link->ready) return;
         self->fail(link, c, nullptr);  // took too long to connect or to answer the handshake
       });
@@ -535,17 +659,17 @@ class tcp_transport {
       error_code ec;
       const auto addr = boost::asio::ip::make_address(a.host, ec);
       if (!ec) {
-        c->socket.async_connect(tcp::endpoint(addr, a.port), [self = shared_from_this(), link, c](error_code e) {
+        c->stream.lowest_layer().async_connect(tcp::endpoint(addr, a.port), [self = this->shared_from_this(), link, c](error_code e) {
           self->on_connected(link, c, e);
         });
         return;
       }
       l.resolver.async_resolve(
           a.host, std::to_string(a.port),
-          [self = shared_from_this(), link, c](error_code e, tcp::resolver::results_type results) {
+          [self = this->shared_from_this(), link, c](error_code e, tcp::resolver::results_type results) {
             if (link->conn != c) return;
             if (e) return self->fail(link, c, nullptr);
-            boost::asio::async_connect(c->socket, results,
+            boost::asio::async_connect(c->stream.lowest_layer(), results,
                                        [self, link, c](error_code e2, const tcp::endpoint&) {
                                          self->on_connected(link, c, e2);
                                        });
@@ -556,13 +680,22 @@ class tcp_transport {
                       error_code ec) {
       if (link->conn != c) return;
       if (ec) return fail(link, c, nullptr);
-      tune(c->socket, true);
+      tune(c->stream.lowest_layer(), true);
+      security_.async_handshake(c->stream, true, link->id,
+                                [self = this->shared_from_this(), link, c](detail::handshake_verdict v) {
+                                  if (link->conn != c) return;
+                                  if (v.what != detail::handshake_verdict::outcome::ok) return self->fail(link, c, self->counter(v));
+                                  self->write_handshake(link, c);
+                                });
+    }
+
+    void write_handshake(const std::shared_ptr<peer_link>& link, const std::shared_ptr<out_conn>& c) {
       c->control.clear();
       wire::encode_handshake({self_, link->id}, cluster_, c->control);
-      boost::asio::async_write(c->socket, boost::asio::buffer(c->control),
-                               [self = shared_from_this(), link, c](error_code e, std::size_t) {
+      boost::asio::async_write(c->stream, boost::asio::buffer(c->control),
+                               [self = this->shared_from_this(), link, c](error_code e, std::size_t) {
                                  if (link->conn != c) return;
-                                 if (e) return self->fail(link, c, nullptr);
+                                 if (e) return self->fail(link, c, self->why_failed(e));
                                  c->control.clear();
                                  self->read_reply(link, c);
                                });
@@ -570,20 +703,22 @@ class tcp_transport {
 
     /// Reads the peer's handshake answer: it must be the node we dialled, in our cluster.
     void read_reply(const std::shared_ptr<peer_link>& link, const std::shared_ptr<out_conn>& c) {
-      boost::asio::async_read(c->socket, boost::asio::buffer(c->header),
-                              [self = shared_from_this(), link, c](error_code ec, std::size_t) {
+      boost::asio::async_read(c->stream, boost::asio::buffer(c->header),
+                              [self = this->shared_from_this(), link, c](error_code ec, std::size_t) {
         if (link->conn != c) return;
-        if (ec) return self->fail(link, c, nullptr);
+        // With TLS 1.3 the peer checks our certificate after our side of the TLS handshake
+        // is done, so its refusal (an alert) arrives here.
+        if (ec) return self->fail(link, c, self->why_failed(ec));
         wire::frame_header h;
         if (auto e = self->check_handshake_header(h, c->header)) return self->fail(link, c, e);
         c->body.resize(h.body_length);  // wire::handshake_body_size: checked above
-        boost::asio::async_read(c->socket, boost::asio::buffer(c->body),
+        boost::asio::async_read(c->stream, boost::asio::buffer(c->body),
                                 [self, link, c, h](error_code ec2, std::size_t) {
           if (link->conn != c) return;
-          if (ec2) return self->fail(link, c, nullptr);
+          if (ec2) return self->fail(link, c, self->why_failed(ec2));
           wire::handshake hs;
           if (wire::decode_body(h, c->body, hs)) return self->fail(link, c, &self->bad_frames_);
-          if (hs.from != link->id || hs.to != self->self_) return self->fail(link, c, &self->refused_);
+          if (hs.from != link->id || hs.to != self->self_) return self->fail(link, c, self->refused(refusal::wrong_node));
           self->on_ready(link, c);
         });
       });
@@ -596,8 +731,8 @@ class tcp_transport {
       count(connects_);
       // The peer never speaks again on this connection; a read completes only when it
       // closes (or misbehaves), which is how a dead connection is noticed while idle.
-      c->socket.async_read_some(boost::asio::buffer(c->probe),
-                                [self = shared_from_this(), link, c](error_code ec, std::size_t) {
+      c->stream.async_read_some(boost::asio::buffer(c->probe),
+                                [self = this->shared_from_this(), link, c](error_code ec, std::size_t) {
                                   if (link->conn != c) return;
                                   self->fail(link, c, ec ? self->why_failed(ec) : &self->bad_frames_);
                                 });
@@ -605,9 +740,23 @@ class tcp_transport {
     }
 
     /// What to count for a connection that failed with `ec`: the kernel's TCP_USER_TIMEOUT
-    /// (data unacknowledged for write_timeout) is a write timeout too.
+    /// (data unacknowledged for write_timeout) is a write timeout too, and a TLS alert is
+    /// the peer refusing us.
     std::atomic<std::uint64_t>* why_failed(error_code ec) noexcept {
-      return ec == boost::asio::error::timed_out ? &write_timeouts_ : nullptr;
+      if (ec == boost::asio::error::timed_out) return &write_timeouts_;
+      return counter(security_.classify(ec));
+    }
+
+    /// The counter of a refusal for `r` (the total is their sum).
+    std::atomic<std::uint64_t>* refused(refusal r) noexcept { return &refusals_[static_cast<std::size_t>(r)]; }
+
+    /// What to count for a security verdict: nothing for success or a broken connection.
+    std::atomic<std::uint64_t>* counter(const detail::handshake_verdict& v) noexcept {
+      switch (v.what) {
+        case detail::handshake_verdict::outcome::refused: return refused(v.why);
+        case detail::handshake_verdict::outcome::refused_by_peer: return &refused_by_peer_;
+        default: return nullptr;
+      }
     }
 
     /// Drops a connection (counting `why` if given) and schedules a reconnect. What was
@@ -622,14 +771,14 @@ class tcp_transport {
       link->ready = false;
       link->conn.reset();
       error_code ignore;
-      c->socket.close(ignore);
+      c->stream.lowest_layer().close(ignore);
       c->write_timer.cancel();
       link->resolver.cancel();
       if (closed_) return;
       link->timer.cancel();
       link->timer.expires_after(detail::backoff_delay(opt_, link->failures++, rng_));
       link->timer_pending = true;
-      link->timer.async_wait([self = shared_from_this(), link](error_code ec) {
+      link->timer.async_wait([self = this->shared_from_this(), link](error_code ec) {
         if (ec) return;  // cancelled: closing
         link->timer_pending = false;
         if (!link->conn) self->connect(link);
@@ -643,7 +792,7 @@ class tcp_transport {
     /// retry: a persistent error must not spin the strand.
     void accept() {
       if (closed_) return;
-      acceptor_.async_accept(strand_, [self = shared_from_this()](error_code ec, tcp::socket s) {
+      acceptor_.async_accept(strand_, [self = this->shared_from_this()](error_code ec, tcp::socket s) {
         if (self->closed_) return;
         if (!ec) {
           self->accept_failures_ = 0;
@@ -659,21 +808,27 @@ class tcp_transport {
     }
 
     void start_inbound(tcp::socket s) {
-      auto c = std::make_shared<in_conn>(std::move(s), strand_);
+      auto c = std::make_shared<in_conn>(security_, std::move(s), strand_);
       inbound_.insert(c);
-      tune(c->socket, false);
+      tune(c->stream.lowest_layer(), false);
+      // Bounds the security handshake too: a peer that stalls in it holds nothing for long.
       c->timer.expires_after(opt_.connect_timeout);
-      c->timer.async_wait([self = shared_from_this(), c](error_code ec) {
+      c->timer.async_wait([self = this->shared_from_this(), c](error_code ec) {
         if (!ec && c->peer == no_node) self->drop_inbound(c, &self->bad_frames_);  // silent or too slow
       });
-      read_header(c);
+      security_.async_handshake(c->stream, false, no_node, [self = this->shared_from_this(), c](detail::handshake_verdict v) {
+        if (self->closed_ || !self->inbound_.contains(c)) return;
+        if (v.what != detail::handshake_verdict::outcome::ok) return self->drop_inbound(c, self->counter(v));
+        self->read_header(c);
+      });
     }
 
     void read_header(const std::shared_ptr<in_conn>& c) {
-      boost::asio::async_read(c->socket, boost::asio::buffer(c->header),
-                              [self = shared_from_this(), c](error_code ec, std::size_t) {
+      boost::asio::async_read(c->stream, boost::asio::buffer(c->header),
+                              [self = this->shared_from_this(), c](error_code ec, std::size_t) {
         if (self->closed_ || !self->inbound_.contains(c)) return;
-        if (ec) return self->drop_inbound(c, nullptr);  // closed by the peer
+        // Closed by the peer; before the handshake, perhaps by its TLS alert refusing us.
+        if (ec) return self->drop_inbound(c, c->peer == no_node ? self->counter(self->security_.classify(ec)) : nullptr);
         if (c->peer == no_node) {
           if (auto why = self->check_handshake_header(c->parsed, c->header)) return self->drop_inbound(c, why);
         } else if (wire::decode_header(c->header, self->decode_opts(), c->parsed) ||
@@ -683,7 +838,7 @@ class tcp_transport {
         // Bounded by max_frame_size, or by the handshake's size before the peer is known;
         // the capacity is reused.
         c->body.resize(c->parsed.body_length);
-        boost::asio::async_read(c->socket, boost::asio::buffer(c->body),
+        boost::asio::async_read(c->stream, boost::asio::buffer(c->body),
                                 [self, c](error_code ec2, std::size_t) { self->on_body(c, ec2); });
       });
     }
@@ -694,13 +849,15 @@ class tcp_transport {
       if (c->peer == no_node) {
         wire::handshake hs;
         if (wire::decode_body(c->parsed, c->body, hs)) return drop_inbound(c, &bad_frames_);
-        if (hs.to != self_ || hs.from == self_ || !peers_.contains(hs.from)) return drop_inbound(c, &refused_);
+        if (hs.to != self_ || hs.from == self_ || !peers_.contains(hs.from)) return drop_inbound(c, refused(refusal::unknown_node));
+        // The id claimed here must be the one the security layer authenticated.
+        if (auto why = security_.authorize(c->stream, hs.from)) return drop_inbound(c, refused(*why));
         c->peer = hs.from;
         c->timer.cancel();
         count(accepted_);
         wire::encode_handshake({self_, hs.from}, cluster_, c->reply);
-        boost::asio::async_write(c->socket, boost::asio::buffer(c->reply),
-                                 [self = shared_from_this(), c](error_code e, std::size_t) {
+        boost::asio::async_write(c->stream, boost::asio::buffer(c->reply),
+                                 [self = this->shared_from_this(), c](error_code e, std::size_t) {
                                    if (e && !self->closed_ && self->inbound_.contains(c)) self->drop_inbound(c, nullptr);
                                  });
         return read_header(c);
@@ -717,15 +874,18 @@ class tcp_transport {
 
     /// Validates a handshake frame's header (its body length included: see
     /// wire::handshake). A frame that is well-formed but of another cluster is refused
-    /// rather than called bad, so a misconfiguration is told apart from corruption.
-    /// Returns the counter to bump, or null when it is fine.
+    /// rather than called bad, so a misconfiguration is told apart from corruption; so is
+    /// a TLS ClientHello on a plaintext transport. Returns the counter to bump, or null
+    /// when it is fine.
     std::atomic<std::uint64_t>* check_handshake_header(wire::frame_header& h,
                                                         const std::array<std::byte, wire::header_size>& bytes) {
       const auto ec = wire::decode_header(bytes, decode_opts(), h);
       if (!ec) return h.type == wire::handshake_type ? nullptr : &bad_frames_;
       wire::decode_options any = decode_opts();
       any.cluster_id = wire::detail::get_le<std::uint64_t>(bytes.data() + 8);
-      if (any.cluster_id != cluster_ && !wire::decode_header(bytes, any, h)) return &refused_;
+      if (any.cluster_id != cluster_ && !wire::decode_header(bytes, any, h)) return refused(refusal::foreign_cluster);
+      // A TLS record: content type 22 (handshake), protocol major version 3.
+      if (bytes[0] == std::byte{0x16} && bytes[1] == std::byte{0x03}) return refused(refusal::unexpected_tls);
       return &bad_frames_;
     }
 
@@ -733,7 +893,7 @@ class tcp_transport {
       if (!inbound_.contains(c)) return;  // already dropped (a late timer or write)
       if (why) count(*why);
       error_code ignore;
-      c->socket.close(ignore);
+      c->stream.lowest_layer().close(ignore);
       c->timer.cancel();
       inbound_.erase(c);
     }
@@ -748,7 +908,7 @@ class tcp_transport {
         link->timer.cancel();
         link->resolver.cancel();
         if (auto c = std::exchange(link->conn, nullptr)) {
-          c->socket.close(ignore);
+          c->stream.lowest_layer().close(ignore);
           c->write_timer.cancel();
         }
         dropped_ += link->control_messages + link->bulk_messages;
@@ -759,7 +919,7 @@ class tcp_transport {
       }
       links_.clear();
       for (auto& c : inbound_) {
-        c->socket.close(ignore);
+        c->stream.lowest_layer().close(ignore);
         c->timer.cancel();
       }
       inbound_.clear();
@@ -787,7 +947,11 @@ class tcp_transport {
       s.dropped = r(dropped_);
       s.control_dropped = r(control_dropped_);
       s.bad_frames = r(bad_frames_);
-      s.refused = r(refused_);
+      for (std::size_t i = 0; i < refusal_kinds; ++i) {
+        s.refusals[i] = r(refusals_[i]);
+        s.refused += s.refusals[i];
+      }
+      s.refused_by_peer = r(refused_by_peer_);
       s.connects = r(connects_);
       s.connect_failures = r(connect_failures_);
       s.accepted = r(accepted_);
@@ -802,6 +966,7 @@ class tcp_transport {
     cluster_map peers_;
     receive_handler on_receive_;
     const tcp_options opt_;
+    Security security_;
     tcp::acceptor acceptor_;
     boost::asio::steady_timer accept_timer_;  ///< the backoff wait after a failed accept
     unsigned accept_failures_ = 0;            ///< consecutive
@@ -812,12 +977,16 @@ class tcp_transport {
     std::set<std::shared_ptr<in_conn>> inbound_;
 
     std::atomic<std::uint64_t> messages_sent_{0}, bytes_sent_{0}, writes_{0}, messages_received_{0},
-        bytes_received_{0}, dropped_{0}, control_dropped_{0}, bad_frames_{0}, refused_{0}, connects_{0},
-        connect_failures_{0}, accepted_{0}, write_timeouts_{0}, accept_errors_{0};
+        bytes_received_{0}, dropped_{0}, control_dropped_{0}, bad_frames_{0}, connects_{0},
+        connect_failures_{0}, accepted_{0}, write_timeouts_{0}, accept_errors_{0}, refused_by_peer_{0};
+    std::array<std::atomic<std::uint64_t>, refusal_kinds> refusals_{};
   };
 
   std::shared_ptr<impl> impl_;
 };
+
+/// Raft messages over plain TCP.
+using tcp_transport = basic_tcp_transport<detail::plain_security>;
 
 }  // namespace raftkit::asio
 
