@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "raftkit/sim/invariants.hpp"
+#include "raftkit/sim/main.hpp"
 #include "raftkit/sim/runner.hpp"
 
 using namespace std::chrono_literals;
@@ -231,6 +232,21 @@ TEST_CASE("with snapshots off the logs are kept whole") {
     CHECK(r.stats.max_compacted == 0);
     CHECK(r.stats.faults_by_kind[static_cast<std::size_t>(sim::fault_kind::long_isolation)] == 0);
   }
+}
+
+TEST_CASE("the replay command of a failing seed carries the snapshot settings it ran with") {
+  sim::main_settings s;
+  s.run.snapshot_interval = 5;
+  s.run.snapshot_trailing = 0;
+  s.run.snapshot_chunk_bytes = 8;
+  s.snapshot_write_delay = "10ms";
+  s.isolation = "3s";
+  const std::string cmd = sim::detail::replay_command("sim", s, 9);
+  CHECK(cmd.find(" --snapshot-interval 5 --snapshot-trailing 0 --snapshot-chunk 8 --snapshot-write-delay 10ms --isolation 3s") !=
+        std::string::npos);
+  s.run.snapshots = false;
+  CHECK(sim::detail::replay_command("sim", s, 9).find(" --no-snapshots") != std::string::npos);
+  CHECK(sim::detail::replay_command("sim", sim::main_settings{}, 9).find("snapshot") == std::string::npos);
 }
 
 }  // TEST_SUITE

@@ -28,7 +28,8 @@
 ///  - A compacted prefix is never read: what a log no longer holds (below its
 ///    first_index()) is taken to be the committed entries there, which the checker
 ///    recorded when some node committed them; a log that starts after an index no node
-///    was seen to commit is reported. So log matching and leader completeness go on over
+///    was seen to commit is reported. (So a cluster must not append, commit and compact
+///    an entry within one step: sim::run's clusters have writes that take time.) So log matching and leader completeness go on over
 ///    whole logs, and a log matching check of the entries that follow a compacted prefix
 ///    compares them with what other nodes hold at the same (index, term).
 ///  - A log is compacted only below its node's newest durable snapshot.
