@@ -234,6 +234,59 @@ TEST_CASE("with snapshots off the logs are kept whole") {
   }
 }
 
+// Found by a sweep (seeds 882 and 1560 of --snapshot-interval 4 --snapshot-chunk 16
+// --snapshot-trailing 0): a follower with a slow disk had received entries and a commit
+// index past the leader's newest snapshot without making them durable; the leader, its
+// window stalled, sent that snapshot, and the follower acknowledged it as covered by its
+// commit index. The leader's match index then counted entries the follower could lose in
+// a crash (and did: "leader 3 of term 4 has match index 52 for node 2, but their logs do
+// not agree up to it").
+TEST_CASE("a follower acknowledges a snapshot its commit index covers only once it holds it durably") {
+  kv_cluster c(snapshotting(4));
+  checker check(c);
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  const node_id f = l == 3 ? 1 : 3;
+  // f's disk is slow and the leader does not hear from it: f receives entries and the
+  // commit index, the leader commits with the third node, compacts, and, f's window
+  // stalled, turns to sending it the snapshot.
+  c.store(f).set_write_delay(400ms);
+  c.snapshots(f).inject_error(raftkit::errc::no_space);  // nor does it hold one of its own
+  c.cut_one_way(f, l);
+  for (int i = 0; i < 20; ++i) {
+    const auto cmd = sim::encode_kv(sim::op_kind::put, "k" + std::to_string(i), "v");
+    c.node(l).propose(cmd.bytes(), [](std::error_code, index_t, const sim::kv_result&) {});
+    REQUIRE_FALSE(run_checked(c, check, 2ms));
+  }
+  REQUIRE_FALSE(run_checked(c, check, 100ms));
+  REQUIRE(c.node(f).commit_index() > c.store(f).durable_index());
+  REQUIRE(c.store(l).first_index() > c.node(l).match_index(f) + 1);  // f needs the snapshot
+  c.heal();
+  // The snapshot is covered by f's commit index but not durable there (in its log or a
+  // snapshot of its own): the leader must not count it as held by f before it is.
+  for (int k = 0; k < 500; ++k) {
+    c.step(1ms);
+    REQUIRE_FALSE(check.check());
+    const auto snap = c.snapshots(f).latest();
+    REQUIRE(c.node(l).match_index(f) <= std::max(c.store(f).durable_index(), snap ? snap->index : 0));
+  }
+  CHECK(c.node(l).counters().snapshots_sent >= 1);  // once durable, it was acknowledged
+  CHECK(c.node(l).match_index(f) == c.node(l).commit_index());
+}
+
+TEST_CASE("seeds 882 and 1560 with small snapshots pass (a snapshot acknowledged before it was durable)") {
+  for (std::uint64_t seed : {882u, 1560u}) {
+    sim::run_options o;
+    o.all_faults();
+    o.seed = seed;
+    o.snapshot_interval = 4;
+    o.snapshot_chunk_bytes = 16;
+    o.snapshot_trailing = 0;
+    const auto r = sim::run(o);
+    CHECK_MESSAGE(r.verdict != sim::run_verdict::failed, "seed " << seed << ": " << r.failure);
+  }
+}
+
 TEST_CASE("the replay command of a failing seed carries the snapshot settings it ran with") {
   sim::main_settings s;
   s.run.snapshot_interval = 5;
