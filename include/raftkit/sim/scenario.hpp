@@ -124,11 +124,10 @@ struct run_options {
   /// snapshot stays cut off (each time from half of this to all of it).
   duration isolation = std::chrono::seconds(2);
 
-  /// Turns every kind of fault on, with light message loss and duplication, and
-  /// snapshots: the mix a bare `raftkit-sim --seed N` runs.
+  /// Turns every kind of fault on, with light message loss and duplication: the mix a
+  /// bare `raftkit-sim --seed N` runs (with snapshots, unless `snapshots` was turned off).
   run_options& all_faults() {
     reorder = partitions = crashes = pauses = clock_drift = slow_disk = true;
-    snapshots = true;
     loss = 0.02;
     dup = 0.01;
     return *this;
