@@ -56,6 +56,18 @@ int main() {
   o.max_clock_rate = 1.6;
   o.clock_drift_bound = 1.7;  // the promise holds; the broken lease does not use it
   o.clients = 6;
+#elif defined(RAFTKIT_TEST_BREAK_OLD_SNAPSHOT)
+  name = "a follower installs a snapshot at or below its commit index, moving its state back (§7)";
+  // Duplicated and reordered messages bring a follower the leader's snapshot after it
+  // committed past it by the log; one chunk per snapshot installs it at the first copy.
+  // The follower then applies entries a second time (found by the applied-entries count).
+  o.partitions = o.reorder = true;
+  o.dup = 0.2;
+  o.clients = 6;
+  o.snapshot_chunk_bytes = 1 << 16;
+#elif defined(RAFTKIT_TEST_BREAK_COMPACT_BEFORE_SNAPSHOT)
+  name = "a node compacts its log before the snapshot that covers it is durable (§7)";
+  o.all_faults();  // snapshot writes take time: the checker sees the log compacted past every durable snapshot
 #else
 #error "define one RAFTKIT_TEST_BREAK_* rule"
 #endif

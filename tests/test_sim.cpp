@@ -79,7 +79,7 @@ struct counter_machine {
 };
 static_assert(!std::is_default_constructible_v<counter_machine>);
 static_assert(raftkit::has_query<counter_machine> && raftkit::has_digest<counter_machine>);
-static_assert(!raftkit::has_digest<sim::kv_store> && raftkit::has_query<sim::kv_store>);
+static_assert(raftkit::has_digest<sim::kv_store> && raftkit::has_query<sim::kv_store>);
 
 using test_models::counter_model;
 

@@ -37,6 +37,14 @@ expect 0 "its written history checks as linearizable" -- "$sim" --check-history 
 expect 0 "a sweep of 20 seeds on 5 nodes with 20% loss" -- "$sim" --seeds 1-20 --nodes 5 --loss 0.2
 expect 2 "a bad --delay is refused" -- "$sim" --seed 1 --delay 5parsecs
 
+# Snapshots are on in the default mix; the summary counts them; --no-snapshots keeps whole logs.
+expect 0 "a sweep of 10 seeds takes and installs snapshots" -- "$sim" --seeds 1-10
+grep -Eq "snapshots: [1-9][0-9]* taken, [1-9][0-9]* installed" /tmp/raftkit-sim-cli.$$ || { echo "FAIL: the summary does not count snapshots taken and installed"; fail=1; }
+expect 0 "--no-snapshots" -- "$sim" --seeds 1-3 --no-snapshots
+grep -q "snapshots: 0 taken, 0 installed" /tmp/raftkit-sim-cli.$$ || { echo "FAIL: snapshots taken with --no-snapshots"; fail=1; }
+expect 0 "the snapshot knobs" -- "$sim" --seed 3 --snapshot-interval 5 --snapshot-trailing 0 --snapshot-chunk 8 --snapshot-write-delay 10ms --isolation 3s
+expect 2 "a zero chunk size is refused" -- "$sim" --seed 1 --snapshot-chunk 0
+
 # A history whose values leave the order open ("12" is one append or two), with too few
 # search steps to decide it: inconclusive, exit 3, and it says so.
 {

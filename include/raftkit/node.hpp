@@ -1502,9 +1502,12 @@ class basic_node {
       r.context = leader_context_;
 #ifndef RAFTKIT_TEST_BREAK_OLD_SNAPSHOT
       if (m.log_index <= commit_) {
-        // Covered already: installing it would move the state machine backwards.
+        // Covered already: installing it would move the state machine backwards. It is
+        // acknowledged (the leader's match moves to it) only once durable here, as entries
+        // are; until then the leader resends.
         install_.reset();
-        r.flags = message_flags::last_chunk;
+        if (m.log_index <= std::max(log_.durable_index(), snapshot_ ? snapshot_->index : index_t{0}))
+          r.flags = message_flags::last_chunk;
         return transport_send(std::move(r));
       }
 #endif

@@ -145,6 +145,18 @@ class cluster {
   }
   /// How many times `id` has been started (1 for a node never restarted).
   unsigned incarnation(node_id id) const { return at(id).incarnation; }
+  /// The applied index `id` started its current incarnation at (its snapshot's, or 0).
+  index_t applied_at_start(node_id id) const { return at(id).applied_at_start; }
+
+  /// A state machine made afresh by the cluster's factory, as a node gets at a start (for
+  /// a check that restores a snapshot into one).
+  StateMachine make_state_machine(node_id id) const { return make_state_machine_(id); }
+
+  /// Crashes that lost a snapshot being written (taken, not yet durable).
+  std::uint64_t snapshot_writes_lost() const noexcept { return writes_lost_; }
+  /// Crashes of a node that was being sent a snapshot: it had received chunks of one
+  /// above its commit index and had not installed it.
+  std::uint64_t snapshot_installs_lost() const noexcept { return installs_lost_; }
 
   /// The leader of the highest term among running nodes, or no_node.
   node_id leader() const {
@@ -182,6 +194,10 @@ class cluster {
   }
   /// Removes every cut.
   void heal() { blocked_.clear(); }
+  /// Removes every cut to or from `id` (the end of its isolation); other cuts stay.
+  void rejoin(node_id id) {
+    std::erase_if(blocked_, [id](const std::pair<node_id, node_id>& c) { return c.first == id || c.second == id; });
+  }
   bool blocked(node_id from, node_id to) const { return blocked_.count({from, to}) != 0; }
 
   /// Extra per-message faults (loss, delay, duplication), applied after the cuts.
@@ -193,13 +209,18 @@ class cluster {
   void crash(node_id id) {
     slot& s = at(id);
     if (!s.node) return;
+    if constexpr (has_snapshots) {
+      if (s.installing > s.node->commit_index()) ++installs_lost_;
+      s.installing = 0;
+    }
     s.node->stop();
     s.node.reset();
     s.paused = false;
     storage_.crash(*s.store);
     if constexpr (has_snapshots) {
       // A snapshot being written dies with the process.
-      std::erase_if(snapshot_jobs_, [&](const snapshot_job_entry& j) { return j.node == id; });
+      writes_lost_ += static_cast<std::uint64_t>(
+          std::erase_if(snapshot_jobs_, [&](const snapshot_job_entry& j) { return j.node == id; }));
       Storage::crash_snapshots(*s.snaps);
     }
     net_->drop_in_flight(id, false);
@@ -341,6 +362,8 @@ class cluster {
     duration missed{0};  // virtual time that passed while paused
     unsigned incarnation = 0;
     std::vector<message> held;
+    index_t installing = 0;  // the snapshot whose chunks it was last sent
+    index_t applied_at_start = 0;
   };
 
   slot& at(node_id id) {
@@ -371,6 +394,7 @@ class cluster {
     } else {
       s.node.emplace(std::move(c), memory::transport(net_, id), Storage::lend(*s.store), make_state_machine_(id), s.clock);
     }
+    s.applied_at_start = s.node->applied_index();
     net_->attach(id, [this, id](message&& m) { deliver_to(id, std::move(m)); });
   }
 
@@ -381,6 +405,7 @@ class cluster {
       s.held.push_back(std::move(m));
       return;
     }
+    if (m.type == message_type::install_snapshot) s.installing = m.log_index;
     s.node->receive(std::move(m));
   }
 
@@ -469,6 +494,8 @@ class cluster {
   std::function<memory::delivery(const message&)> faults_;
   std::function<bool(const message&)> observer_;
   std::vector<snapshot_job_entry> snapshot_jobs_;  // snapshot writes in progress, oldest first
+  std::uint64_t writes_lost_ = 0;
+  std::uint64_t installs_lost_ = 0;
   time_point now_{};
 };
 

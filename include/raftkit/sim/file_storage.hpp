@@ -5,12 +5,15 @@
 /// A crash closes the store (the process dies; what it wrote reaches the file system)
 /// and a restart reopens and recovers the directory. Durability runs on the store's
 /// threads, so the cluster syncs each store when it is quiet: runs stay deterministic.
+/// Snapshots are kept in a memory::snapshot_store per node (a crash loses one being
+/// written), so the file log is compacted and reset behind them.
 
 #include <memory>
 #include <string>
 
 #include "raftkit/file/log_store.hpp"
 #include "raftkit/log_store.hpp"
+#include "raftkit/memory/snapshot_store.hpp"
 #include "raftkit/sim/cluster.hpp"
 
 namespace raftkit::sim {
@@ -32,6 +35,10 @@ struct file_storage {
   void reopen(store_type& s, node_id id) const {
     if (!s) s = make(id);
   }
+
+  using snapshot_type = memory::snapshot_store;  ///< copies are handles to one store
+  static snapshot_type make_snapshots(node_id) { return {}; }
+  static void crash_snapshots(snapshot_type& s) { s.crash(); }
 
  private:
   std::string dir(node_id id) const { return root + "/node-" + std::to_string(id); }

@@ -69,7 +69,13 @@ struct kv_result {
 /// for writes; a malformed command changes nothing.
 struct kv_store {
   using map_type = std::map<std::string, std::string, std::less<>>;
+  /// The map. digest() follows what apply and restore do to it; change it only through them.
   map_type data;
+
+  /// A fingerprint of the map (raftkit::has_digest): the sum of a hash of every (key,
+  /// value) pair, kept up to date by apply and recomputed by restore, so the simulator
+  /// can compare replicas after every step, across snapshot installs and restarts alike.
+  std::uint64_t digest() const noexcept { return digest_; }
 
   /// A snapshot's point-in-time view: a copy of the map (simulated states are small; a
   /// large store would hand out a copy-on-write handle instead).
@@ -103,6 +109,8 @@ struct kv_store {
       next.emplace(std::move(k), std::move(v));
     }
     data = std::move(next);
+    digest_ = 0;
+    for (const auto& [k, v] : data) digest_ += pair_hash(k, v);
     return {};
   }
 
@@ -126,11 +134,31 @@ struct kv_store {
         if (it != data.end()) r.output = it->second;
         break;
       }
-      case op_kind::put: data[cmd->key] = std::move(cmd->value); break;
-      case op_kind::append: data[cmd->key] += cmd->value; break;
+      case op_kind::put:
+      case op_kind::append: {
+        auto [it, fresh] = data.try_emplace(cmd->key);
+        if (!fresh) digest_ -= pair_hash(it->first, it->second);
+        if (cmd->op == op_kind::put) it->second = std::move(cmd->value);
+        else it->second += cmd->value;
+        digest_ += pair_hash(it->first, it->second);
+        break;
+      }
     }
     return r;
   }
+
+ private:
+  // FNV-1a of the key, then of the value, separated, then mixed: equal pairs hash equal.
+  static std::uint64_t pair_hash(std::string_view k, std::string_view v) noexcept {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (char c : k) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    h = (h ^ 0xffu) * 0x100000001b3ull;
+    for (char c : v) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
+  }
+  std::uint64_t digest_ = 0;
 };
 
 /// What a client asks of the key-value store.

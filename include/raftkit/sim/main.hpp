@@ -84,6 +84,7 @@ struct main_settings {
   unsigned jobs = 0;                  ///< threads; 0: one per core
   std::string history_path, timeline_path, check_path, verdicts_path;
   std::string seconds = "10", delay = "20ms";  ///< as given, for the replay command
+  std::string snapshot_write_delay, isolation;  ///< as given (empty: the default), for the replay command
   std::string checker = "auto";
   bool strict = false;
   bool file_log = false;
@@ -267,6 +268,32 @@ inline command_line make_command_line(main_settings& s, bool& fault_named) {
   cl.flag("--pauses", "pause and resume nodes", fault(o.pauses));
   cl.flag("--drift", "clocks running 0.5x to 2x", fault(o.clock_drift));
   cl.flag("--slow-disk", "slow write completions", fault(o.slow_disk));
+  auto time_of = [](duration& target, std::string& given) {
+    return [&target, &given](const std::string& v) -> std::optional<std::string> {
+      auto d = parse_duration(v);
+      if (!d) return "wants a time such as 50ms, 2s, 100us or 1000ns, got '" + v + "'";
+      target = *d;
+      given = v;
+      return std::nullopt;
+    };
+  };
+  cl.flag("--no-snapshots", "keep whole logs: no snapshots, no compaction, no InstallSnapshot",
+          [&o] { o.snapshots = false; });
+  cl.value("--snapshot-interval", "N", "applied entries between snapshots (default: the seed picks 4 to 64)",
+           count(o.snapshot_interval, 1, big));
+  cl.value("--snapshot-trailing", "N", "entries kept behind a snapshot (default: the seed picks)",
+           [&o](const std::string& v) -> std::optional<std::string> {
+             auto n = parse_unsigned<std::uint64_t>(v);
+             if (!n) return "wants a whole number, got '" + v + "'";
+             o.snapshot_trailing = *n;
+             return std::nullopt;
+           });
+  cl.value("--snapshot-chunk", "BYTES", "InstallSnapshot chunk size (default: the seed picks 16 to 1024)",
+           count(o.snapshot_chunk_bytes, 1, std::uint64_t{1} << 30));
+  cl.value("--snapshot-write-delay", "TIME", "longest snapshot write, which a crash interrupts (default 40ms)",
+           time_of(o.snapshot_write_delay, s.snapshot_write_delay));
+  cl.value("--isolation", "TIME", "longest isolation of a follower, so it needs a snapshot (default 2s)",
+           time_of(o.isolation, s.isolation));
   cl.value("--clients", "N", "concurrent simulated clients (default 3)", count(o.clients, 1, 1000));
   cl.value("--keys", "N", "keys (partitions) the clients use at a time (default 3)", count(o.keys, 1, big));
   cl.value("--ops-per-key", "N", "operations on a key before the clients move to a fresh one (0: the same keys all run; default 100)",
@@ -307,6 +334,12 @@ inline std::string replay_command(std::string_view program, const main_settings&
   if (o.pauses) cmd << " --pauses";
   if (o.clock_drift) cmd << " --drift";
   if (o.slow_disk) cmd << " --slow-disk";
+  if (!o.snapshots) cmd << " --no-snapshots";
+  if (o.snapshot_interval) cmd << " --snapshot-interval " << o.snapshot_interval;
+  if (o.snapshot_trailing) cmd << " --snapshot-trailing " << *o.snapshot_trailing;
+  if (o.snapshot_chunk_bytes) cmd << " --snapshot-chunk " << o.snapshot_chunk_bytes;
+  if (!s.snapshot_write_delay.empty()) cmd << " --snapshot-write-delay " << s.snapshot_write_delay;
+  if (!s.isolation.empty()) cmd << " --isolation " << s.isolation;
   if (s.file_log) cmd << " --file-log";
   if (!o.compare_digests) cmd << " --no-digests";
   if (s.checker != "auto") cmd << " --checker " << s.checker;
@@ -371,6 +404,11 @@ inline void print_summary(std::FILE* out, const run_stats& t, std::uint64_t seed
   std::fprintf(out, "  faults injected: %s; messages lost %llu, duplicated %llu (of %llu sent)\n",
                kinds.empty() ? "none" : kinds.c_str(), static_cast<unsigned long long>(t.messages_lost),
                static_cast<unsigned long long>(t.messages_duplicated), static_cast<unsigned long long>(t.messages));
+  std::fprintf(out, "  snapshots: %llu taken, %llu installed (%llu chunk bytes sent), %llu failed; crashes lost %llu being written and %llu being installed; logs compacted up to index %llu\n",
+               static_cast<unsigned long long>(t.snapshots_taken), static_cast<unsigned long long>(t.snapshots_installed),
+               static_cast<unsigned long long>(t.snapshot_bytes_sent), static_cast<unsigned long long>(t.snapshot_failures),
+               static_cast<unsigned long long>(t.snapshot_writes_lost), static_cast<unsigned long long>(t.snapshot_installs_lost),
+               static_cast<unsigned long long>(t.max_compacted));
 }
 
 /// Runs `make(seed)` for every seed on `jobs` threads; `on_done` is called on the calling
@@ -586,8 +624,9 @@ int main(int argc, char** argv, Factory scenario,
     if (s.run.trace) std::cout << r.trace << std::flush;
     if (verdicts)
       verdicts << r.seed << ' ' << to_string(r.verdict) << " steps " << r.stats.steps << " ok " << r.stats.ops_ok
-               << " unknown " << r.stats.ops_unknown << " failed " << r.stats.ops_failed << " history "
-               << std::hex << r.fingerprint << std::dec << '\n';
+               << " unknown " << r.stats.ops_unknown << " failed " << r.stats.ops_failed << " snapshots "
+               << r.stats.snapshots_taken << '/' << r.stats.snapshots_installed << " history " << std::hex
+               << r.fingerprint << std::dec << '\n';
     const auto seed = static_cast<unsigned long long>(r.seed);
     if (r.verdict == run_verdict::failed) {
       ++failed;
@@ -602,11 +641,12 @@ int main(int argc, char** argv, Factory scenario,
                   detail::replay_command(program, s, r.seed).c_str());
     } else if (single) {
       const auto& t = r.stats;
-      std::printf("seed %llu passed: %llu steps, %.1f virtual s, %llu leaders, %llu faults, %llu ops ok, %llu unknown, %llu keys, %llu messages\n",
+      std::printf("seed %llu passed: %llu steps, %.1f virtual s, %llu leaders, %llu faults, %llu ops ok, %llu unknown, %llu keys, %llu messages, %llu snapshots taken, %llu installed\n",
                   seed, static_cast<unsigned long long>(t.steps), static_cast<double>(t.virtual_ns) / 1e9,
                   static_cast<unsigned long long>(t.leaders), static_cast<unsigned long long>(t.faults),
                   static_cast<unsigned long long>(t.ops_ok), static_cast<unsigned long long>(t.ops_unknown),
-                  static_cast<unsigned long long>(t.keys), static_cast<unsigned long long>(t.messages));
+                  static_cast<unsigned long long>(t.keys), static_cast<unsigned long long>(t.messages),
+                  static_cast<unsigned long long>(t.snapshots_taken), static_cast<unsigned long long>(t.snapshots_installed));
     }
     std::fflush(stdout);
   };

@@ -22,6 +22,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -59,8 +60,10 @@ constexpr std::string_view to_string(run_verdict v) noexcept {
 enum class fault_kind : std::uint8_t {
   crash, restart, crash_and_restart, partition, cut_one_way, isolate, heal, pause, resume,
   clock_drift, slow_disk,
+  long_isolation,  ///< a follower cut off long enough for the leader to compact past it
+  rejoin,          ///< the end of a long isolation
 };
-inline constexpr std::size_t fault_kinds = 11;
+inline constexpr std::size_t fault_kinds = 13;
 
 /// The name of a fault kind, for summaries.
 constexpr std::string_view to_string(fault_kind k) noexcept {
@@ -76,6 +79,8 @@ constexpr std::string_view to_string(fault_kind k) noexcept {
     case fault_kind::resume: return "resume";
     case fault_kind::clock_drift: return "clock drift";
     case fault_kind::slow_disk: return "slow disk";
+    case fault_kind::long_isolation: return "long isolation";
+    case fault_kind::rejoin: return "rejoin";
   }
   return "?";
 }
@@ -101,6 +106,13 @@ struct run_stats {
   std::uint64_t leaders = 0;     ///< terms in which a leader was seen
   std::uint64_t messages = 0;
   std::uint64_t keys = 0;        ///< distinct partitions (keys) in the history
+  std::uint64_t snapshots_taken = 0;      ///< snapshots nodes took of their own state (durable)
+  std::uint64_t snapshots_installed = 0;  ///< snapshots followers installed from a leader
+  std::uint64_t snapshot_failures = 0;    ///< snapshots a node failed to take
+  std::uint64_t snapshot_bytes_sent = 0;  ///< InstallSnapshot chunk bytes leaders sent
+  std::uint64_t snapshot_writes_lost = 0;    ///< crashes that lost a snapshot being written
+  std::uint64_t snapshot_installs_lost = 0;  ///< crashes of a node in the middle of receiving one
+  index_t max_compacted = 0;              ///< the highest index any log was compacted up to
 
   /// Adds another run's counters (for a sweep's summary); max_term takes the larger.
   run_stats& operator+=(const run_stats& o) {
@@ -123,6 +135,13 @@ struct run_stats {
     leaders += o.leaders;
     messages += o.messages;
     keys += o.keys;
+    snapshots_taken += o.snapshots_taken;
+    snapshots_installed += o.snapshots_installed;
+    snapshot_failures += o.snapshot_failures;
+    snapshot_bytes_sent += o.snapshot_bytes_sent;
+    snapshot_writes_lost += o.snapshot_writes_lost;
+    snapshot_installs_lost += o.snapshot_installs_lost;
+    max_compacted = std::max(max_compacted, o.max_compacted);
     return *this;
   }
 };
@@ -195,7 +214,11 @@ class simulation {
     r_.stats.leaders = checker_.terms_with_leader();
     r_.stats.messages = c_.net().stats().sent;
     r_.stats.keys = partitions_in_history();
-    for (node_id id : c_.ids()) count_elections(id);
+    for (node_id id : c_.ids()) count_node(id);
+    if constexpr (cluster<sm_type, Storage>::has_snapshots) {
+      r_.stats.snapshot_writes_lost = c_.snapshot_writes_lost();
+      r_.stats.snapshot_installs_lost = c_.snapshot_installs_lost();
+    }
     r_.trace = trace_.str();
     if (o_.timeline) finish_timeline();
     return std::move(r_);
@@ -221,6 +244,11 @@ class simulation {
            (!o.clock_drift || o.max_clock_rate / o.min_clock_rate <= o.clock_drift_bound);
   }
 
+  /// Whether this run takes snapshots: asked for, with a state machine and storage that can.
+  static bool snapshots_on(const run_options& o) {
+    return o.snapshots && cluster<sm_type, Storage>::node_type::snapshots_enabled;
+  }
+
   static cluster_options make_options(const run_options& o) {
     raftkit::detail::splitmix64 r(o.seed ^ 0x5bd1e995u);
     cluster_options co;
@@ -240,6 +268,24 @@ class simulation {
     co.node.leader_stickiness = o.leader_stickiness;
     co.node.clock_drift_bound = o.clock_drift_bound;
     co.node.lease_reads = leases_on(o);
+    // Snapshots: drawn after the rest, so the shape above stays what it was for a seed.
+    co.node.snapshot_interval = 0;
+    if (snapshots_on(o)) {
+      constexpr std::uint64_t interval[] = {4, 8, 16, 32, 64};
+      const std::uint64_t every = o.snapshot_interval ? o.snapshot_interval : interval[r.below(5)];
+      co.node.snapshot_interval = every;
+      const std::uint64_t trailing[] = {0, 1, every / 4, every};
+      co.node.snapshot_trailing_entries = o.snapshot_trailing ? *o.snapshot_trailing : trailing[r.below(4)];
+      constexpr std::size_t chunk[] = {16, 64, 256, 1024};
+      co.node.max_snapshot_chunk_bytes = o.snapshot_chunk_bytes ? o.snapshot_chunk_bytes : chunk[r.below(4)];
+      if (!o.snapshot_chunk_bytes && r.chance(0.5)) co.node.max_inflight_bytes = 4 * co.node.max_snapshot_chunk_bytes;
+      co.snapshot_write_delay = o.snapshot_write_delay * static_cast<std::int64_t>(r.below(5)) / 4;
+      // A store whose appends are durable at once (files, synced when the cluster is quiet)
+      // could append, commit, snapshot and compact within one step, before the checker
+      // saw the entries: its snapshots take a moment, so a step lies between.
+      if constexpr (!std::is_same_v<Storage, memory_storage>)
+        co.snapshot_write_delay = std::max<duration>(co.snapshot_write_delay, std::chrono::microseconds(1));
+    }
     return co;
   }
 
@@ -250,6 +296,7 @@ class simulation {
     sample_timeline();
     while (!done() && c_.now() < fault_end) {
       restart_due();
+      rejoin_due();
       if (any_faults() && c_.now() >= next_fault) {
         inject_fault();
         next_fault = c_.now() + pick(std::chrono::milliseconds(20), std::chrono::milliseconds(400));
@@ -419,12 +466,13 @@ class simulation {
     if (o_.pauses) kinds.insert(kinds.end(), {5, 6});
     if (o_.clock_drift) kinds.push_back(7);
     if (o_.slow_disk) kinds.push_back(8);
+    if (o_.partitions && snapshots_on(o_)) kinds.push_back(10);
     ++r_.stats.faults;
     const node_id n = random_node();
     switch (kinds[rng_.below(kinds.size())]) {
       case 0:
         if (c_.is_up(n) && up_count() > 1) {
-          count_elections(n);
+          count_node(n);
           c_.crash(n);
           fault(fault_kind::crash, "crash node " + std::to_string(n));
         }
@@ -481,12 +529,23 @@ class simulation {
       }
       case 9:  // a crash a supervisor restarts at once, while messages to it are in flight
         if (c_.is_up(n) && up_count() > 1) {
-          count_elections(n);
+          count_node(n);
           c_.crash(n);
           restarts_.push_back({c_.now() + pick(duration{0}, std::chrono::milliseconds(100)), n});
           fault(fault_kind::crash_and_restart, "crash node " + std::to_string(n) + " (restarts soon)");
         }
         break;
+      case 10: {  // a follower cut off long enough that the leader compacts past it
+        const node_id l = c_.leader();
+        const node_id f = n != l ? n : c_.ids()[(n % c_.ids().size())];  // the next one
+        const bool already = std::any_of(rejoins_.begin(), rejoins_.end(), [f](const auto& j) { return j.second == f; });
+        if (f != l && !already) {
+          c_.isolate(f);
+          rejoins_.push_back({c_.now() + pick(o_.isolation / 2, o_.isolation), f});
+          fault(fault_kind::long_isolation, "isolate node " + std::to_string(f) + " for long");
+        }
+        break;
+      }
       case 8: {
         const auto d = std::chrono::microseconds(200 + rng_.below(50'000));
         if constexpr (requires { c_.store(n).set_write_delay(d); }) {
@@ -513,9 +572,23 @@ class simulation {
     }
   }
 
+  /// Ends the long isolations that are due (unless a heal ended them first).
+  void rejoin_due() {
+    for (auto it = rejoins_.begin(); it != rejoins_.end();) {
+      if (it->first <= c_.now()) {
+        c_.rejoin(it->second);
+        fault(fault_kind::rejoin, "node " + std::to_string(it->second) + " rejoins");
+        it = rejoins_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
   /// Ends every fault: heal, resume, restart, normal clocks and disks, no message loss.
   void calm() {
     restarts_.clear();
+    rejoins_.clear();
     faults_on_ = false;
     c_.heal();
     for (node_id id : c_.ids()) {
@@ -621,14 +694,20 @@ class simulation {
     if constexpr (requires { s_.finished(cl.input, o); }) s_.finished(cl.input, o);
   }
 
-  /// Adds node `id`'s election counters (before a crash resets them, and at the end).
-  void count_elections(node_id id) {
+  /// Adds node `id`'s election and snapshot counters (before a crash resets them, and at
+  /// the end).
+  void count_node(node_id id) {
     if (!c_.is_up(id)) return;
     const auto& k = c_.node(id).counters();
     r_.stats.elections += k.elections;
     r_.stats.elections_won += k.elections_won;
     r_.stats.pre_votes += k.pre_votes;
     r_.stats.max_term = std::max(r_.stats.max_term, c_.node(id).term());
+    r_.stats.snapshots_taken += k.snapshots_taken;
+    r_.stats.snapshots_installed += k.snapshots_installed;
+    r_.stats.snapshot_failures += k.snapshot_failures;
+    r_.stats.snapshot_bytes_sent += k.snapshot_bytes_sent;
+    if (c_.has_store(id)) r_.stats.max_compacted = std::max(r_.stats.max_compacted, c_.store(id).first_index() - 1);
   }
 
   void finish(std::size_t i, std::uint64_t gen, std::error_code ec, index_t index, const apply_result_t<sm_type>& res,
@@ -806,6 +885,7 @@ class simulation {
   raftkit::detail::splitmix64 net_rng_;
   std::vector<client> clients_;
   std::vector<std::pair<time_point, node_id>> restarts_;
+  std::vector<std::pair<time_point, node_id>> rejoins_;  // long isolations, when they end
   bool faults_on_ = false;
   bool stop_clients_ = false;
   bool live_ = false;

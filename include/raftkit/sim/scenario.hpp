@@ -40,6 +40,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -103,8 +104,28 @@ struct run_options {
   /// includes the longest linearizable prefix a search finds).
   check_options check{.max_explain_steps = 1'000'000};
 
+  /// Snapshots and log compaction (Raft §7), for a state machine that can take them
+  /// (raftkit::snapshottable; others run with whole logs): often, and sent in small
+  /// chunks, so that an InstallSnapshot spans many messages for the network to lose,
+  /// duplicate and reorder, and writes slow enough for crashes to interrupt. Each knob
+  /// left at 0 (or unset) is drawn from the seed, so a sweep covers the range.
+  bool snapshots = true;
+  /// Applied entries between snapshots; 0: the seed picks 4, 8, 16, 32 or 64.
+  std::uint64_t snapshot_interval = 0;
+  /// Entries kept behind a snapshot; unset: the seed picks 0, 1, a quarter or all of the interval.
+  std::optional<std::uint64_t> snapshot_trailing;
+  /// Bytes per InstallSnapshot chunk; 0: the seed picks 16, 64, 256 or 1024 (and a byte
+  /// window of 4 chunks in flight, or the default one).
+  std::size_t snapshot_chunk_bytes = 0;
+  /// The longest a snapshot write takes (from taking it to it being durable; a crash
+  /// meanwhile loses it): each seed picks 0, a quarter, half, three quarters or all of it.
+  duration snapshot_write_delay = std::chrono::milliseconds(40);
+  /// With partitions and snapshots: how long a follower isolated long enough to need a
+  /// snapshot stays cut off (each time from half of this to all of it).
+  duration isolation = std::chrono::seconds(2);
+
   /// Turns every kind of fault on, with light message loss and duplication: the mix a
-  /// bare `raftkit-sim --seed N` runs.
+  /// bare `raftkit-sim --seed N` runs (with snapshots, unless `snapshots` was turned off).
   run_options& all_faults() {
     reorder = partitions = crashes = pauses = clock_drift = slow_disk = true;
     loss = 0.02;
