@@ -29,7 +29,9 @@ class Runner:
     def __init__(self, binary, workdir):
         self.binary = binary
         self.workdir = workdir
-        base = 30000 + (os.getpid() % 500) * 10
+        # Below 10000: outside the ephemeral range (32768 up), where a parallel test's outgoing
+        # connection could hold the port, and outside the other tests' ranges (10000-31999).
+        base = 5000 + (os.getpid() % 450) * 10
         self.raft_port, self.http_port = base + 1, base + 2
 
     def args(self, data=None, cluster=None, http=None, extra=()):
