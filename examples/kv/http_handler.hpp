@@ -274,6 +274,10 @@ class handler {
     o["last_log_index"] = st.last_log_index;
     o["durable_index"] = st.durable_index;
     o["pending_proposals"] = st.pending_proposals;
+    o["first_log_index"] = st.first_log_index;
+    o["snapshot_index"] = st.snapshot_index;
+    o["snapshot_term"] = st.snapshot_term;
+    o["snapshot_size"] = st.snapshot_size;
     co_return make_response(req, http::status::ok, boost::json::serialize(o) + "\n", "application/json");
   }
 
@@ -305,6 +309,8 @@ class handler {
     metric("raftkit_applied_index", "gauge", "last applied index", st.applied_index);
     metric("raftkit_last_log_index", "gauge", "last log index", st.last_log_index);
     metric("raftkit_proposals_total", "counter", "proposals made on this node", c.proposals);
+    metric("raftkit_applied_entries_total", "counter",
+           "entries this process applied (after a restart: only those after the snapshot it restored)", c.applied);
     metric("raftkit_forwarded_total", "counter", "proposals forwarded to the leader", c.forwarded);
     metric("raftkit_elections_total", "counter", "elections this node started", c.elections);
     metric("raftkit_messages_sent_total", "counter", "Raft messages written to sockets", t.messages_sent);
@@ -312,6 +318,22 @@ class handler {
     metric("raftkit_bytes_sent_total", "counter", "Raft frame bytes written", t.bytes_sent);
     metric("raftkit_bytes_received_total", "counter", "Raft frame bytes received", t.bytes_received);
     metric("raftkit_messages_dropped_total", "counter", "Raft messages dropped by the transport", t.dropped);
+    metric("raftkit_first_log_index", "gauge", "first index the log holds (entries before it are compacted)",
+           st.first_log_index);
+    metric("raftkit_snapshot_index", "gauge", "last index the newest snapshot covers, 0 if none", st.snapshot_index);
+    metric("raftkit_snapshot_bytes", "gauge", "content bytes of the newest snapshot", st.snapshot_size);
+    metric("raftkit_snapshots_taken_total", "counter", "snapshots of this node's state written", c.snapshots_taken);
+    metric("raftkit_snapshot_failures_total", "counter", "snapshots this node failed to write", c.snapshot_failures);
+    metric("raftkit_snapshots_installed_total", "counter", "snapshots received from a leader and restored",
+           c.snapshots_installed);
+    metric("raftkit_snapshots_sent_total", "counter", "snapshots a follower installed from this node as leader",
+           c.snapshots_sent);
+    metric("raftkit_snapshot_sent_bytes_total", "counter", "InstallSnapshot chunk bytes sent", c.snapshot_bytes_sent);
+    metric("raftkit_snapshot_received_bytes_total", "counter", "InstallSnapshot chunk bytes received",
+           c.snapshot_bytes_received);
+    out += "# HELP raftkit_snapshot_last_duration_seconds how long the last snapshot took to write\n"
+           "# TYPE raftkit_snapshot_last_duration_seconds gauge\n";
+    out += "raftkit_snapshot_last_duration_seconds " + std::to_string(static_cast<double>(c.last_snapshot_ns) / 1e9) + '\n';
     metric("raftkit_http_connections_accepted_total", "counter", "HTTP connections taken into a session",
            h.connections_accepted);
     metric("raftkit_http_connections_refused_total", "counter",

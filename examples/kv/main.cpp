@@ -1,7 +1,12 @@
 // raftkit-kv: a replicated key-value store served over HTTP/1.1.
 //
 //   raftkit-kv --id 1 --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
-//              --http 127.0.0.1:8001 --data DIR [--log file|memory]
+//              --http 127.0.0.1:8001 --data DIR [--log file|memory] [--snapshot-every N]
+//
+// Snapshots of the map go to DIR/snapshots (file::snapshot_store; in memory with --log
+// memory) every N applied entries (default 100000; 0: never), and the log is compacted
+// behind them; a restart restores the newest snapshot and replays only the log after it,
+// and a follower that fell behind the compacted log is sent the snapshot (InstallSnapshot).
 //
 // Every operation, reads included, goes through the Raft log (a follower forwards it to the
 // leader), so any node answers linearizably or not at all. The HTTP handling lives in
@@ -38,7 +43,9 @@
 #include "kv_machine.hpp"
 #include "raftkit/asio/node.hpp"
 #include "raftkit/file/log_store.hpp"
+#include "raftkit/file/snapshot_store.hpp"
 #include "raftkit/memory/log_store.hpp"
+#include "raftkit/memory/snapshot_store.hpp"
 #include "startup.hpp"
 
 namespace {
@@ -56,6 +63,7 @@ struct settings {
   std::string log = "file";
   bool unsafe_memory_log = false;
   unsigned election_timeout_ms = 150;
+  std::uint64_t snapshot_every = 100'000;
   std::size_t max_connections = 1024;
   kv::http_limits limits;
 };
@@ -157,15 +165,35 @@ struct plan {
   std::function<raftkit::file::sync_stats()> fsync_stats;
 };
 
-template <class Store, class MakeStore>
-int run(const settings& s, plan p, MakeStore make_store) {
-  using node_type = raftkit::asio::node<Store, kv::machine>;
+/// Opens DIR/snapshots, or throws startup_error; says on stderr which snapshot files it
+/// refused (a corrupt newest one is set aside and the previous one used).
+raftkit::file::snapshot_store open_snapshots(const settings& s) {
+  const std::filesystem::path dir = std::filesystem::path(s.data) / "snapshots";
+  try {
+    raftkit::file::snapshot_store snaps(dir.string());
+    for (const auto& r : snaps.recovery().refused)
+      std::fprintf(stderr, "raftkit-kv %llu: %s\n", static_cast<unsigned long long>(s.id), r.message().c_str());
+    return snaps;
+  } catch (const std::system_error& e) {
+    if (e.code() == raftkit::errc::locked) throw startup_error(kv::exit_locked, std::string("data directory locked: ") + e.what());
+    throw startup_error(kv::exit_data_dir, std::string("data directory unusable: ") + e.what());
+  }
+}
+
+template <class Store, class Snapshots, class MakeStore>
+int run(const settings& s, plan p, MakeStore make_store, Snapshots snaps) {
+  using node_type = raftkit::asio::node<Store, kv::machine, raftkit::asio::tcp_transport, Snapshots>;
+  static_assert(node_type::snapshots_enabled);
   ba::io_context io(1);
   std::optional<node_type> node;
   try {
-    node.emplace(io.get_executor(), p.cfg, cluster_id, p.peers, make_store, kv::machine{});
+    node.emplace(io.get_executor(), p.cfg, cluster_id, p.peers, make_store, kv::machine{}, std::move(snaps));
   } catch (const std::invalid_argument& e) {
     throw startup_error(kv::exit_usage, e.what());
+  } catch (const std::system_error& e) {
+    // Restoring the newest snapshot failed, or the log is compacted past every snapshot.
+    if (e.code() == raftkit::errc::io_error) throw startup_error(kv::exit_data_dir, std::string("data directory unusable: ") + e.what());
+    throw startup_error(kv::exit_corrupt, std::string("data directory corrupt: ") + e.what());
   } catch (const boost::system::system_error& e) {
     const auto& a = p.peers.at(s.id);
     throw startup_error(kv::exit_listen, "cannot listen for Raft peers on " + a.host + ":" + std::to_string(a.port) +
@@ -215,6 +243,11 @@ plan make_plan(const settings& s) {
   p.cfg.election_timeout = std::chrono::milliseconds(s.election_timeout_ms);
   p.cfg.heartbeat_interval = std::chrono::milliseconds(std::max(1u, s.election_timeout_ms / 5));
   p.cfg.seed = std::random_device{}();
+  // A snapshot every N entries; the log keeps a trailing part behind it, so a follower a
+  // little behind is sent entries rather than the whole map.
+  p.cfg.snapshot_interval = s.snapshot_every;
+  p.cfg.snapshot_trailing_entries = std::min<std::uint64_t>(raftkit::node_config{}.snapshot_trailing_entries,
+                                                            s.snapshot_every / 2);
   p.limits = s.limits;
   p.limits.max_command = kv::fit_command_limits(p.cfg, s.limits.max_body, raftkit::asio::tcp_options{}.max_frame_size);
   try {
@@ -231,7 +264,9 @@ plan make_plan(const settings& s) {
 int start(const settings& s) {
   plan p = make_plan(s);
   if (s.log == "memory") {
-    return run<raftkit::memory::log_store>(s, std::move(p), [] { return raftkit::memory::log_store{}; });
+    // Nothing on disk: snapshots in memory too, lost with the process like the log.
+    return run<raftkit::memory::log_store>(s, std::move(p), [] { return raftkit::memory::log_store{}; },
+                                           raftkit::memory::snapshot_store{});
   }
   const std::filesystem::path dir = std::filesystem::path(s.data) / "raft-log";
   std::error_code ec;
@@ -240,7 +275,11 @@ int start(const settings& s) {
   // The store lives here, lent to the node, so /metrics can read its fsync latency.
   std::optional<raftkit::file::log_store> store;
   try {
-    store.emplace(dir.string());
+    // Compaction deletes whole segments: 16 MiB ones (rather than 64) keep the log's disk
+    // within a few segments of the last snapshot.
+    raftkit::file::options lo;
+    lo.segment_size = 16u << 20;
+    store.emplace(dir.string(), lo);
   } catch (const std::system_error& e) {
     if (e.code() == raftkit::errc::locked) throw startup_error(kv::exit_locked, std::string("data directory locked: ") + e.what());
     if (e.code() == raftkit::errc::corrupt_log)
@@ -249,7 +288,7 @@ int start(const settings& s) {
   }
   p.fsync_stats = [&store] { return store->fsync_stats(); };
   using store_ref = raftkit::log_store_ref<raftkit::file::log_store>;
-  return run<store_ref>(s, std::move(p), [&] { return store_ref(*store); });
+  return run<store_ref>(s, std::move(p), [&] { return store_ref(*store); }, open_snapshots(s));
 }
 
 /// One line: CLI11's messages may span several.
@@ -291,6 +330,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 3600000u));
   app.add_option("--election-timeout-ms", s.election_timeout_ms, "base Raft election timeout")
       ->check(CLI::Range(10u, 60000u));
+  app.add_option("--snapshot-every", s.snapshot_every,
+                 "snapshot the map every N applied entries and compact the log behind it (0: never)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
