@@ -8,7 +8,12 @@
 // The clients are completion-driven chains on the driver's executor rather than OS
 // threads: the engine is single-threaded, so threads would only add contention.
 //
-//   raftkit-bench --clients 64 --payload 16 --duration 5 --log memory [--json]
+//   raftkit-bench --clients 64 --payload 16 --duration 5 --log memory [--json] [--snapshot-every N]
+//
+// --snapshot-every N: every node snapshots every N applied entries (file::snapshot_store
+// beside a file log, memory::snapshot_store with the memory one) and compacts its log, as
+// a long-running service does; the state machine's snapshot is empty, so what is measured
+// is the cost of snapshotting and compaction to the log path.
 //
 // Followers die with the benchmark (SIGTERM, then SIGKILL; PR_SET_PDEATHSIG as a last
 // resort); file logs and the followers' counters live in a temporary directory removed at
@@ -53,7 +58,9 @@
 
 #include "raftkit/asio/node.hpp"
 #include "raftkit/file/log_store.hpp"
+#include "raftkit/file/snapshot_store.hpp"
 #include "raftkit/memory/log_store.hpp"
+#include "raftkit/memory/snapshot_store.hpp"
 
 namespace {
 
@@ -63,6 +70,12 @@ using bench_clock = std::chrono::steady_clock;
 /// The replicated state: nothing. The benchmark measures the log, not the machine.
 struct noop_state_machine {
   void apply(raftkit::index_t, std::span<const std::byte>) noexcept {}
+  /// Its (empty) snapshot, for --snapshot-every.
+  struct view {
+    std::error_code write(raftkit::snapshot_writer&) const { return {}; }
+  };
+  view snapshot() const { return {}; }
+  std::error_code restore(raftkit::snapshot_reader&) { return {}; }
 };
 
 struct settings {
@@ -77,6 +90,7 @@ struct settings {
   unsigned follower_timeout_ms = 1500;
   std::size_t queue_kib = raftkit::asio::tcp_options{}.max_queue_bytes >> 10;
   std::size_t write_kib = raftkit::asio::tcp_options{}.max_write_bytes >> 10;
+  std::uint64_t snapshot_every = 0;  // 0: no snapshots
   // hidden --serve mode
   unsigned serve = 0;
   unsigned base_port = 0;
@@ -107,6 +121,7 @@ raftkit::node_config make_config(const settings& s, raftkit::node_id id) {
   // The driver proposes what piles up on the strand in one engine batch(), so the
   // engine's default window needs no tuning; --inflight is there to study it.
   cfg.max_inflight_messages = s.inflight;
+  cfg.snapshot_interval = s.snapshot_every;
   return cfg;
 }
 
@@ -121,17 +136,41 @@ std::string node_dir(const std::string& root, raftkit::node_id id) {
   return root + "/node" + std::to_string(id);
 }
 
-/// Calls f(type tag, factory) with a factory that makes the log store asked for (the
-/// driver builds a store that cannot move, like file::log_store, in place from it).
+/// Calls f(type tag, factory, snapshot factory) with a factory that makes the log store
+/// asked for (the driver builds a store that cannot move, like file::log_store, in place
+/// from it) and one that makes the snapshot store (no_snapshots without --snapshot-every).
 template <class F>
 void with_store(const settings& s, raftkit::node_id id, F&& f) {
+  const std::string dir = node_dir(s.dir, id);
+  auto with_snapshots = [&](auto tag, auto make) {
+    if (s.snapshot_every == 0) return f(tag, make, [] { return raftkit::no_snapshots{}; });
+    if (s.log == "file") return f(tag, make, [dir] { return raftkit::file::snapshot_store(dir + "/snapshots"); });
+    f(tag, make, [] { return raftkit::memory::snapshot_store{}; });
+  };
   if (s.log == "file") {
-    const std::string dir = node_dir(s.dir, id);
     fs::create_directories(dir);
-    f(std::type_identity<raftkit::file::log_store>{}, [dir] { return raftkit::file::log_store(dir); });
+    with_snapshots(std::type_identity<raftkit::file::log_store>{}, [dir] { return raftkit::file::log_store(dir); });
   } else {
-    f(std::type_identity<raftkit::memory::log_store>{}, [] { return raftkit::memory::log_store{}; });
+    with_snapshots(std::type_identity<raftkit::memory::log_store>{}, [] { return raftkit::memory::log_store{}; });
   }
+}
+
+/// The node of a with_store call, built in `slot` (a node cannot move).
+template <class Store, class MakeSnaps>
+using bench_node = raftkit::asio::node<Store, noop_state_machine, raftkit::asio::tcp_transport,
+                                       std::invoke_result_t<MakeSnaps&>>;
+
+template <class Node, class Make, class MakeSnaps>
+Node& emplace_node(std::optional<Node>& slot, boost::asio::io_context& io, const settings& s, raftkit::node_id id,
+                   Make& make, MakeSnaps& make_snaps) {
+  if constexpr (std::is_same_v<typename Node::snapshot_store_type, raftkit::no_snapshots>) {
+    slot.emplace(io.get_executor(), make_config(s, id), cluster_id, make_peers(s.base_port), make,
+                 noop_state_machine{}, make_tcp_options(s));
+  } else {
+    slot.emplace(io.get_executor(), make_config(s, id), cluster_id, make_peers(s.base_port), make,
+                 noop_state_machine{}, make_snaps(), make_tcp_options(s));
+  }
+  return *slot;
 }
 
 // ------------------------------------------------------------------ follower mode
@@ -141,10 +180,9 @@ int serve(const settings& s) {
   if (::getppid() == 1) return 1;  // the benchmark is already gone
   boost::asio::io_context io;
   int rc = 0;
-  with_store(s, s.serve, [&]<class Store>(std::type_identity<Store>, auto make) {
-    raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), make_config(s, s.serve),
-                                                     cluster_id, make_peers(s.base_port), make,
-                                                     noop_state_machine{}, make_tcp_options(s));
+  with_store(s, s.serve, [&]<class Store>(std::type_identity<Store>, auto make, auto make_snaps) {
+    std::optional<bench_node<Store, decltype(make_snaps)>> slot;
+    auto& n = emplace_node(slot, io, s, s.serve, make, make_snaps);
     n.start();
     boost::asio::signal_set sigs(io, SIGTERM, SIGINT);
     sigs.async_wait([&](const boost::system::error_code&, int) {
@@ -202,7 +240,8 @@ struct children {
                                      "--inflight", std::to_string(s.inflight),
                                      "--follower-election-timeout", std::to_string(s.follower_timeout_ms),
                                      "--tcp-queue", std::to_string(s.queue_kib),
-                                     "--tcp-write", std::to_string(s.write_kib)};
+                                     "--tcp-write", std::to_string(s.write_kib),
+                                     "--snapshot-every", std::to_string(s.snapshot_every)};
     if (!s.dir.empty()) args.insert(args.end(), {"--dir", s.dir});
     args.insert(args.end(), {"--counters-file", counters_file(s, id)});
     std::vector<char*> argv;
@@ -409,11 +448,10 @@ int lead(settings s) {
 
   results r;
   bool ok = false;
-  with_store(s, 1, [&]<class Store>(std::type_identity<Store>, auto make) {
+  with_store(s, 1, [&]<class Store>(std::type_identity<Store>, auto make, auto make_snaps) {
     boost::asio::io_context io(1);
-    raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), make_config(s, 1), cluster_id,
-                                                     make_peers(s.base_port), make,
-                                                     noop_state_machine{}, make_tcp_options(s));
+    std::optional<bench_node<Store, decltype(make_snaps)>> slot;
+    auto& n = emplace_node(slot, io, s, 1, make, make_snaps);
     n.start();
     if (!wait_leader(io, n, std::chrono::seconds(15))) {
       std::fprintf(stderr, "raftkit-bench: node 1 did not become leader\n");
@@ -518,6 +556,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(64u, 1u << 20));
   app.add_option("--tcp-write", s.write_kib, "tcp_options.max_write_bytes in KiB: bulk bytes per socket write")
       ->check(CLI::Range(4u, 1u << 20));
+  app.add_option("--snapshot-every", s.snapshot_every,
+                 "snapshot every N applied entries and compact the log behind it (0: no snapshots)");
   app.add_flag("--verbose", s.verbose, "also print the leader's engine and transport counters");
   app.add_option("--serve", s.serve, "")->group("")->check(CLI::Range(1, 3));
   app.add_option("--base-port", s.base_port, "")->group("");
