@@ -8,7 +8,7 @@
 // The clients are completion-driven chains on the driver's executor rather than OS
 // threads: the engine is single-threaded, so threads would only add contention.
 //
-//   raftkit-bench --clients 64 --payload 16 --duration 5 --log memory [--json]
+//   raftkit-bench --clients 64 --payload 16 --duration 5 --log memory [--json] [--snapshot-every N]
 //   raftkit-bench --tls --clients 64 [--rounds 3]
 //
 // --tls compares mutual TLS (raftkit::asio::tls_transport) with plain TCP: it makes
@@ -24,6 +24,11 @@
 // leader's lease (read_consistency::lease). `--via-follower` runs the clients in a
 // follower's process instead (node 2 leads): writes are forwarded to the leader, reads
 // ask the leader for a read index and are answered by the follower.
+//
+// --snapshot-every N: every node snapshots every N applied entries (file::snapshot_store
+// beside a file log, memory::snapshot_store with the memory one) and compacts its log, as
+// a long-running service does; the state machine's snapshot is empty, so what is measured
+// is the cost of snapshotting and compaction to the log path. (Over TCP only, not --tls.)
 //
 // Followers die with the benchmark (SIGTERM, then SIGKILL; PR_SET_PDEATHSIG as a last
 // resort); file logs and the followers' counters live in a temporary directory removed at
@@ -69,7 +74,9 @@
 #include "raftkit/asio/node.hpp"
 #include "raftkit/asio/tls_transport.hpp"
 #include "raftkit/file/log_store.hpp"
+#include "raftkit/file/snapshot_store.hpp"
 #include "raftkit/memory/log_store.hpp"
+#include "raftkit/memory/snapshot_store.hpp"
 
 namespace {
 
@@ -81,6 +88,12 @@ using bench_clock = std::chrono::steady_clock;
 struct noop_state_machine {
   void apply(raftkit::index_t, std::span<const std::byte>) noexcept {}
   int query(std::span<const std::byte>) const noexcept { return 0; }
+  /// Its (empty) snapshot, for --snapshot-every.
+  struct view {
+    std::error_code write(raftkit::snapshot_writer&) const { return {}; }
+  };
+  view snapshot() const { return {}; }
+  std::error_code restore(raftkit::snapshot_reader&) { return {}; }
 };
 
 /// What a closed-loop client does.
@@ -117,6 +130,7 @@ struct settings {
   std::string make_certs;
 #endif
   std::string tls_dir;  // certificates: this run's peers speak mutual TLS (passed to followers)
+  std::uint64_t snapshot_every = 0;  // 0: no snapshots
   // hidden --serve mode
   unsigned serve = 0;
   unsigned base_port = 0;
@@ -151,6 +165,7 @@ raftkit::node_config make_config(const settings& s, raftkit::node_id id) {
   // The driver proposes what piles up on the strand in one engine batch(), so the
   // engine's default window needs no tuning; --inflight is there to study it.
   cfg.max_inflight_messages = s.inflight;
+  cfg.snapshot_interval = s.snapshot_every;
   return cfg;
 }
 
@@ -165,16 +180,22 @@ std::string node_dir(const std::string& root, raftkit::node_id id) {
   return root + "/node" + std::to_string(id);
 }
 
-/// Calls f(type tag, factory) with a factory that makes the log store asked for (the
-/// driver builds a store that cannot move, like file::log_store, in place from it).
+/// Calls f(type tag, factory, snapshot factory) with a factory that makes the log store
+/// asked for (the driver builds a store that cannot move, like file::log_store, in place
+/// from it) and one that makes the snapshot store (no_snapshots without --snapshot-every).
 template <class F>
 void with_store(const settings& s, raftkit::node_id id, F&& f) {
+  const std::string dir = node_dir(s.dir, id);
+  auto with_snapshots = [&](auto tag, auto make) {
+    if (s.snapshot_every == 0) return f(tag, make, [] { return raftkit::no_snapshots{}; });
+    if (s.log == "file") return f(tag, make, [dir] { return raftkit::file::snapshot_store(dir + "/snapshots"); });
+    f(tag, make, [] { return raftkit::memory::snapshot_store{}; });
+  };
   if (s.log == "file") {
-    const std::string dir = node_dir(s.dir, id);
     fs::create_directories(dir);
-    f(std::type_identity<raftkit::file::log_store>{}, [dir] { return raftkit::file::log_store(dir); });
+    with_snapshots(std::type_identity<raftkit::file::log_store>{}, [dir] { return raftkit::file::log_store(dir); });
   } else {
-    f(std::type_identity<raftkit::memory::log_store>{}, [] { return raftkit::memory::log_store{}; });
+    with_snapshots(std::type_identity<raftkit::memory::log_store>{}, [] { return raftkit::memory::log_store{}; });
   }
 }
 
@@ -187,20 +208,32 @@ raftkit::asio::tls_options tls_files(const std::string& dir, raftkit::node_id id
   return o;
 }
 
-/// Builds node `id` over TCP, or over mutual TLS when `s.tls_dir` is set, and calls f(node).
-template <class Store, class MakeStore, class F>
-void with_node(const settings& s, raftkit::node_id id, boost::asio::io_context& io, MakeStore make, F&& f) {
+/// Builds node `id` (a node cannot move) over TCP, or over mutual TLS when `s.tls_dir` is
+/// set, with the snapshot store `make_snaps()` returns, and calls f(node). TLS runs take no
+/// snapshots (main refuses --tls with --snapshot-every), which keeps the build to the
+/// combinations the benchmark runs.
+template <class Store, class MakeStore, class MakeSnaps, class F>
+void with_node(const settings& s, raftkit::node_id id, boost::asio::io_context& io, MakeStore make,
+               MakeSnaps make_snaps, F&& f) {
+  using snaps_type = std::invoke_result_t<MakeSnaps&>;
   const raftkit::node_config cfg = make_config(s, id);
-  if (!s.tls_dir.empty()) {
-    raftkit::asio::node<Store, noop_state_machine, raftkit::asio::tls_transport> n(
-        cfg,
-        raftkit::asio::tls_factory(io.get_executor(), cfg, cluster_id, make_peers(s.base_port), tls_files(s.tls_dir, id),
-                                   make_tcp_options(s)),
-        make, noop_state_machine{});
-    f(n);
-  } else {
+  if constexpr (std::is_same_v<snaps_type, raftkit::no_snapshots>) {
+    if (!s.tls_dir.empty()) {
+      raftkit::asio::node<Store, noop_state_machine, raftkit::asio::tls_transport> n(
+          cfg,
+          raftkit::asio::tls_factory(io.get_executor(), cfg, cluster_id, make_peers(s.base_port),
+                                     tls_files(s.tls_dir, id), make_tcp_options(s)),
+          make, noop_state_machine{});
+      f(n);
+      return;
+    }
     raftkit::asio::node<Store, noop_state_machine> n(io.get_executor(), cfg, cluster_id, make_peers(s.base_port), make,
                                                      noop_state_machine{}, make_tcp_options(s));
+    f(n);
+  } else {
+    raftkit::asio::node<Store, noop_state_machine, raftkit::asio::tcp_transport, snaps_type> n(
+        io.get_executor(), cfg, cluster_id, make_peers(s.base_port), make, noop_state_machine{}, make_snaps(),
+        make_tcp_options(s));
     f(n);
   }
 }
@@ -212,8 +245,8 @@ int serve(const settings& s) {
   if (::getppid() == 1) return 1;  // the benchmark is already gone
   boost::asio::io_context io;
   int rc = 0;
-  with_store(s, s.serve, [&]<class Store>(std::type_identity<Store>, auto make) {
-    with_node<Store>(s, s.serve, io, make, [&](auto& n) {
+  with_store(s, s.serve, [&]<class Store>(std::type_identity<Store>, auto make, auto make_snaps) {
+    with_node<Store>(s, s.serve, io, make, make_snaps, [&](auto& n) {
       n.start();
       boost::asio::signal_set sigs(io, SIGTERM, SIGINT);
       sigs.async_wait([&](const boost::system::error_code&, int) {
@@ -272,7 +305,8 @@ struct children {
                                      "--inflight", std::to_string(s.inflight),
                                      "--follower-election-timeout", std::to_string(s.follower_timeout_ms),
                                      "--tcp-queue", std::to_string(s.queue_kib),
-                                     "--tcp-write", std::to_string(s.write_kib)};
+                                     "--tcp-write", std::to_string(s.write_kib),
+                                     "--snapshot-every", std::to_string(s.snapshot_every)};
     if (s.reads) args.emplace_back("--reads");
     if (s.via_follower) args.emplace_back("--via-follower");
     if (!s.dir.empty()) args.insert(args.end(), {"--dir", s.dir});
@@ -538,9 +572,9 @@ int lead(settings s, results* out = nullptr) {
   std::int64_t elections = -1;
   std::array<std::uint64_t, 2> terms{};
   bool ok = false;
-  with_store(s, 1, [&]<class Store>(std::type_identity<Store>, auto make) {
+  with_store(s, 1, [&]<class Store>(std::type_identity<Store>, auto make, auto make_snaps) {
     boost::asio::io_context io(1);
-    with_node<Store>(s, 1, io, make, [&](auto& n) {
+    with_node<Store>(s, 1, io, make, make_snaps, [&](auto& n) {
       n.start();
       if (!wait_ready(io, n, s, std::chrono::seconds(15))) {
         std::fprintf(stderr, "raftkit-bench: node %llu did not become leader\n",
@@ -747,6 +781,9 @@ int main(int argc, char** argv) {
   app.add_option("--tls-dir", s.tls_dir, "")->group("");
   app.add_flag("--via-follower", s.via_follower,
                "run the clients on a follower (node 2 leads): writes are forwarded, reads answered by the follower");
+  app.add_option("--snapshot-every", s.snapshot_every,
+                 "snapshot every N applied entries and compact the log behind it (0: no snapshots)");
+  app.add_flag("--verbose", s.verbose, "also print the leader's engine and transport counters");
   app.add_option("--serve", s.serve, "")->group("")->check(CLI::Range(1, 3));
   app.add_option("--base-port", s.base_port, "")->group("");
   app.add_option("--dir", s.dir, "")->group("");
@@ -757,6 +794,8 @@ int main(int argc, char** argv) {
     if (s.serve != 0) return serve(s);
     // Raft ports base+1..base+3, below 32768 (outside the ephemeral range), by pid.
     s.base_port = 10000 + static_cast<unsigned>(::getpid() % 2200) * 10;
+    if ((s.tls_compare || !s.tls_dir.empty()) && s.snapshot_every != 0)
+      throw std::invalid_argument("--snapshot-every runs over plain TCP only, not with --tls");
     if (s.tls_compare) return compare_tls(s);
     return lead(s);
   } catch (const std::exception& e) {

@@ -386,6 +386,10 @@ class handler {
     o["pre_votes"] = c.pre_votes;
     o["quorum_lost"] = c.quorum_lost;
     o["transfers"] = c.transfers;
+    o["first_log_index"] = st.first_log_index;
+    o["snapshot_index"] = st.snapshot_index;
+    o["snapshot_term"] = st.snapshot_term;
+    o["snapshot_size"] = st.snapshot_size;
     co_return make_response(req, http::status::ok, boost::json::serialize(o) + "\n", "application/json");
   }
 
@@ -421,7 +425,7 @@ class handler {
     w.counter("raftkit_proposals_total", "proposals made on this node", c.proposals);
     w.counter("raftkit_proposals_refused_total", "proposals refused as not applied", c.proposals_refused);
     w.counter("raftkit_forwarded_total", "proposals forwarded to the leader", c.forwarded);
-    w.counter("raftkit_applied_entries_total", "entries applied to the state machine", c.applied);
+    w.counter("raftkit_applied_entries_total", "entries this process applied (after a restart: only those after the snapshot it restored)", c.applied);
     w.counter("raftkit_elections_total", "elections this node started", c.elections);
     w.counter("raftkit_elections_won_total", "elections after which this node led", c.elections_won);
     w.counter("raftkit_pre_votes_total", "pre-vote rounds this node started", c.pre_votes);
@@ -477,6 +481,21 @@ class handler {
                 t.refusals[r], {{"reason", std::string(to_string(static_cast<raftkit::asio::refusal>(r)))}});
     w.counter("raftkit_peer_refused_by_peer_total",
               "Raft peer connections the other side ended with a TLS alert (it refused this node)", t.refused_by_peer);
+    w.gauge("raftkit_first_log_index", "first index the log holds (entries before it are compacted)",
+            st.first_log_index);
+    w.gauge("raftkit_snapshot_index", "last index the newest snapshot covers, 0 if none", st.snapshot_index);
+    w.gauge("raftkit_snapshot_bytes", "content bytes of the newest snapshot", st.snapshot_size);
+    w.counter("raftkit_snapshots_taken_total", "snapshots of this node's state written", c.snapshots_taken);
+    w.counter("raftkit_snapshot_failures_total", "snapshots this node failed to write", c.snapshot_failures);
+    w.counter("raftkit_snapshots_installed_total", "snapshots received from a leader and restored",
+              c.snapshots_installed);
+    w.counter("raftkit_snapshots_sent_total", "snapshots a follower installed from this node as leader",
+              c.snapshots_sent);
+    w.counter("raftkit_snapshot_sent_bytes_total", "InstallSnapshot chunk bytes sent", c.snapshot_bytes_sent);
+    w.counter("raftkit_snapshot_received_bytes_total", "InstallSnapshot chunk bytes received",
+              c.snapshot_bytes_received);
+    w.gauge("raftkit_snapshot_last_duration_seconds", "how long the last snapshot took to write",
+            static_cast<double>(c.last_snapshot_ns) / 1e9);
     if (fsync_stats_) {
       const raftkit::file::sync_stats f = fsync_stats_();
       w.summary("raftkit_fsync_seconds", "fdatasync latency of the log store", f.count, static_cast<double>(f.total_ns) / 1e9);

@@ -1,8 +1,13 @@
 // raftkit-kv: a replicated key-value store served over HTTP/1.1.
 //
 //   raftkit-kv --id 1 --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
-//              --http 127.0.0.1:8001 --data DIR [--log file|memory]
+//              --http 127.0.0.1:8001 --data DIR [--log file|memory] [--snapshot-every N]
 //              [--peer-tls-cert F --peer-tls-key F --peer-tls-ca F] [--http-tls-cert F --http-tls-key F]
+//
+// Snapshots of the map go to DIR/snapshots (file::snapshot_store; in memory with --log
+// memory) every N applied entries (default 100000; 0: never), and the log is compacted
+// behind them; a restart restores the newest snapshot and replays only the log after it,
+// and a follower that fell behind the compacted log is sent the snapshot (InstallSnapshot).
 //
 // With --peer-tls-*, peers speak mutual TLS (raftkit::asio::tls_transport); each node's
 // certificate names it with the URI SAN raftkit://cluster/<kv_cluster_id>/node/<id> (see
@@ -46,7 +51,9 @@
 #include "kv_machine.hpp"
 #include "raftkit/asio/node.hpp"
 #include "raftkit/file/log_store.hpp"
+#include "raftkit/file/snapshot_store.hpp"
 #include "raftkit/memory/log_store.hpp"
+#include "raftkit/memory/snapshot_store.hpp"
 #include "startup.hpp"
 #include "tls.hpp"
 
@@ -69,6 +76,7 @@ struct settings {
   bool no_check_quorum = false;
   bool no_lease_reads = false;
   double clock_drift_bound = raftkit::node_config{}.clock_drift_bound;
+  std::uint64_t snapshot_every = 100'000;
   std::size_t max_connections = 1024;
   kv::http_limits limits;
   std::string log_format = "text";
@@ -195,22 +203,42 @@ struct plan {
   std::shared_ptr<kv::https_context> http_tls;         ///< HTTPS when set
 };
 
-template <class Store, class Transport, class MakeStore>
-int run(const settings& s, plan p, MakeStore make_store) {
-  using node_type = raftkit::asio::node<Store, kv::machine, Transport>;
+/// Opens DIR/snapshots, or throws startup_error; says on stderr which snapshot files it
+/// refused (a corrupt newest one is set aside and the previous one used).
+raftkit::file::snapshot_store open_snapshots(const settings& s) {
+  const std::filesystem::path dir = std::filesystem::path(s.data) / "snapshots";
+  try {
+    raftkit::file::snapshot_store snaps(dir.string());
+    for (const auto& r : snaps.recovery().refused)
+      std::fprintf(stderr, "raftkit-kv %llu: %s\n", static_cast<unsigned long long>(s.id), r.message().c_str());
+    return snaps;
+  } catch (const std::system_error& e) {
+    if (e.code() == raftkit::errc::locked) throw startup_error(kv::exit_locked, std::string("data directory locked: ") + e.what());
+    throw startup_error(kv::exit_data_dir, std::string("data directory unusable: ") + e.what());
+  }
+}
+
+template <class Store, class Transport, class Snapshots, class MakeStore>
+int run(const settings& s, plan p, MakeStore make_store, Snapshots snaps) {
+  using node_type = raftkit::asio::node<Store, kv::machine, Transport, Snapshots>;
+  static_assert(node_type::snapshots_enabled);
   constexpr bool peer_tls = std::is_same_v<Transport, raftkit::asio::tls_transport>;
   ba::io_context io(1);
   std::optional<node_type> node;
   try {
     if constexpr (peer_tls)
       node.emplace(p.cfg, raftkit::asio::tls_factory(io.get_executor(), p.cfg, cluster_id, p.peers, *p.peer_tls),
-                   make_store, kv::machine{});
+                   make_store, kv::machine{}, std::move(snaps));
     else
-      node.emplace(io.get_executor(), p.cfg, cluster_id, p.peers, make_store, kv::machine{});
+      node.emplace(io.get_executor(), p.cfg, cluster_id, p.peers, make_store, kv::machine{}, std::move(snaps));
   } catch (const raftkit::asio::tls_error& e) {
     throw startup_error(kv::exit_usage, std::string("peer TLS: ") + e.what());
   } catch (const std::invalid_argument& e) {
     throw startup_error(kv::exit_usage, e.what());
+  } catch (const std::system_error& e) {
+    // Restoring the newest snapshot failed, or the log is compacted past every snapshot.
+    if (e.code() == raftkit::errc::io_error) throw startup_error(kv::exit_data_dir, std::string("data directory unusable: ") + e.what());
+    throw startup_error(kv::exit_corrupt, std::string("data directory corrupt: ") + e.what());
   } catch (const boost::system::system_error& e) {
     const auto& a = p.peers.at(s.id);
     throw startup_error(kv::exit_listen, "cannot listen for Raft peers on " + a.host + ":" + std::to_string(a.port) +
@@ -296,6 +324,11 @@ plan make_plan(const settings& s) {
   p.cfg.check_quorum = !s.no_check_quorum;
   p.cfg.lease_reads = !s.no_lease_reads;
   p.cfg.clock_drift_bound = s.clock_drift_bound;
+  // A snapshot every N entries; the log keeps a trailing part behind it, so a follower a
+  // little behind is sent entries rather than the whole map.
+  p.cfg.snapshot_interval = s.snapshot_every;
+  p.cfg.snapshot_trailing_entries = std::min<std::uint64_t>(raftkit::node_config{}.snapshot_trailing_entries,
+                                                            s.snapshot_every / 2);
   p.limits = s.limits;
   p.log_format = s.log_format == "json" ? kv::log_format::json : kv::log_format::text;
   p.log_level = kv::parse_log_level(s.log_level).value_or(kv::log_level::info);
@@ -316,16 +349,19 @@ plan make_plan(const settings& s) {
 }
 
 /// run() over the transport the plan asks for.
-template <class Store, class MakeStore>
-int run_over(const settings& s, plan p, MakeStore make_store) {
-  if (p.peer_tls) return run<Store, raftkit::asio::tls_transport>(s, std::move(p), std::move(make_store));
-  return run<Store, raftkit::asio::tcp_transport>(s, std::move(p), std::move(make_store));
+template <class Store, class MakeStore, class Snapshots>
+int run_over(const settings& s, plan p, MakeStore make_store, Snapshots snaps) {
+  if (p.peer_tls)
+    return run<Store, raftkit::asio::tls_transport>(s, std::move(p), std::move(make_store), std::move(snaps));
+  return run<Store, raftkit::asio::tcp_transport>(s, std::move(p), std::move(make_store), std::move(snaps));
 }
 
 int start(const settings& s) {
   plan p = make_plan(s);
   if (s.log == "memory") {
-    return run_over<raftkit::memory::log_store>(s, std::move(p), [] { return raftkit::memory::log_store{}; });
+    // Nothing on disk: snapshots in memory too, lost with the process like the log.
+    return run_over<raftkit::memory::log_store>(s, std::move(p), [] { return raftkit::memory::log_store{}; },
+                                                raftkit::memory::snapshot_store{});
   }
   const std::filesystem::path dir = std::filesystem::path(s.data) / "raft-log";
   std::error_code ec;
@@ -334,7 +370,11 @@ int start(const settings& s) {
   // The store lives here, lent to the node, so /metrics can read its fsync latency.
   std::optional<raftkit::file::log_store> store;
   try {
-    store.emplace(dir.string());
+    // Compaction deletes whole segments: 16 MiB ones (rather than 64) keep the log's disk
+    // within a few segments of the last snapshot.
+    raftkit::file::options lo;
+    lo.segment_size = 16u << 20;
+    store.emplace(dir.string(), lo);
   } catch (const std::system_error& e) {
     if (e.code() == raftkit::errc::locked) throw startup_error(kv::exit_locked, std::string("data directory locked: ") + e.what());
     if (e.code() == raftkit::errc::corrupt_log)
@@ -343,7 +383,7 @@ int start(const settings& s) {
   }
   p.fsync_stats = [&store] { return store->fsync_stats(); };
   using store_ref = raftkit::log_store_ref<raftkit::file::log_store>;
-  return run_over<store_ref>(s, std::move(p), [&] { return store_ref(*store); });
+  return run_over<store_ref>(s, std::move(p), [&] { return store_ref(*store); }, open_snapshots(s));
 }
 
 /// One line: CLI11's messages may span several.
@@ -409,6 +449,9 @@ int main(int argc, char** argv) {
                  "serve the client API over HTTPS (TLS 1.2+) with this certificate chain (PEM); with --http-tls-key. "
                  "SIGHUP re-reads the files");
   app.add_option("--http-tls-key", s.http_tls_key, "the private key of --http-tls-cert (PEM, unencrypted)");
+  app.add_option("--snapshot-every", s.snapshot_every,
+                 "snapshot the map every N applied entries and compact the log behind it (0: never)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -49,6 +49,20 @@
 /// handle (`detail::store_handle`, `detail::transport_handle`). A log store that cannot
 /// move is passed as a factory: `node(ex, cfg, id, peers, [&] { return file::log_store(dir); },
 /// sm)`.
+///
+/// Snapshots (Raft §7). The fourth parameter is the engine's SnapshotStore (`no_snapshots`
+/// by default: the log is kept whole). With a snapshot store, a `snapshottable` state
+/// machine and a log store that can compact, pass the store after the state machine:
+/// `node<log_store_ref<file::log_store>, my_state, tcp_transport, file::snapshot_store>(ex,
+/// cfg, id, peers, make_store, sm, file::snapshot_store(dir))`. Snapshots are then *taken*
+/// on the strand (the state machine's cheap point-in-time `snapshot()`) and *written* off it,
+/// on `node_options::snapshot_executor` or, without one, on a worker thread the node owns,
+/// so proposals keep committing while a large snapshot is written; the write's outcome comes
+/// back to the strand (basic_node::set_snapshot_executor). Destroying the node waits for a
+/// write running on its own worker to finish; a write on the user's executor may outlive
+/// the node, so its view must own what it reads (as the snapshot contract asks anyway).
+/// InstallSnapshot chunks travel in the transport's bulk lane within its queue bounds: the
+/// driver also fits `max_snapshot_chunk_bytes` so a chunk is one frame within the window.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -59,6 +73,7 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -83,6 +98,7 @@
 #include "raftkit/errc.hpp"
 #include "raftkit/log_store.hpp"
 #include "raftkit/node.hpp"
+#include "raftkit/snapshot.hpp"
 #include "raftkit/state_machine.hpp"
 #include "raftkit/status.hpp"
 #include "raftkit/transport.hpp"
@@ -99,6 +115,10 @@ struct node_options {
   std::size_t max_queued_bytes = 64u << 20;
   /// How `read(command, token)` is answered when the call names no consistency.
   raftkit::read_consistency default_read_consistency = raftkit::read_consistency::linearizable;
+  /// Where snapshot writes run (only with snapshots on): any executor, e.g. a
+  /// `boost::asio::thread_pool`'s, which must outlive the writes posted to it. Empty: one
+  /// worker thread the node owns (started only when snapshots are on).
+  std::optional<boost::asio::any_io_executor> snapshot_executor;
 };
 
 /// The driver's proposal queue, for metrics and tests.
@@ -155,6 +175,11 @@ inline void fit_to_transport(node_config& cfg, const transport_limits& l) {
     throw std::invalid_argument("raftkit: the transport's per-peer queue cannot hold one window of AppendEntries");
   cfg.max_bytes_per_message = std::min(cfg.max_bytes_per_message, room / 2);
   cfg.max_inflight_bytes = std::min(cfg.max_inflight_bytes, room - cfg.max_bytes_per_message + 1);
+  // An InstallSnapshot chunk is a frame of its bytes and the snapshot's configuration (the
+  // engine records each voter as 8 bytes) beyond the message overhead: it must fit where an
+  // AppendEntries does, so the frame is carried and the chunk window fits the queue too.
+  const std::size_t config_bytes = std::min(cfg.max_bytes_per_message - 1, cfg.members.size() * 8);
+  cfg.max_snapshot_chunk_bytes = std::min(cfg.max_snapshot_chunk_bytes, cfg.max_bytes_per_message - config_bytes);
 }
 
 /// What a read answers with: query()'s result when the state machine has one, else (the
@@ -173,14 +198,17 @@ struct read_result<StateMachine> {
 /// Runs a Raft node over an asynchronous transport (TCP by default) on an Asio executor.
 /// See the file comment.
 template <raftkit::log_store LogStore, raftkit::state_machine StateMachine,
-          raftkit::async_transport Transport = tcp_transport>
+          raftkit::async_transport Transport = tcp_transport, class SnapshotStore = no_snapshots>
 class node {
  public:
   using transport_type = Transport;
+  using snapshot_store_type = SnapshotStore;
   /// The engine. Its transport and log store are the movable handles described in the
   /// file comment, around Transport and LogStore.
   using engine_type = basic_node<detail::transport_handle<Transport>, detail::store_handle<LogStore>,
-                                 StateMachine, steady_clock>;
+                                 StateMachine, steady_clock, SnapshotStore>;
+  /// Whether this node takes, installs and restores snapshots (see the file comment).
+  static constexpr bool snapshots_enabled = engine_type::snapshots_enabled;
   /// What a proposal's completion receives besides the error code.
   using result_type = typename engine_type::result_type;
   /// What a read's completion receives besides the error code and the read index (see read).
@@ -230,9 +258,34 @@ class node {
              std::invocable<MakeStore&> && std::same_as<std::invoke_result_t<MakeStore&>, LogStore>
   node(node_config cfg, MakeTransport&& make_transport, MakeStore&& make_store, StateMachine sm,
        node_options opts = {})
-      : impl_(std::make_shared<impl>(opts)) {
-    impl_->init(std::move(cfg), make_transport, std::unique_ptr<LogStore>(new LogStore(make_store())), std::move(sm));
-  }
+      : node(init_tag{}, std::move(cfg), make_transport, make_store, std::move(sm), SnapshotStore{}, opts) {}
+
+  /// With a snapshot store (see the file comment), over TCP: as the constructors above.
+  node(boost::asio::any_io_executor ex, node_config cfg, std::uint64_t cluster_id, cluster_map peers,
+       LogStore store, StateMachine sm, SnapshotStore snaps, tcp_options topts = {}, node_options opts = {})
+    requires(!std::same_as<SnapshotStore, no_snapshots>) && std::same_as<Transport, tcp_transport> &&
+            std::move_constructible<LogStore>
+      : node(std::move(ex), std::move(cfg), cluster_id, std::move(peers),
+             [&]() -> LogStore { return std::move(store); }, std::move(sm), std::move(snaps), topts, opts) {}
+
+  /// With a snapshot store, over TCP, for a log store that cannot move.
+  template <class MakeStore>
+    requires(!std::same_as<SnapshotStore, no_snapshots>) && std::same_as<Transport, tcp_transport> &&
+            std::invocable<MakeStore&> && std::same_as<std::invoke_result_t<MakeStore&>, LogStore>
+  node(boost::asio::any_io_executor ex, node_config cfg, std::uint64_t cluster_id, cluster_map peers,
+       MakeStore&& make_store, StateMachine sm, SnapshotStore snaps, tcp_options topts = {}, node_options opts = {})
+      : node(node_config(cfg), tcp_factory(std::move(ex), cfg, cluster_id, std::move(peers), topts),
+             std::forward<MakeStore>(make_store), std::move(sm), std::move(snaps), opts) {}
+
+  /// With a snapshot store, over any transport, for a log store that cannot move.
+  template <class MakeTransport, class MakeStore>
+    requires(!std::same_as<SnapshotStore, no_snapshots>) &&
+            std::invocable<MakeTransport&, typename Transport::receive_handler> &&
+            std::same_as<std::invoke_result_t<MakeTransport&, typename Transport::receive_handler>, Transport> &&
+            std::invocable<MakeStore&> && std::same_as<std::invoke_result_t<MakeStore&>, LogStore>
+  node(node_config cfg, MakeTransport&& make_transport, MakeStore&& make_store, StateMachine sm,
+       SnapshotStore snaps, node_options opts = {})
+      : node(init_tag{}, std::move(cfg), make_transport, make_store, std::move(sm), std::move(snaps), opts) {}
 
   node(const node&) = delete;
   node& operator=(const node&) = delete;
@@ -326,6 +379,25 @@ class node {
         token);
   }
 
+  /// Takes a snapshot of the state applied so far now (basic_node::snapshot_now):
+  /// completes with `(error_code, index_t)` once it is durable, with its index; busy while
+  /// another is being written, not_supported without snapshots.
+  template <class Token>
+  auto snapshot_now(Token&& token) {
+    return boost::asio::async_initiate<Token, void(std::error_code, index_t)>(
+        [s = impl_](auto handler) {
+          auto work = detail::tracked_executor(handler, s->ex());
+          boost::asio::post(s->ex(), [s, h = std::move(handler), work = std::move(work)]() mutable {
+            auto done = [h = std::move(h), work = std::move(work)](std::error_code ec, index_t i) mutable {
+              boost::asio::dispatch(work, [h = std::move(h), ec, i]() mutable { std::move(h)(ec, i); });
+            };
+            if (s->closed_) return done(errc::stopped, 0);
+            s->engine_->snapshot_now(std::move(done));
+          });
+        },
+        token);
+  }
+
   /// Stops the node: a leader hands leadership to its most up-to-date follower (the
   /// engine's TimeoutNow, thesis §3.10), pending operations complete with shutting_down,
   /// the node stops participating, and once what it sent has left (at most `drain_limit`;
@@ -393,6 +465,15 @@ class node {
   using completion = typename engine_type::completion;
   using read_completion = raftkit::detail::unique_function<void(std::error_code, index_t, read_result_type)>;
 
+  struct init_tag {};
+  template <class MakeTransport, class MakeStore>
+  node(init_tag, node_config cfg, MakeTransport& make_transport, MakeStore& make_store, StateMachine sm,
+       SnapshotStore snaps, node_options opts)
+      : impl_(std::make_shared<impl>(opts)) {
+    impl_->init(std::move(cfg), make_transport, std::unique_ptr<LogStore>(new LogStore(make_store())), std::move(sm),
+                std::move(snaps));
+  }
+
   static auto tcp_factory(boost::asio::any_io_executor ex, const node_config& cfg, std::uint64_t cluster_id,
                           cluster_map peers, tcp_options topts) {
     topts = fit_to_election_timeout(topts, cfg.election_timeout);
@@ -416,6 +497,9 @@ class node {
     std::shared_ptr<Transport> transport_;
     node_config config_;
     std::optional<engine_type> engine_;
+    // Writes snapshots when node_options names no executor. Declared after the engine so it
+    // is joined (a write in progress finishes) before the state machine goes.
+    std::optional<boost::asio::thread_pool> snapshot_worker_;
     std::optional<boost::asio::steady_timer> timer_;
     std::uint64_t timer_gen_ = 0;
     bool timer_armed_ = false;
@@ -454,7 +538,8 @@ class node {
     const executor_type& ex() const noexcept { return *strand_; }
 
     template <class MakeTransport>
-    void init(node_config cfg, MakeTransport& make_transport, std::unique_ptr<LogStore> store, StateMachine sm) {
+    void init(node_config cfg, MakeTransport& make_transport, std::unique_ptr<LogStore> store, StateMachine sm,
+              SnapshotStore snaps) {
       std::weak_ptr<impl> weak = this->weak_from_this();
       // Messages may arrive before start(): they are dropped (Raft tolerates loss), so the
       // engine sees nothing until it runs.
@@ -481,11 +566,40 @@ class node {
           });
         }
         engine_.emplace(std::move(cfg), detail::transport_handle<Transport>{transport_},
-                        detail::store_handle<LogStore>(std::move(store)), std::move(sm), steady_clock{});
+                        detail::store_handle<LogStore>(std::move(store)), std::move(sm), steady_clock{},
+                        std::move(snaps));
+        if constexpr (snapshots_enabled) start_snapshot_executor();
       } catch (...) {
         transport_->close();
         throw;
       }
+    }
+
+    /// Hands the engine's snapshot writes to the executor (see the file comment). A write
+    /// holds only a weak reference, so it never keeps the node alive, and a node stopped
+    /// meanwhile ignores its outcome.
+    void start_snapshot_executor() {
+      boost::asio::any_io_executor worker;
+      if (opts_.snapshot_executor) {
+        worker = *opts_.snapshot_executor;
+      } else {
+        snapshot_worker_.emplace(1);
+        worker = snapshot_worker_->get_executor();
+      }
+      std::weak_ptr<impl> weak = this->weak_from_this();
+      engine_->set_snapshot_executor([weak, worker, strand = ex()](std::uint64_t id, typename engine_type::snapshot_job job) {
+        boost::asio::post(worker, [weak, strand, id, job = std::move(job)]() mutable {
+          const std::error_code ec = job();
+          job = nullptr;  // the view and the sink go here, off the strand
+          boost::asio::post(strand, [weak, id, ec] {
+            if (auto s = weak.lock()) {
+              if (s->closed_) return;
+              s->engine_->snapshot_written(id, ec);
+              s->after_input();
+            }
+          });
+        });
+      });
     }
 
     /// Queues a proposal; the first one queued posts a drain. Proposals that pile up

@@ -13,10 +13,11 @@
 /// written, and a frame that is malformed, oversized, foreign or undecodable closes its
 /// connection. All of these are counted in `stats()`; none reaches the receive handler.
 ///
-/// Two lanes per peer. Messages without entries (votes and their replies, heartbeats,
-/// append replies, timeout_now, forward replies) are *control*: they decide elections, so
-/// they have their own bounded queue, which bulk data cannot fill, and each write starts
-/// with all of them. Bulk messages (AppendEntries with entries, forwarded proposals) wait
+/// Two lanes per peer. Messages without entries or snapshot data (votes and their replies,
+/// heartbeats, append and install-snapshot replies, timeout_now, forward replies) are
+/// *control*: they decide elections, so they have their own bounded queue, which bulk data
+/// cannot fill, and each write starts with all of them. Bulk messages (AppendEntries with
+/// entries, forwarded proposals, InstallSnapshot chunks) wait
 /// in the bulk queue (`max_queue_bytes`, `max_queue_messages`) and leave in writes of about
 /// `max_write_bytes`, so a control message waits at most for one such write (or one frame,
 /// if a frame is bigger) however much bulk data is queued. `limits()` reports what the
@@ -226,8 +227,10 @@ inline std::chrono::milliseconds accept_delay(const tcp_options& opt, unsigned f
   return doubling_delay(opt.accept_backoff_min, opt.accept_backoff_max, failures == 0 ? 0 : failures - 1);
 }
 
-/// Whether `m` goes in the control lane: it carries no entries (see the file comment).
-inline bool is_control(const message& m) noexcept { return m.entries.empty(); }
+/// Whether `m` goes in the control lane: it carries no entries and no snapshot chunk (see
+/// the file comment). A chunk is bulk: up to a frame of bytes that must be held to the
+/// queue's byte bound and must not delay a heartbeat by more than one write.
+inline bool is_control(const message& m) noexcept { return m.entries.empty() && m.data.empty(); }
 
 /// How a security layer's handshake on one connection ended, or what a failed read or
 /// write on it means.
