@@ -11,7 +11,7 @@
 RAFTKIT_PACKAGES=(
   g++ meson ninja-build pkg-config cmake python3
   libboost1.81-dev libcereal-dev libfmt-dev doctest-dev libbenchmark-dev libcli11-dev libssl-dev openssl
-  clang-14 libclang-rt-14-dev chromium
+  clang-14 libclang-rt-14-dev chromium prometheus
 )
 
 # Options of the main build directory (`build`), the same for the demo and the tests.
