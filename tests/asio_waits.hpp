@@ -1,12 +1,21 @@
 #pragma once
-// Bounded waits shared by the Asio driver's tests (test_asio_node.cpp, test_asio_reads.cpp).
-// Real time is only a hang guard here, never asserted on.
+// What the Asio driver's tests share (test_asio_node.cpp, test_asio_reads.cpp,
+// test_custom_transport.cpp, tls/test_tls.cpp): bounded waits, where real time is only a
+// hang guard, never asserted on, and a state machine that adds its commands.
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <future>
+#include <span>
 #include <thread>
+#include <vector>
+
+#include "raftkit/types.hpp"
 
 namespace asio_test {
 
@@ -26,6 +35,23 @@ bool wait_for(F done, std::chrono::seconds guard = std::chrono::seconds(20)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return true;
+}
+
+/// Adds each command's first 8 bytes to a total and returns the new total.
+struct adder {
+  std::int64_t total = 0;
+  std::int64_t apply(raftkit::index_t, std::span<const std::byte> cmd) {
+    std::int64_t d = 0;
+    std::memcpy(&d, cmd.data(), std::min(cmd.size(), sizeof d));
+    return total += d;
+  }
+};
+
+/// The command that adds `d`.
+inline std::vector<std::byte> cmd(std::int64_t d) {
+  std::vector<std::byte> v(sizeof d);
+  std::memcpy(v.data(), &d, sizeof d);
+  return v;
 }
 
 }  // namespace asio_test

@@ -43,21 +43,8 @@ using namespace std::chrono_literals;
 namespace ba = boost::asio;
 using tcp = ba::ip::tcp;
 
-/// Adds each command's first 8 bytes to a total and returns the new total.
-struct adder {
-  std::int64_t total = 0;
-  std::int64_t apply(raftkit::index_t, std::span<const std::byte> cmd) {
-    std::int64_t d = 0;
-    std::memcpy(&d, cmd.data(), std::min(cmd.size(), sizeof d));
-    return total += d;
-  }
-};
-
-std::vector<std::byte> cmd(std::int64_t d) {
-  std::vector<std::byte> v(sizeof d);
-  std::memcpy(v.data(), &d, sizeof d);
-  return v;
-}
+using asio_test::adder;
+using asio_test::cmd;
 
 using asio_test::get;
 using asio_test::wait_for;

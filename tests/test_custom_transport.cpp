@@ -30,25 +30,15 @@
 #include "raftkit/memory/log_store.hpp"
 #include "unix_transport.hpp"
 
+#include "asio_waits.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
 namespace ba = boost::asio;
 
-struct adder {
-  std::int64_t total = 0;
-  std::int64_t apply(raftkit::index_t, std::span<const std::byte> cmd) {
-    std::int64_t d = 0;
-    std::memcpy(&d, cmd.data(), std::min(cmd.size(), sizeof d));
-    return total += d;
-  }
-};
-
-std::vector<std::byte> cmd(std::int64_t d) {
-  std::vector<std::byte> v(sizeof d);
-  std::memcpy(v.data(), &d, sizeof d);
-  return v;
-}
+using asio_test::adder;
+using asio_test::cmd;
 
 template <class T>
 T get(std::future<T>& f) {

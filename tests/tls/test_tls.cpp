@@ -38,6 +38,8 @@
 #include "raftkit/file/log_store.hpp"
 #include "raftkit/wire.hpp"
 
+#include "../asio_waits.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -233,21 +235,8 @@ ssl::context client_context(const std::string& name, const std::string& ca = "ca
 
 // ---------------------------------------------------------------- drivers over TLS
 
-/// Adds each command's first 8 bytes to a total.
-struct adder {
-  std::int64_t total = 0;
-  std::int64_t apply(raftkit::index_t, std::span<const std::byte> cmd) {
-    std::int64_t d = 0;
-    std::memcpy(&d, cmd.data(), std::min(cmd.size(), sizeof d));
-    return total += d;
-  }
-};
-
-std::vector<std::byte> cmd(std::int64_t d) {
-  std::vector<std::byte> v(sizeof d);
-  std::memcpy(v.data(), &d, sizeof d);
-  return v;
-}
+using asio_test::adder;
+using asio_test::cmd;
 
 using tls_node = raftkit::asio::node<raftkit::file::log_store, adder, tls_transport>;
 
