@@ -416,14 +416,11 @@ TEST_CASE("thesis §6.4 a single-node cluster confirms a read's round at once, a
   CHECK_FALSE(r.ec);
 }
 
-// Known limitation (found by raftkit-bench --via-follower, issue 11): when the commit index
-// advances, the leader tells followers only with its next AppendEntries or heartbeat, so
-// a proposal a follower forwarded (which completes once the follower applies it) waits up
-// to a heartbeat interval: with closed-loop clients on a follower every proposal takes
-// one. should_fail: this passes while the limitation stands; drop the decorator once the
-// leader sends the new commit index promptly.
-TEST_CASE("a forwarded proposal on an idle cluster completes within a few network delays, not a heartbeat interval" *
-          doctest::should_fail()) {
+// Found by raftkit-bench --via-follower (issue 11): the leader told followers of a new
+// commit index only with its next AppendEntries or heartbeat, so a proposal a follower
+// forwarded (which completes once the follower applies it) waited up to a heartbeat
+// interval on an idle cluster. Now a follower waiting for a commit is told at once.
+TEST_CASE("a forwarded proposal on an idle cluster completes within a few network delays, not a heartbeat interval") {
   cluster c(options(3));
   const node_id l = c.elect();
   REQUIRE(l != raftkit::no_node);
@@ -439,6 +436,38 @@ TEST_CASE("a forwarded proposal on an idle cluster completes within a few networ
   MESSAGE("forwarded proposal took " << std::chrono::duration_cast<std::chrono::microseconds>(took).count()
                                      << " us of virtual time; heartbeat interval "
                                      << std::chrono::duration_cast<std::chrono::microseconds>(interval).count() << " us");
+  CHECK(took < interval / 4);
+}
+
+// The read index the leader answers is an index it has committed: a follower that holds
+// the entries up to it applies them at once, instead of waiting for the next heartbeat to
+// bring the commit index. (A linearizable read's round of heartbeats carries the commit
+// index itself; a lease read has no round.)
+TEST_CASE("thesis §6.4.1 a follower's lease read on an idle cluster completes within a few network delays, not a heartbeat interval") {
+  cluster c(lease_options(3));
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  const node_id f = other_than(c, {l});
+  c.run_for(5ms);  // just after a heartbeat: the next is most of an interval away
+  REQUIRE(c.node(l).status().lease_valid);
+  const auto interval = c.node(l).config().heartbeat_interval;
+  outcome w;
+  propose(c, l, "written", &w);  // committed on the leader; the follower has not heard yet
+  REQUIRE(c.run_until([&] { return w.done; }, 1s));
+  REQUIRE_FALSE(w.ec);
+  REQUIRE(c.node(f).commit_index() < w.index);
+  const auto rounds = c.node(l).counters().read_rounds;
+  const auto start = c.now();
+  read_outcome r;
+  read(c, f, &r, raftkit::read_consistency::lease);
+  REQUIRE(c.run_until([&] { return r.done; }, 1s));
+  CHECK_FALSE(r.ec);
+  CHECK(has(r.seen, "written"));
+  CHECK(c.node(l).counters().read_rounds == rounds);  // answered from the lease
+  const auto took = c.now() - start;
+  MESSAGE("follower lease read took " << std::chrono::duration_cast<std::chrono::microseconds>(took).count()
+                                      << " us of virtual time; heartbeat interval "
+                                      << std::chrono::duration_cast<std::chrono::microseconds>(interval).count() << " us");
   CHECK(took < interval / 4);
 }
 
