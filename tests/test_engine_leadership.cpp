@@ -309,6 +309,29 @@ TEST_CASE("thesis §6.4 one heartbeat round confirms a whole batch of reads (no 
   CHECK(heartbeats <= 4);  // a round to each of two followers, perhaps a second one
 }
 
+// Found through raftkit-bench --reads (issue 11): the first read of a batch started a
+// round at once and the rest waited for the next, so a driver's batch took two rounds.
+TEST_CASE("thesis §6.4 the reads made inside one batch() share exactly one heartbeat round") {
+  cluster c(options(3));
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  c.run_for(50ms);
+  std::size_t heartbeats = 0;
+  c.set_observer([&](const message& m) {
+    heartbeats += m.type == message_type::append_entries && m.from == l;
+    return true;
+  });
+  const auto rounds = c.node(l).counters().read_rounds;
+  std::vector<read_outcome> rs(10);
+  c.node(l).batch([&] {
+    for (auto& r : rs) read(c, l, &r);
+  });
+  REQUIRE(c.run_until([&] { return std::all_of(rs.begin(), rs.end(), [](const read_outcome& x) { return x.done; }); }, 1s));
+  for (const auto& r : rs) CHECK_FALSE(r.ec);
+  CHECK(c.node(l).counters().read_rounds - rounds == 1);
+  CHECK(heartbeats == 2);  // one round: a heartbeat to each of two followers
+}
+
 TEST_CASE("thesis §6.4 a read on a deposed leader fails or returns a fresh value, never a stale one") {
   cluster c(options(5));
   const node_id old = c.elect();

@@ -1026,6 +1026,7 @@ class basic_node {
     batch_.clear();
     send_forward_batch();
     send_read_batch();
+    start_batched_read_round();
     after_input();
   }
 
@@ -1183,10 +1184,20 @@ class basic_node {
       return answer_read(r, commit_);
     }
     // A round already in flight was sent before this read arrived: it waits for the next.
-    const std::uint64_t round = reads_.round_in_flight() ? reads_.latest_round() + 1 : begin_read_round(true);
-    reads_.wait_for_round(round, commit_, std::move(r));
+    // Inside batch() the next starts when the batch ends, so all its reads share one.
+    if (reads_.round_in_flight() || batch_depth_ > 0)
+      return reads_.wait_for_round(reads_.latest_round() + 1, commit_, std::move(r));
+    reads_.wait_for_round(begin_read_round(true), commit_, std::move(r));
     confirm_read_rounds();  // a single voter confirms at once
 #endif
+  }
+
+  /// At the end of batch(): starts the round its reads wait for, unless one is in flight
+  /// (its confirmation starts the next).
+  void start_batched_read_round() {
+    if (role_ != role::leader || reads_.round_in_flight() || !reads_.waiting_after(reads_.latest_round())) return;
+    begin_read_round(true);
+    confirm_read_rounds();  // a single voter confirms at once
   }
 
   /// Starts a heartbeat round; with `send`, heartbeats carry it to every follower now
