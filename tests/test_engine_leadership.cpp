@@ -309,6 +309,29 @@ TEST_CASE("thesis §6.4 one heartbeat round confirms a whole batch of reads (no 
   CHECK(heartbeats <= 4);  // a round to each of two followers, perhaps a second one
 }
 
+// Found through raftkit-bench --reads (issue 11): the first read of a batch started a
+// round at once and the rest waited for the next, so a driver's batch took two rounds.
+TEST_CASE("thesis §6.4 the reads made inside one batch() share exactly one heartbeat round") {
+  cluster c(options(3));
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  c.run_for(50ms);
+  std::size_t heartbeats = 0;
+  c.set_observer([&](const message& m) {
+    heartbeats += m.type == message_type::append_entries && m.from == l;
+    return true;
+  });
+  const auto rounds = c.node(l).counters().read_rounds;
+  std::vector<read_outcome> rs(10);
+  c.node(l).batch([&] {
+    for (auto& r : rs) read(c, l, &r);
+  });
+  REQUIRE(c.run_until([&] { return std::all_of(rs.begin(), rs.end(), [](const read_outcome& x) { return x.done; }); }, 1s));
+  for (const auto& r : rs) CHECK_FALSE(r.ec);
+  CHECK(c.node(l).counters().read_rounds - rounds == 1);
+  CHECK(heartbeats == 2);  // one round: a heartbeat to each of two followers
+}
+
 TEST_CASE("thesis §6.4 a read on a deposed leader fails or returns a fresh value, never a stale one") {
   cluster c(options(5));
   const node_id old = c.elect();
@@ -416,14 +439,11 @@ TEST_CASE("thesis §6.4 a single-node cluster confirms a read's round at once, a
   CHECK_FALSE(r.ec);
 }
 
-// Known limitation (found by raftkit-bench --via-follower, issue 11): when the commit index
-// advances, the leader tells followers only with its next AppendEntries or heartbeat, so
-// a proposal a follower forwarded (which completes once the follower applies it) waits up
-// to a heartbeat interval: with closed-loop clients on a follower every proposal takes
-// one. should_fail: this passes while the limitation stands; drop the decorator once the
-// leader sends the new commit index promptly.
-TEST_CASE("a forwarded proposal on an idle cluster completes within a few network delays, not a heartbeat interval" *
-          doctest::should_fail()) {
+// Found by raftkit-bench --via-follower (issue 11): the leader told followers of a new
+// commit index only with its next AppendEntries or heartbeat, so a proposal a follower
+// forwarded (which completes once the follower applies it) waited up to a heartbeat
+// interval on an idle cluster. Now a follower waiting for a commit is told at once.
+TEST_CASE("a forwarded proposal on an idle cluster completes within a few network delays, not a heartbeat interval") {
   cluster c(options(3));
   const node_id l = c.elect();
   REQUIRE(l != raftkit::no_node);
@@ -439,6 +459,38 @@ TEST_CASE("a forwarded proposal on an idle cluster completes within a few networ
   MESSAGE("forwarded proposal took " << std::chrono::duration_cast<std::chrono::microseconds>(took).count()
                                      << " us of virtual time; heartbeat interval "
                                      << std::chrono::duration_cast<std::chrono::microseconds>(interval).count() << " us");
+  CHECK(took < interval / 4);
+}
+
+// The read index the leader answers is an index it has committed: a follower that holds
+// the entries up to it applies them at once, instead of waiting for the next heartbeat to
+// bring the commit index. (A linearizable read's round of heartbeats carries the commit
+// index itself; a lease read has no round.)
+TEST_CASE("thesis §6.4.1 a follower's lease read on an idle cluster completes within a few network delays, not a heartbeat interval") {
+  cluster c(lease_options(3));
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  const node_id f = other_than(c, {l});
+  c.run_for(5ms);  // just after a heartbeat: the next is most of an interval away
+  REQUIRE(c.node(l).status().lease_valid);
+  const auto interval = c.node(l).config().heartbeat_interval;
+  outcome w;
+  propose(c, l, "written", &w);  // committed on the leader; the follower has not heard yet
+  REQUIRE(c.run_until([&] { return w.done; }, 1s));
+  REQUIRE_FALSE(w.ec);
+  REQUIRE(c.node(f).commit_index() < w.index);
+  const auto rounds = c.node(l).counters().read_rounds;
+  const auto start = c.now();
+  read_outcome r;
+  read(c, f, &r, raftkit::read_consistency::lease);
+  REQUIRE(c.run_until([&] { return r.done; }, 1s));
+  CHECK_FALSE(r.ec);
+  CHECK(has(r.seen, "written"));
+  CHECK(c.node(l).counters().read_rounds == rounds);  // answered from the lease
+  const auto took = c.now() - start;
+  MESSAGE("follower lease read took " << std::chrono::duration_cast<std::chrono::microseconds>(took).count()
+                                      << " us of virtual time; heartbeat interval "
+                                      << std::chrono::duration_cast<std::chrono::microseconds>(interval).count() << " us");
   CHECK(took < interval / 4);
 }
 

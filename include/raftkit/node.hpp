@@ -806,10 +806,16 @@ class basic_node {
     // 0 (see set_term), because another leader may have overwritten entries meanwhile.
     const index_t last_new = prev + es.size();
     verified_ = std::max(verified_, last_new);
-    // Follower commit: min(leader commit, index of last new entry) (Fig. 2).
-    const index_t c = std::min(m.commit, last_new);
-    if (c > commit_) commit_ = c;
+    note_leader_commit(m.commit);
     ack_durable(true);
+  }
+
+  /// Follower commit (Fig. 2): min(leader commit, last entry known to match the leader's
+  /// log). Both accumulate over the term, so an index the leader named before the entries
+  /// arrived (a read index) commits them when they do, with no further message.
+  void note_leader_commit(index_t c) {
+    leader_commit_ = std::max(leader_commit_, c);
+    commit_ = std::max(commit_, std::min(leader_commit_, verified_));
   }
 
   /// Acknowledges to the leader what is both verified against its log in this term and
@@ -933,6 +939,7 @@ class basic_node {
       }
       const index_t sent_last = prev + es.size();
       p.sent(sent_last, bytes);
+      p.told_commit(commit_, sent_last);
       ++counters_.appends_sent;
       transport_send(std::move(m));
       if (p.probing) return;
@@ -966,7 +973,17 @@ class basic_node {
     m.log_index = p.match;
     m.log_term = log_.term_at(p.match);
     m.commit = std::min(commit_, p.match);
+    p.told_commit(commit_, p.match);
     transport_send(std::move(m));
+  }
+
+  /// A follower learns of a commit from the next AppendEntries; one that waits for it (a
+  /// proposal it forwarded) and would get none soon, because nothing is in flight to it,
+  /// is told at once with an empty one. Under load the next pipelined append carries the
+  /// index, so this adds no message there; it runs once per input, after all its sends.
+  void notify_commit_waiters() {
+    for (auto& p : peers_)
+      if (p.commit_notice_due(commit_)) send_heartbeat(p);
   }
 
   /// §5.4.2: advance commit to the highest index durable on a majority, but only by
@@ -1009,6 +1026,7 @@ class basic_node {
     batch_.clear();
     send_forward_batch();
     send_read_batch();
+    start_batched_read_round();
     after_input();
   }
 
@@ -1103,6 +1121,8 @@ class basic_node {
       }
       log_.append(std::span<const entry>(es.data(), es.size()));
       ++counters_.log_appends;
+      // The follower completes these once it applies them: it waits to hear they commit.
+      if (peer* fp = find_peer(m.from)) fp->commit_wanted = std::max(fp->commit_wanted, a.index + es.size() - 1);
       for (auto& p : peers_) send_append(p);
     }
     forward_answers_.remember(m.from, m.request_id, a);
@@ -1164,10 +1184,20 @@ class basic_node {
       return answer_read(r, commit_);
     }
     // A round already in flight was sent before this read arrived: it waits for the next.
-    const std::uint64_t round = reads_.round_in_flight() ? reads_.latest_round() + 1 : begin_read_round(true);
-    reads_.wait_for_round(round, commit_, std::move(r));
+    // Inside batch() the next starts when the batch ends, so all its reads share one.
+    if (reads_.round_in_flight() || batch_depth_ > 0)
+      return reads_.wait_for_round(reads_.latest_round() + 1, commit_, std::move(r));
+    reads_.wait_for_round(begin_read_round(true), commit_, std::move(r));
     confirm_read_rounds();  // a single voter confirms at once
 #endif
+  }
+
+  /// At the end of batch(): starts the round its reads wait for, unless one is in flight
+  /// (its confirmation starts the next).
+  void start_batched_read_round() {
+    if (role_ != role::leader || reads_.round_in_flight() || !reads_.waiting_after(reads_.latest_round())) return;
+    begin_read_round(true);
+    confirm_read_rounds();  // a single voter confirms at once
   }
 
   /// Starts a heartbeat round; with `send`, heartbeats carry it to every follower now
@@ -1262,6 +1292,9 @@ class basic_node {
     if (it == read_forwards_.end()) return;
     auto batch = std::move(it->second.done);
     read_forwards_.erase(it);
+    // A read index is an index the leader had committed: this follower need not wait for
+    // the next AppendEntries to learn it.
+    if (!m.reject && role_ == role::follower && m.term == term_ && m.from == leader_) note_leader_commit(m.log_index);
     for (auto& c : batch) {
       if (m.reject) c(static_cast<errc>(m.code), 0);
       else reads_.wait_for_apply(m.log_index, std::move(c));
@@ -1650,6 +1683,7 @@ class basic_node {
     events_.durability(clock_, log_, cfg_.election_timeout);
     if (role_ == role::leader) {
       maybe_commit();
+      notify_commit_waiters();
     } else {
       ack_durable(false);
     }
@@ -1757,6 +1791,7 @@ class basic_node {
 #endif
     term_ = term;
     verified_ = acked_ = 0;
+    leader_commit_ = 0;
     leader_context_ = 0;
     install_.reset();  // a transfer is abandoned on a term change
     for (auto& send : sends_) send.reset();
@@ -1793,6 +1828,7 @@ class basic_node {
   index_t applied_ = 0;
   index_t verified_ = 0;  // highest index known to match the leader's log in this term
   index_t acked_ = 0;     // highest match index acknowledged to the leader in this term
+  index_t leader_commit_ = 0;  // follower: highest commit index heard from the leader of this term
 #ifdef RAFTKIT_TEST_BREAK_ACK_ACROSS_TERMS
   index_t stale_verified_ = 0;
 #endif

@@ -34,6 +34,11 @@ struct progress {
   index_t received = 0;
   time_point last_reply{};       // when it last answered us (check-quorum, thesis §6.2)
   std::uint64_t read_ack = 0;    // highest heartbeat round it echoed (ReadIndex, thesis §6.4)
+  /// Highest commit index sent to it that it could use (capped by what each message let it
+  /// verify), and the highest index it waits to learn committed (proposals it forwarded):
+  /// while told < min(commit, wanted, match) and nothing is in flight, it gets a notice.
+  index_t commit_told = 0;
+  index_t commit_wanted = 0;
   ring<flight> inflight;
   std::size_t inflight_bytes = 0;
   unsigned idle_heartbeats = 0;  // heartbeats with unreceived messages in flight and no progress
@@ -45,6 +50,8 @@ struct progress {
     match = 0;
     received = 0;
     read_ack = 0;
+    commit_told = 0;
+    commit_wanted = 0;
     snapshot = false;
     boot = 0;
     to_probe(next_index);
@@ -64,6 +71,14 @@ struct progress {
     inflight.clear();
     inflight_bytes = 0;
     idle_heartbeats = 0;
+  }
+  /// A message carrying commit index `c` that lets it verify our log up to `last`.
+  void told_commit(index_t c, index_t last) noexcept { commit_told = std::max(commit_told, std::min(c, last)); }
+  /// Whether it waits for a commit index that only a notice would bring now: it holds the
+  /// entries (match), they are committed, it has not been told, and no AppendEntries to it is
+  /// in flight (whose reply would bring the next message, carrying the index, anyway).
+  bool commit_notice_due(index_t commit) const noexcept {
+    return !probing && !snapshot && inflight.empty() && commit_told < std::min({commit, commit_wanted, match});
   }
   bool can_send(std::size_t max_msgs, std::size_t max_bytes) const noexcept {
     if (snapshot) return false;  // entries wait until the snapshot is installed
