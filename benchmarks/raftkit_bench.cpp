@@ -783,7 +783,6 @@ int main(int argc, char** argv) {
                "run the clients on a follower (node 2 leads): writes are forwarded, reads answered by the follower");
   app.add_option("--snapshot-every", s.snapshot_every,
                  "snapshot every N applied entries and compact the log behind it (0: no snapshots)");
-  app.add_flag("--verbose", s.verbose, "also print the leader's engine and transport counters");
   app.add_option("--serve", s.serve, "")->group("")->check(CLI::Range(1, 3));
   app.add_option("--base-port", s.base_port, "")->group("");
   app.add_option("--dir", s.dir, "")->group("");
