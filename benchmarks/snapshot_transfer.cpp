@@ -13,10 +13,15 @@
 // joins the cluster, so node 1 must send it the snapshot. The install is timed on node 1
 // from its first chunk sent to the follower's acknowledgement that the snapshot is durable
 // and restored; it includes the follower's disk write, fsync and restore. One more copy
-// after the last round; the ratio is the install rate over the mean copy rate. A later
+// after the last round; the ratio is the install rate over the mean copy rate. A second
+// copy per round has the receiver write the bytes to a file in its directory and fsync it
+// before answering (the durable copy): what any install onto this disk costs at least. Each
+// line also gives the CPU seconds both processes spent on it (this one includes node 2), so
+// a run on a loaded machine still shows where the work is. A later
 // round brings node 3 back with an empty disk, which Raft does not allow (the leader still
 // counts what it had acknowledged): it may stall, so the default is one round.
 
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,8 +34,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <span>
 #include <string>
 #include <system_error>
@@ -150,14 +157,22 @@ std::unique_ptr<node_t> make_node(ba::io_context& io, const settings& s, raftkit
 
 // ------------------------------------------------------------------ follower process
 
-/// The copy's receiving end: reads the bytes into one buffer, then says so with one byte.
-void receive_copy(const settings& s) {
+/// The copy's receiving end: reads the bytes into one buffer (or, with a `file`, writes
+/// them there and fsyncs it), then says so with one byte.
+void receive_copy(const settings& s, const std::string& file = {}) {
   ba::io_context io;
   tcp::socket sock(io);
   sock.connect(tcp::endpoint(ba::ip::make_address("127.0.0.1"), static_cast<std::uint16_t>(s.copy_port)));
+  const int fd = file.empty() ? -1 : ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (!file.empty() && fd < 0) std::exit(3);
   std::vector<std::byte> buf(1u << 20);
   std::uint64_t left = std::uint64_t{s.mib} << 20;
-  while (left > 0) left -= sock.read_some(ba::buffer(buf.data(), std::min<std::uint64_t>(left, buf.size())));
+  while (left > 0) {
+    const std::size_t n = sock.read_some(ba::buffer(buf.data(), std::min<std::uint64_t>(left, buf.size())));
+    if (fd >= 0 && ::write(fd, buf.data(), n) != static_cast<ssize_t>(n)) std::exit(3);
+    left -= n;
+  }
+  if (fd >= 0 && (::fsync(fd) != 0 || ::close(fd) != 0)) std::exit(3);
   const char ack = 1;
   ba::write(sock, ba::buffer(&ack, 1));
 }
@@ -165,6 +180,9 @@ void receive_copy(const settings& s) {
 int follower(const settings& s) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   receive_copy(s);
+  fs::create_directories(s.follower_dir);
+  receive_copy(s, (fs::path(s.follower_dir) / "copy").string());
+  fs::remove(fs::path(s.follower_dir) / "copy");
   ba::io_context io;
   auto n = make_node(io, s, 3, s.follower_dir);
   n->start();
@@ -196,6 +214,32 @@ void poll(F done, const char* what) {
     std::this_thread::sleep_for(1ms);
   }
 }
+
+/// CPU seconds (user and system) process `pid` has used so far.
+double cpu_seconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(f, line);
+  const auto close = line.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream in(line.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i)
+    if (i >= 14) ticks += std::stod(field);  // fields 14 and 15: utime, stime
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+/// CPU seconds of this process and of `other` over one step of the run.
+struct cpu_meter {
+  pid_t other;
+  double self0 = cpu_seconds(::getpid()), other0 = cpu_seconds(other);
+  std::string text() const {
+    char b[64];
+    std::snprintf(b, sizeof b, "cpu %.2f + %.2f s", cpu_seconds(::getpid()) - self0, cpu_seconds(other) - other0);
+    return b;
+  }
+};
 
 /// Sends the bytes to the follower that connects to `acceptor`; the copy's seconds.
 double copy_to(tcp::acceptor& acceptor, const std::vector<std::byte>& bytes) {
@@ -250,9 +294,9 @@ int lead(settings s, const char* self) {
 
   tcp::acceptor acceptor(io, tcp::endpoint(ba::ip::make_address("127.0.0.1"), 0));
   s.copy_port = acceptor.local_endpoint().port();
-  std::vector<double> copies, installs;
+  std::vector<double> copies, durable, installs;
   const double mib = s.mib;
-  std::printf("%-6s %-10s %10s %10s\n", "round", "what", "seconds", "MiB/s");
+  std::printf("%-6s %-12s %10s %10s   %s\n", "round", "what", "seconds", "MiB/s", "cpu leader + follower");
   for (int r = 0; r < s.rounds; ++r) {
     const fs::path fdir = root / ("3-" + std::to_string(r));
     const pid_t pid = ::fork();
@@ -263,15 +307,26 @@ int lead(settings s, const char* self) {
               m.c_str(), "--chunk-kib", k.c_str(), "--tcp-queue-mib", q.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
-    copies.push_back(copy_to(acceptor, bytes));
-    std::printf("%-6d %-10s %10.3f %10.1f\n", r, "tcp copy", copies.back(), mib / copies.back());
+    {
+      cpu_meter cpu{pid};
+      copies.push_back(copy_to(acceptor, bytes));
+      std::printf("%-6d %-12s %10.3f %10.1f   %s\n", r, "tcp copy", copies.back(), mib / copies.back(),
+                  cpu.text().c_str());
+    }
+    {
+      cpu_meter cpu{pid};
+      durable.push_back(copy_to(acceptor, bytes));
+      std::printf("%-6d %-12s %10.3f %10.1f   %s\n", r, "copy+fsync", durable.back(), mib / durable.back(),
+                  cpu.text().c_str());
+    }
     const auto base = n1->counters();
     poll([&] { return n1->counters().snapshot_bytes_sent > base.snapshot_bytes_sent; }, "the first chunk");
     const auto t0 = bench_clock::now();
+    cpu_meter cpu{pid};
     poll([&] { return n1->counters().snapshots_sent > base.snapshots_sent; }, "the install");
     installs.push_back(std::chrono::duration<double>(bench_clock::now() - t0).count());
-    std::printf("%-6d %-10s %10.3f %10.1f   (%llu chunk bytes sent)\n", r, "install", installs.back(),
-                mib / installs.back(),
+    std::printf("%-6d %-12s %10.3f %10.1f   %s   (%llu chunk bytes sent)\n", r, "install", installs.back(),
+                mib / installs.back(), cpu.text().c_str(),
                 static_cast<unsigned long long>(n1->counters().snapshot_bytes_sent - base.snapshot_bytes_sent));
     ::kill(pid, SIGTERM);
     int status = 0;
@@ -285,17 +340,21 @@ int lead(settings s, const char* self) {
       ::execl(self, self, "--copy-only", "--copy-port", c.c_str(), "--mib", m.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
+    cpu_meter cpu{pid};
     copies.push_back(copy_to(acceptor, bytes));
-    std::printf("%-6s %-10s %10.3f %10.1f\n", "last", "tcp copy", copies.back(), mib / copies.back());
+    std::printf("%-6s %-12s %10.3f %10.1f   %s\n", "last", "tcp copy", copies.back(), mib / copies.back(),
+                cpu.text().c_str());
     int status = 0;
     ::waitpid(pid, &status, 0);
   }
-  double c = 0, i = 0;
-  for (double x : copies) c += x;
-  for (double x : installs) i += x;
-  c /= static_cast<double>(copies.size());
-  i /= static_cast<double>(installs.size());
-  std::printf("mean: tcp copy %.1f MiB/s, install %.1f MiB/s, ratio %.2f\n", mib / c, mib / i, c / i);
+  auto mean = [](const std::vector<double>& v) {
+    double t = 0;
+    for (double x : v) t += x;
+    return t / static_cast<double>(v.size());
+  };
+  const double c = mean(copies), d = mean(durable), i = mean(installs);
+  std::printf("mean: tcp copy %.1f MiB/s, copy+fsync %.1f MiB/s, install %.1f MiB/s, ratio %.2f (to copy+fsync %.2f)\n",
+              mib / c, mib / d, mib / i, c / i, d / i);
   auto stop1 = n1->stop(ba::use_future);
   auto stop2 = n2->stop(ba::use_future);
   stop1.wait();

@@ -195,6 +195,24 @@ TEST_CASE("§7 InstallSnapshot survives lost, duplicated and reordered chunks") 
   CHECK(c.node(lag).counters().snapshots_installed >= 1);
 }
 
+TEST_CASE("§7 a chunk still held elsewhere keeps its bytes: the leader reuses a chunk buffer only once it is released") {
+  snap_cluster c(snap_options(3));
+  const leader_and_lagging setup = elect_and_leave_one_behind(c);
+  const node_id l = setup.leader, lag = setup.lag;
+  // Hold on to every chunk as it leaves (as a transport with messages in flight does),
+  // with a copy of the bytes it carried then.
+  std::vector<std::pair<raftkit::shared_bytes, std::vector<std::byte>>> held;
+  c.set_fault_model([&](const message& m) {
+    if (m.type == message_type::install_snapshot && !m.data.empty())
+      held.emplace_back(m.data, std::vector<std::byte>(m.data.data(), m.data.data() + m.data.size()));
+    return raftkit::memory::delivery{};
+  });
+  c.heal();
+  REQUIRE(c.run_until([&] { return caught_up(c, lag, l); }, 5s));
+  REQUIRE(held.size() > 4);  // more chunks than the sender keeps buffers for
+  for (const auto& [chunk, bytes] : held) CHECK(std::equal(bytes.begin(), bytes.end(), chunk.data(), chunk.data() + chunk.size()));
+}
+
 TEST_CASE("§7 a change of leader in the middle of a transfer: the follower still ends up with the new leader's state") {
   snap_cluster c(snap_options(5));
   const leader_and_lagging setup = elect_and_leave_one_behind(c);

@@ -1459,7 +1459,7 @@ class basic_node {
   void send_snapshot_chunks(peer& p, Send& send) {
     while (send.can_send(cfg_.max_inflight_bytes)) {
       const std::uint64_t n = std::min<std::uint64_t>(cfg_.max_snapshot_chunk_bytes, send.meta.size - send.sent);
-      shared_bytes chunk = shared_bytes::allocate(static_cast<std::size_t>(n));
+      shared_bytes chunk = send.chunk_buffer(static_cast<std::size_t>(n));
       if (n && send.source.read_at(send.sent, {chunk.mutable_data(), static_cast<std::size_t>(n)}) != n) {
         // The snapshot cannot be read: drop this transfer; the next heartbeat starts again.
         send_to(p).reset();

@@ -9,10 +9,12 @@
 /// abandoned on a term change (the follower's sink is aborted; the leader's state goes).
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "raftkit/snapshot_store.hpp"
 #include "raftkit/types.hpp"
@@ -31,6 +33,26 @@ struct snapshot_send {
   bool sent_last = false;   ///< the final chunk went out (resent after a stall)
   unsigned idle_heartbeats = 0;
   std::uint64_t acked_at_heartbeat = 0;
+  /// Chunk buffers kept for reuse: a transport that encodes a message when it is sent (as
+  /// tcp_transport does) lets go of the chunk at once, so one buffer serves the whole
+  /// transfer instead of an allocation (zero-filled, page-faulted, freed) per chunk.
+  std::vector<shared_bytes> spare;
+  static constexpr std::size_t max_spare = 4;
+
+  /// A buffer of `n` bytes to fill and send: a spare one that nothing else holds any more
+  /// (a message still in flight keeps its chunk intact), else a new one.
+  shared_bytes chunk_buffer(std::size_t n) {
+    if (n == 0) return {};
+    for (shared_bytes& b : spare) {
+      if (b.size() != n || b.use_count() != 1) continue;
+      // Whoever released it did so with acq_rel; this orders its last reads before our writes.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      return b;
+    }
+    shared_bytes b = shared_bytes::allocate(n);
+    if (spare.size() < max_spare) spare.push_back(b);
+    return b;
+  }
 
   /// More may be sent: the window (`window` bytes beyond what is acknowledged) has room.
   bool can_send(std::uint64_t window) const noexcept {
