@@ -65,8 +65,9 @@ inline log_level level_of(const raftkit::event& e) {
   if (e.get<ev::storage_error>()) return log_level::error;
   if (const auto* s = e.get<ev::node_stopped>()) return s->why == raftkit::errc::shutting_down ? log_level::info : log_level::error;
   if (e.get<ev::durability_stalled>() || e.get<ev::log_truncated>() || e.get<ev::snapshot_failed>() ||
-      e.get<ev::election_lost>())
+      e.get<ev::snapshot_send_failed>() || e.get<ev::election_lost>())
     return log_level::warn;
+  if (const auto* t = e.get<ev::transfer_ended>(); t && t->error) return log_level::warn;
   if (const auto* r = e.get<ev::role_changed>(); r && r->why == raftkit::event_reason::lost_quorum) return log_level::warn;
   if (e.get<ev::proposal_refused>()) return log_level::debug;
   return log_level::info;
