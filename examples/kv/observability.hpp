@@ -92,7 +92,8 @@ inline void append_json_string(std::string& out, std::string_view s) {
 
 /// One line per event: `TIME LEVEL node=N term=T NAME key=value...`, or with json a JSON
 /// object with the same fields (`ts`, `level`, `node`, `term`, `event`, then the event's
-/// own; errors as their errc name or `category:value`, with `<key>_message`; durations
+/// own; errors as their errc name or `category:value`, with `<key>_message` (no error:
+/// `ok`, without one); durations
 /// as `<key>_seconds`). Each line is written with one call, so lines never interleave.
 class event_logger final : public raftkit::event_sink {
  public:
@@ -122,6 +123,10 @@ class event_logger final : public raftkit::event_sink {
       if constexpr (std::is_same_v<V, raftkit::duration>) {
         out += "_seconds\":" + fmt::format("{}", std::chrono::duration<double>(value).count());
       } else if constexpr (std::is_same_v<V, std::error_code>) {
+        if (!value) {  // no error (a transfer that succeeded): as the text format says it
+          out += "\":\"ok\"";
+          return;
+        }
         out += "\":";
         append_json_string(out, value.category() == raftkit::raftkit_category()
                                     ? std::string(raftkit::errc_name(static_cast<raftkit::errc>(value.value())))

@@ -11,7 +11,8 @@ disconnected with a lag in seconds that grows while the writes made meanwhile co
 (counted by the commit histogram), and once it restarts, connected and caught up. Then
 the leader is SIGKILLed and restarted, and the logs must show, one line per event in
 the chosen format, the new leader's election and the old leader rejoining as a follower
-of the higher term. The event lines are printed.
+of the higher term; last the new leader hands leadership over (POST /admin/transfer) and
+logs the transfer's start and end. The event lines are printed.
 """
 
 import json
@@ -197,6 +198,12 @@ def run(binary, fmt, tool):
         check(any(e["event"] == "term_changed" and int(e["to"]) > old_term for e in new),
               "%s: node %d logs the new term" % (fmt, nid))
         check(has(old, event="leader_changed", to=nid), "%s: the restarted node %d logs its new leader %d" % (fmt, lid, nid))
+        st, _, body = cluster.node(nid).request("POST", "/admin/transfer?to=any")
+        check(st == 200, "%s: node %d hands leadership over (%d %r)" % (fmt, nid, st, body))
+        to = json.loads(body)["leader"]
+        handed = events(cluster.node(nid), fmt)
+        check(has(handed, event="transfer_started", to=to), "%s: node %d logs the transfer to %d starting" % (fmt, nid, to))
+        check(has(handed, event="transfer_ended", to=to, error="ok"), "%s: node %d logs it done" % (fmt, nid))
         if fmt == "json":
             repeats = [line for n in cluster.nodes for line in n.log_text().splitlines()
                        if line.startswith("{") and line.count('"term":') != 1]

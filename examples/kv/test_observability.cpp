@@ -38,6 +38,8 @@ TEST_CASE("an event is one JSON object per line, errors with their name and mess
   const auto parsed = raftkit::sim::parse_flat_json_object(line);
   CHECK_MESSAGE(parsed.error.empty(), parsed.error);
   CHECK(parsed.fields.size() == 7);
+  const raftkit::event handed{1, 4, ev::transfer_ended{2, {}}};
+  CHECK(log.format(handed, kv::log_level::info, at).ends_with(",\"event\":\"transfer_ended\",\"to\":2,\"error\":\"ok\"}\n"));
   const raftkit::event started{1, 4, ev::election_started{false, 5, raftkit::event_reason::transfer}};
   CHECK(log.format(started, kv::log_level::info, at).find("\"term\":4,\"event\":\"election_started\",\"pre_vote\":false,\"election_term\":5") !=
         std::string::npos);
@@ -51,6 +53,10 @@ TEST_CASE("events are logged at the level an operator needs") {
         kv::log_level::warn);
   CHECK(kv::level_of(role_event()) == kv::log_level::info);
   CHECK(kv::level_of({1, 1, ev::proposal_refused{raftkit::errc::busy}}) == kv::log_level::debug);
+  CHECK(kv::level_of({1, 1, ev::transfer_ended{2, {}}}) == kv::log_level::info);
+  CHECK(kv::level_of({1, 1, ev::transfer_ended{2, raftkit::errc::timeout}}) == kv::log_level::warn);
+  CHECK(kv::level_of({1, 1, ev::snapshot_send_failed{9, 2}}) == kv::log_level::warn);
+  CHECK(kv::level_of({1, 1, ev::snapshot_sent{9, 1, 10, 2}}) == kv::log_level::info);
   CHECK(kv::parse_log_level("warn") == kv::log_level::warn);
   CHECK_FALSE(kv::parse_log_level("loud"));
 }
