@@ -62,8 +62,8 @@ void check_none(const recording_sink& s) {
 }
 void check_no_faults(const recording_sink& s) {
   check_none<ev::log_truncated, ev::proposal_refused, ev::durability_stalled, ev::durability_resumed,
-             ev::storage_error, ev::snapshot_taken, ev::snapshot_failed, ev::snapshot_installed, ev::node_stopped,
-             ev::election_lost>(s);
+             ev::storage_error, ev::snapshot_taken, ev::snapshot_failed, ev::snapshot_installed, ev::snapshot_sent,
+             ev::snapshot_send_failed, ev::node_stopped, ev::election_lost>(s);
 }
 
 std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
@@ -217,6 +217,38 @@ TEST_CASE("a leadership transfer is the reason of the target's election and of t
   REQUIRE(old.size() == 1);
   CHECK((old[0].from == role::leader && old[0].to == role::follower && old[0].why == event_reason::transfer));
   for (node_id id : c.ids()) check_no_faults(s[id]);
+}
+
+TEST_CASE("§3.10 the leader reports a transfer when it starts and when it ends, with its outcome") {
+  sinks s;
+  cluster c(options(3));
+  REQUIRE(c.campaign(1));
+  c.run_for(100ms);
+  s.attach_all(c);
+  bool handed = false;
+  c.node(1).transfer_leadership(2, [&](std::error_code ec) { handed = !ec; });
+  REQUIRE(c.run_until([&] { return handed; }, 1s));
+  CHECK(s[1].names().front() == "transfer_started");
+  REQUIRE(s[1].count<ev::transfer_started>() == 1);
+  CHECK(s[1].all<ev::transfer_started>()[0].to == 2);
+  const auto ended = s[1].all<ev::transfer_ended>();
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0].to == 2);
+  CHECK_FALSE(ended[0].error);
+  check_none<ev::transfer_started, ev::transfer_ended>(s[2]);
+
+  // Node 2 leads; a transfer to a crashed node runs out of time and node 2 leads on.
+  c.crash(3);
+  std::error_code result;
+  bool over = false;
+  c.node(2).transfer_leadership(3, [&](std::error_code ec) { over = true, result = ec; });
+  REQUIRE(c.run_until([&] { return over; }, 2s));
+  CHECK(result == errc::timeout);
+  const auto timed_out = s[2].all<ev::transfer_ended>();
+  REQUIRE(timed_out.size() == 1);
+  CHECK(timed_out[0].to == 3);
+  CHECK(timed_out[0].error == errc::timeout);
+  CHECK(c.node(2).is_leader());
 }
 
 TEST_CASE("a candidate with a stale log loses its election as rejected") {
@@ -423,7 +455,7 @@ TEST_CASE("a detached sink hears nothing") {
 
 using snap_cluster = raftkit::sim::cluster<snap_counter>;
 
-TEST_CASE("§7 snapshots taken, failed and installed are reported where they happen") {
+TEST_CASE("§7 snapshots taken, failed, installed and sent are reported where they happen") {
   sinks s;
   auto o = options(3);
   o.node.snapshot_interval = 5;
@@ -454,6 +486,12 @@ TEST_CASE("§7 snapshots taken, failed and installed are reported where they hap
   REQUIRE(installed.size() == 1);
   CHECK(installed[0].index == 10);
   CHECK(installed[0].from == 1);
+  const auto sent = s[1].all<ev::snapshot_sent>();  // the leader's side of the same install
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].index == 10);
+  CHECK(sent[0].to == 3);
+  CHECK(sent[0].size == sizeof(std::uint64_t));
+  check_none<ev::snapshot_sent>(s[3]);
   check_none<ev::log_truncated, ev::snapshot_failed, ev::storage_error>(s[3]);
 
   *c.node(1).state_machine().fail_writes = true;

@@ -195,8 +195,13 @@ template <class Node>
 class handler {
  public:
   handler(Node& node, const http_limits& limits, http_counters& counters,
-          std::function<raftkit::file::sync_stats()> fsync_stats = {})
-      : node_(node), limits_(limits), counters_(counters), fsync_stats_(std::move(fsync_stats)) {}
+          std::function<raftkit::file::sync_stats()> fsync_stats = {},
+          const replication_tracker* replication = nullptr)
+      : node_(node),
+        limits_(limits),
+        counters_(counters),
+        fsync_stats_(std::move(fsync_stats)),
+        replication_(replication) {}
 
   const http_limits& limits() const noexcept { return limits_; }
   http_counters& counters() noexcept { return counters_; }
@@ -413,6 +418,19 @@ class handler {
       w.gauge("raftkit_peer_lag_entries", "leader: entries of its log a follower is not known to hold durably",
               st.last_log_index - std::min(st.last_log_index, p.match_index), {{"peer", peer}});
     }
+    if (replication_) {
+      const auto now = replication_tracker::clock::now();
+      for (const auto& p : st.peers)
+        w.gauge("raftkit_peer_lag_seconds",
+                "leader: seconds since it appended the oldest entry a follower is not known to hold durably (0: it "
+                "holds the whole log; entries older than this leadership count from its start)",
+                replication_->lag_seconds(p.match_index, now), {{"peer", std::to_string(p.id)}});
+    }
+    if constexpr (requires { node_.transport().peer_connections(); }) {
+      for (const auto& p : node_.transport().peer_connections())
+        w.gauge("raftkit_peer_connected", "1 while this node's outbound Raft connection to a peer is up (handshake done)",
+                p.connected ? 1 : 0, {{"peer", std::to_string(p.id)}});
+    }
     for (const auto& p : st.peers)
       w.gauge("raftkit_peer_match_index", "leader: highest index known durable on a follower", p.match_index,
               {{"peer", std::to_string(p.id)}});
@@ -496,9 +514,23 @@ class handler {
               c.snapshot_bytes_received);
     w.gauge("raftkit_snapshot_last_duration_seconds", "how long the last snapshot took to write",
             static_cast<double>(c.last_snapshot_ns) / 1e9);
+    if (replication_) {
+      w.histogram("raftkit_commit_seconds",
+                  "leader: per entry appended in its term, seconds from the step that appended it to its log to the "
+                  "step that saw it committed (held durably by a majority)",
+                  replication_->commit_seconds);
+      w.histogram("raftkit_apply_batch_entries",
+                  "entries applied to the state machine per engine step (one input: a message, tick or durability "
+                  "notice), steps that applied none not counted",
+                  replication_->apply_batch_entries);
+    }
     if (fsync_stats_) {
       const raftkit::file::sync_stats f = fsync_stats_();
-      w.summary("raftkit_fsync_seconds", "fdatasync latency of the log store", f.count, static_cast<double>(f.total_ns) / 1e9);
+      std::array<double, raftkit::file::sync_stats::bucket_bounds_ns.size()> bounds{};
+      for (std::size_t i = 0; i < bounds.size(); ++i)
+        bounds[i] = static_cast<double>(raftkit::file::sync_stats::bucket_bounds_ns[i]) / 1e9;
+      w.histogram("raftkit_fsync_seconds", "fdatasync latency of the log store", bounds, f.buckets,
+                  static_cast<double>(f.total_ns) / 1e9);
       w.gauge("raftkit_fsync_seconds_max", "longest fdatasync so far", static_cast<double>(f.max_ns) / 1e9);
     }
     std::string out = w.take();
@@ -509,6 +541,7 @@ class handler {
   const http_limits& limits_;
   http_counters& counters_;
   std::function<raftkit::file::sync_stats()> fsync_stats_;
+  const replication_tracker* replication_;
 };
 
 // --- time limits on a stream ---------------------------------------------------------

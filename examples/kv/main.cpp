@@ -224,6 +224,9 @@ int run(const settings& s, plan p, MakeStore make_store, Snapshots snaps) {
   static_assert(node_type::snapshots_enabled);
   constexpr bool peer_tls = std::is_same_v<Transport, raftkit::asio::tls_transport>;
   ba::io_context io(1);
+  // Commit latency, follower lag in seconds and apply batches, timed step by step (declared
+  // before the node, so it outlives every step).
+  kv::replication_tracker replication(p.cfg.max_apply_batch);
   std::optional<node_type> node;
   try {
     if constexpr (peer_tls)
@@ -258,8 +261,11 @@ int run(const settings& s, plan p, MakeStore make_store, Snapshots snaps) {
   tcp::acceptor acceptor(io);
   listen_on(acceptor, p.http, "HTTP");
 
+  node->set_step_observer([&replication](const typename node_type::engine_type& e) {
+    replication.observe_engine(e, kv::replication_tracker::clock::now());
+  });
   kv::http_counters counters;
-  kv::handler<node_type> handler(*node, p.limits, counters, p.fsync_stats);
+  kv::handler<node_type> handler(*node, p.limits, counters, p.fsync_stats, &replication);
   http_server<node_type> srv(handler, p.max_connections, p.http_tls);
   ba::co_spawn(io, srv.accept_loop(acceptor), ba::detached);
 

@@ -4,10 +4,15 @@
 Usage: test_kv_observability.py PATH/TO/raftkit-kv
 For each --log-format (text, json): three processes on loopback; a few writes; the
 leader's /metrics must pass `promtool check metrics` (Debian's `prometheus` package,
-installed here with apt-get when missing) and hold the write-latency histogram and the
-per-peer lag; then the leader is SIGKILLed and restarted, and the logs must show, one
-line per event in the chosen format, the new leader's election and the old leader
-rejoining as a follower of the higher term. The event lines are printed.
+installed here with apt-get when missing) and hold the latency histograms (writes, commit,
+fsync), the apply batch histogram, and per peer the lag (entries and seconds) and the
+connection state. With text logs a follower is then SIGKILLed: the leader must show it
+disconnected with a lag in seconds that grows while the writes made meanwhile commit
+(counted by the commit histogram), and once it restarts, connected and caught up. Then
+the leader is SIGKILLed and restarted, and the logs must show, one line per event in
+the chosen format, the new leader's election and the old leader rejoining as a follower
+of the higher term; last the new leader hands leadership over (POST /admin/transfer) and
+logs the transfer's start and end. The event lines are printed.
 """
 
 import json
@@ -61,6 +66,88 @@ def events(node, fmt):
     return out
 
 
+def samples(text, name):
+    """{labels: value} of one metric's samples (labels as the text between the braces)."""
+    out = {}
+    for m in re.finditer(r'^%s(?:\{([^}]*)\})? (\S+)$' % re.escape(name), text, re.M):
+        out[m.group(1) or ""] = float(m.group(2))
+    return out
+
+
+def per_peer(text, name):
+    """{peer id: value} of a metric labelled by peer."""
+    return {int(re.match(r'peer="(\d+)"', k).group(1)): v for k, v in samples(text, name).items()}
+
+
+def metrics(node):
+    st, _, body = node.request("GET", "/metrics")
+    check(st == 200, "node %d: /metrics answers" % node.id)
+    return body.decode()
+
+
+def check_new_metrics(fmt, cluster, lid, text, writes):
+    """The histograms and per-peer gauges of a leader that has applied `writes` writes."""
+    followers = sorted(n.id for n in cluster.nodes if n.id != lid)
+    commit = samples(text, "raftkit_commit_seconds_count").get("", 0)
+    check(commit >= writes, "%s: the commit-latency histogram counted the writes (%d of %d)" % (fmt, commit, writes))
+    inf = samples(text, "raftkit_commit_seconds_bucket").get('le="+Inf"')
+    check(inf == commit, "%s: commit histogram: +Inf bucket equals the count" % fmt)
+    check(0 < samples(text, "raftkit_commit_seconds_sum")[""] < commit * 5,
+          "%s: commit latencies are positive and below 5 s each" % fmt)
+    batches = samples(text, "raftkit_apply_batch_entries_count").get("", 0)
+    applied = samples(text, "raftkit_apply_batch_entries_sum").get("", 0)
+    check(batches >= 1 and applied >= writes, "%s: apply batches counted (%d batches, %d entries)" % (fmt, batches, applied))
+    check(samples(text, "raftkit_fsync_seconds_count").get("", 0) >= 1 and
+          samples(text, 'raftkit_fsync_seconds_bucket').get('le="+Inf"') == samples(text, "raftkit_fsync_seconds_count")[""],
+          "%s: the fsync histogram counted the log's syncs" % fmt)
+    connected = per_peer(text, "raftkit_peer_connected")
+    check(connected == {f: 1.0 for f in followers}, "%s: the leader is connected to each follower (%r)" % (fmt, connected))
+    lag = per_peer(text, "raftkit_peer_lag_seconds")
+    check(sorted(lag) == followers and all(0 <= v < 5 for v in lag.values()),
+          "%s: the leader reports each follower's lag in seconds, small (%r)" % (fmt, lag))
+
+
+def follower_killed(fmt, cluster, lid, deadline):
+    """A follower SIGKILLed: disconnected, its lag in seconds growing while writes commit;
+    restarted: connected and caught up (lag 0)."""
+    leader = cluster.node(lid)
+    fid = min(n.id for n in cluster.nodes if n.id != lid)
+    other = max(n.id for n in cluster.nodes if n.id != lid)
+    follower = cluster.node(fid)
+    before = samples(metrics(leader), "raftkit_commit_seconds_count")[""]
+    follower.kill(signal.SIGKILL)
+    for i in range(10):
+        check(leader.request("PUT", "/kv/after-kill-%d" % i, b"v")[0] == 200, "%s: PUT with a follower down" % fmt)
+    first = None
+    while deadline.left() > 0:
+        text = metrics(leader)
+        if per_peer(text, "raftkit_peer_connected").get(fid) == 0:
+            lag = per_peer(text, "raftkit_peer_lag_seconds")[fid]
+            if first is None:
+                first = lag
+            elif lag > first:
+                break
+        time.sleep(0.05)
+    check(first is not None, "%s: the leader shows the killed follower %d disconnected" % (fmt, fid))
+    lags = per_peer(text, "raftkit_peer_lag_seconds")
+    check(lags[fid] > first > 0, "%s: the killed follower's lag grows (%.3f s, then %.3f s)" % (fmt, first, lags[fid]))
+    check(lags[other] < lags[fid], "%s: the live follower lags less than the dead one (%r)" % (fmt, lags))
+    check(per_peer(text, "raftkit_peer_connected").get(other) == 1, "%s: still connected to follower %d" % (fmt, other))
+    after = samples(text, "raftkit_commit_seconds_count")[""]
+    check(after >= before + 10, "%s: the writes made with a follower down were timed to commit (%d -> %d)" % (fmt, before, after))
+    follower.start()
+    check(kvcluster.wait_served(follower, deadline), "%s: the follower restarts" % fmt)
+    while deadline.left() > 0:
+        text = metrics(leader)
+        if per_peer(text, "raftkit_peer_connected").get(fid) == 1 and per_peer(text, "raftkit_peer_lag_seconds").get(fid) == 0:
+            break
+        time.sleep(0.05)
+    check(per_peer(text, "raftkit_peer_connected").get(fid) == 1, "%s: reconnected to the restarted follower" % fmt)
+    check(per_peer(text, "raftkit_peer_lag_seconds").get(fid) == 0,
+          "%s: the restarted follower caught up: lag 0 s (%r)" % (fmt, per_peer(text, "raftkit_peer_lag_seconds")))
+    print("%s: follower %d killed: lag %.3f s, then %.3f s; restarted: caught up" % (fmt, fid, first, lags[fid]))
+
+
 def has(evs, **want):
     return any(all(str(e.get(k)) == str(v) for k, v in want.items()) for e in evs)
 
@@ -84,6 +171,15 @@ def run(binary, fmt, tool):
         peers = re.findall(r'^raftkit_peer_lag_entries\{peer="(\d+)"\} \d+$', text, re.M)
         check(sorted(peers) == sorted(str(n.id) for n in cluster.nodes if n.id != lid),
               "%s: the leader reports each follower's lag (%r)" % (fmt, peers))
+        check_new_metrics(fmt, cluster, lid, text, 20)
+        follower = cluster.node(min(n.id for n in cluster.nodes if n.id != lid))
+        fsamples = metrics(follower)
+        check(samples(fsamples, "raftkit_apply_batch_entries_sum").get("", 0) >= 20,
+              "%s: a follower counts its apply batches too" % fmt)
+        check(samples(fsamples, "raftkit_commit_seconds_count").get("", 0) == 0,
+              "%s: a follower times no commits (the leader does)" % fmt)
+        if fmt == "text":
+            follower_killed(fmt, cluster, lid, deadline)
 
         old_term = leader.status()["term"]
         leader.kill(signal.SIGKILL)
@@ -102,6 +198,12 @@ def run(binary, fmt, tool):
         check(any(e["event"] == "term_changed" and int(e["to"]) > old_term for e in new),
               "%s: node %d logs the new term" % (fmt, nid))
         check(has(old, event="leader_changed", to=nid), "%s: the restarted node %d logs its new leader %d" % (fmt, lid, nid))
+        st, _, body = cluster.node(nid).request("POST", "/admin/transfer?to=any")
+        check(st == 200, "%s: node %d hands leadership over (%d %r)" % (fmt, nid, st, body))
+        to = json.loads(body)["leader"]
+        handed = events(cluster.node(nid), fmt)
+        check(has(handed, event="transfer_started", to=to), "%s: node %d logs the transfer to %d starting" % (fmt, nid, to))
+        check(has(handed, event="transfer_ended", to=to, error="ok"), "%s: node %d logs it done" % (fmt, nid))
         if fmt == "json":
             repeats = [line for n in cluster.nodes for line in n.log_text().splitlines()
                        if line.startswith("{") and line.count('"term":') != 1]

@@ -1,7 +1,7 @@
 #pragma once
 /// \file What a node tells an observer: typed events (role, term and leader changes with
 /// their reasons, elections and pre-votes, log truncations, refused proposals, durability
-/// stalls, storage errors, snapshots) and the `event_sink` interface that receives them.
+/// stalls, storage errors, snapshots taken, sent and installed, leadership transfers) and the `event_sink` interface that receives them.
 ///
 ///     struct printer final : raftkit::event_sink {
 ///       void on_event(const raftkit::event& e) override { ... std::visit(..., e.data) ... }
@@ -170,6 +170,39 @@ struct snapshot_installed {
   node_id from = no_node;
 };
 
+/// Leader: follower `to` acknowledged the last chunk of this node's snapshot up to `index`:
+/// it holds the snapshot (or its commit index already covered it), and is sent entries after it.
+struct snapshot_sent {
+  static constexpr std::string_view name = "snapshot_sent";
+  index_t index = 0;
+  term_t term = 0;
+  std::uint64_t size = 0;
+  node_id to = no_node;
+};
+
+/// Leader: sending its snapshot up to `index` to `to` stopped because the snapshot could
+/// not be read back; the next heartbeat to that follower starts over.
+struct snapshot_send_failed {
+  static constexpr std::string_view name = "snapshot_send_failed";
+  index_t index = 0;
+  node_id to = no_node;
+};
+
+/// Leader: a leadership transfer to `to` began (thesis §3.10); proposals fail with
+/// transferring until it ends.
+struct transfer_started {
+  static constexpr std::string_view name = "transfer_started";
+  node_id to = no_node;
+};
+
+/// Leader: the transfer to `to` ended; `error` is empty once `to` leads, else timeout (this
+/// node leads on), leadership_lost (another node took over), or the reason the node stopped.
+struct transfer_ended {
+  static constexpr std::string_view name = "transfer_ended";
+  node_id to = no_node;
+  std::error_code error;
+};
+
 /// The node halted, for `why` (shutting_down after stop(), or the failure).
 struct node_stopped {
   static constexpr std::string_view name = "node_stopped";
@@ -183,7 +216,9 @@ using event_data = std::variant<events::role_changed, events::term_changed, even
                                 events::election_started, events::election_won, events::election_lost,
                                 events::log_truncated, events::proposal_refused, events::durability_stalled,
                                 events::durability_resumed, events::storage_error, events::snapshot_taken,
-                                events::snapshot_failed, events::snapshot_installed, events::node_stopped>;
+                                events::snapshot_failed, events::snapshot_installed, events::snapshot_sent,
+                                events::snapshot_send_failed, events::transfer_started, events::transfer_ended,
+                                events::node_stopped>;
 
 /// An event: which node, its term when it happened, and what happened.
 struct event {
@@ -287,6 +322,21 @@ void visit_fields(const event_data& d, F&& f) {
       f(string_view("snapshot_term"), std::uint64_t{e.term});
       f(string_view("size"), std::uint64_t{e.size});
       f(string_view("from"), std::uint64_t{e.from});
+    }
+    void operator()(const events::snapshot_sent& e) const {
+      f(string_view("index"), std::uint64_t{e.index});
+      f(string_view("snapshot_term"), std::uint64_t{e.term});
+      f(string_view("size"), std::uint64_t{e.size});
+      f(string_view("to"), std::uint64_t{e.to});
+    }
+    void operator()(const events::snapshot_send_failed& e) const {
+      f(string_view("index"), std::uint64_t{e.index});
+      f(string_view("to"), std::uint64_t{e.to});
+    }
+    void operator()(const events::transfer_started& e) const { f(string_view("to"), std::uint64_t{e.to}); }
+    void operator()(const events::transfer_ended& e) const {
+      f(string_view("to"), std::uint64_t{e.to});
+      f(string_view("error"), e.error);
     }
     void operator()(const events::node_stopped& e) const { f(string_view("why"), e.why); }
   };

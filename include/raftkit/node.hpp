@@ -305,6 +305,7 @@ class basic_node {
     if (to == no_node || !find_peer(to) || !quorum_.is_voter(to)) return c(errc::unknown_member);
     ++counters_.transfers;
     transfer_.emplace(transfer_state{to, clock_.now() + cfg_.election_timeout, std::move(c), false});
+    events_.emit(events::transfer_started{to});
     // A new leader elected by TimeoutNow does not wait for our lease to run out (its
     // voters ignore stickiness), so this leader answers no more reads from it.
     reads_.drop_lease();
@@ -744,6 +745,7 @@ class basic_node {
   }
 
   void end_transfer(std::error_code ec) {
+    events_.emit(events::transfer_ended{transfer_->target, ec});
     transfer_completion done = std::move(transfer_->done);
     transfer_.reset();
     done(ec);
@@ -1462,6 +1464,7 @@ class basic_node {
       shared_bytes chunk = send.chunk_buffer(static_cast<std::size_t>(n));
       if (n && send.source.read_at(send.sent, {chunk.mutable_data(), static_cast<std::size_t>(n)}) != n) {
         // The snapshot cannot be read: drop this transfer; the next heartbeat starts again.
+        events_.emit(events::snapshot_send_failed{send.meta.index, p.id});
         send_to(p).reset();
         return;
       }
@@ -1505,6 +1508,7 @@ class basic_node {
       if (m.flags & message_flags::last_chunk) {
         // Installed (or already covered by its commit index): entries from here on.
         const index_t at = send->meta.index;
+        events_.emit(events::snapshot_sent{at, send->meta.term, send->meta.size, p->id});
         send.reset();
         ++counters_.snapshots_sent;
         p->snapshot = false;

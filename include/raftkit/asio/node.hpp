@@ -454,6 +454,12 @@ class node {
   /// node's strand. Call before `start`; the sink must outlive the node.
   void set_event_sink(event_sink* sink) noexcept { impl_->engine_->set_event_sink(sink); }
 
+  /// Calls `f(engine)` on the strand after every input the engine takes (a message, a
+  /// tick, a batch of proposals, a durability notice, a snapshot written), with the engine
+  /// as that input left it: for observers that time what happens step by step (raftkit-kv's
+  /// commit latency and apply batches). Call before `start`; `f` must not call into the node.
+  void set_step_observer(std::function<void(const engine_type&)> f) { impl_->step_observer_ = std::move(f); }
+
   /// Changes a peer's address (e.g. after peers bound port 0); any thread (TCP).
   void set_peer(node_id id, peer_address address)
     requires requires(Transport& t) { t.set_peer(id, std::move(address)); }
@@ -510,6 +516,7 @@ class node {
     std::vector<raftkit::detail::unique_function<void()>> on_closed_;
     mutable std::mutex counters_mu_;
     node_counters counters_;
+    std::function<void(const engine_type&)> step_observer_;  // set_step_observer
     struct queued {
       std::vector<std::byte> cmd;
       completion done;                  // a proposal's (or a read's through the log)
@@ -688,6 +695,7 @@ class node {
         std::lock_guard lk(counters_mu_);
         counters_ = engine_->counters();
       }
+      if (step_observer_) step_observer_(*engine_);
       if (closed_) return;
       if (engine_->error()) return shutdown(engine_->error());  // e.g. io_error: node halted
       if (!started_) return;

@@ -70,6 +70,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <random>
@@ -199,6 +200,13 @@ struct tcp_stats {
   std::uint64_t refused_for(refusal r) const noexcept { return refusals[static_cast<std::size_t>(r)]; }
 };
 
+/// A peer and whether this node's outbound connection to it is up (handshake done, so
+/// messages to it are being written), for metrics.
+struct peer_connection {
+  node_id id = no_node;
+  bool connected = false;
+};
+
 namespace detail {
 /// `min` doubled `failures` times, capped at `max` (at least 1 ms).
 inline std::chrono::milliseconds doubling_delay(std::chrono::milliseconds min, std::chrono::milliseconds max,
@@ -323,7 +331,9 @@ class basic_tcp_transport {
   /// port 0.
   void set_peer(node_id id, peer_address address) {
     boost::asio::dispatch(impl_->strand_, [i = impl_, id, a = std::move(address)]() mutable {
-      if (id != i->self_) i->peers_[id] = std::move(a);
+      if (id == i->self_) return;
+      i->peers_[id] = std::move(a);
+      i->set_connected(id, false, true);
     });
   }
 
@@ -351,6 +361,10 @@ class basic_tcp_transport {
 
   /// The counters; callable from any thread.
   tcp_stats stats() const noexcept { return impl_->stats(); }
+
+  /// Every peer of the map but this node, by id, and whether its outbound connection is
+  /// up; callable from any thread.
+  std::vector<peer_connection> peer_connections() const { return impl_->peer_connections(); }
 
  protected:
   /// The security layer, for a derived transport's own calls (thread safety is the
@@ -438,7 +452,10 @@ class basic_tcp_transport {
           security_(std::move(security)),
           acceptor_(strand_),
           accept_timer_(strand_),
-          rng_(opt.seed ^ (self * 0x9E3779B97F4A7C15ull)) {}
+          rng_(opt.seed ^ (self * 0x9E3779B97F4A7C15ull)) {
+      for (const auto& [id, a] : peers_)
+        if (id != self_) connected_.emplace(id, false);
+    }
 
     /// Spare chunk buffers kept per peer, and their total capacity: enough for steady
     /// state (reallocating and faulting in a fresh buffer for every large frame costs a
@@ -729,6 +746,7 @@ class basic_tcp_transport {
 
     void on_ready(const std::shared_ptr<peer_link>& link, const std::shared_ptr<out_conn>& c) {
       link->ready = true;
+      set_connected(link->id, true);
       link->failures = 0;
       link->timer.cancel();
       count(connects_);
@@ -772,6 +790,7 @@ class basic_tcp_transport {
       if (link->writing) dropped_ += c->write_messages;  // lost with the connection
       link->writing = false;
       link->ready = false;
+      set_connected(link->id, false);
       link->conn.reset();
       error_code ignore;
       c->stream.lowest_layer().close(ignore);
@@ -910,6 +929,7 @@ class basic_tcp_transport {
       for (auto& [id, link] : links_) {
         link->timer.cancel();
         link->resolver.cancel();
+        set_connected(id, false);
         if (auto c = std::exchange(link->conn, nullptr)) {
           c->stream.lowest_layer().close(ignore);
           c->write_timer.cancel();
@@ -938,6 +958,21 @@ class basic_tcp_transport {
     }
 
     static void count(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+
+    /// Records whether `id`'s outbound connection is up (strand); `add`: a peer new to the map.
+    void set_connected(node_id id, bool up, bool add = false) {
+      std::lock_guard lk(connected_mu_);
+      if (add) connected_.try_emplace(id, up);
+      else if (auto it = connected_.find(id); it != connected_.end()) it->second = up;
+    }
+
+    std::vector<peer_connection> peer_connections() const {
+      std::lock_guard lk(connected_mu_);
+      std::vector<peer_connection> out;
+      out.reserve(connected_.size());
+      for (const auto& [id, up] : connected_) out.push_back({id, up});
+      return out;
+    }
 
     tcp_stats stats() const noexcept {
       auto r = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
@@ -983,6 +1018,8 @@ class basic_tcp_transport {
         bytes_received_{0}, dropped_{0}, control_dropped_{0}, bad_frames_{0}, connects_{0},
         connect_failures_{0}, accepted_{0}, write_timeouts_{0}, accept_errors_{0}, refused_by_peer_{0};
     std::array<std::atomic<std::uint64_t>, refusal_kinds> refusals_{};
+    mutable std::mutex connected_mu_;          // peer_connections() reads it from any thread
+    std::map<node_id, bool> connected_;        // by peer: outbound connection up
   };
 
   std::shared_ptr<impl> impl_;

@@ -1,6 +1,7 @@
 #pragma once
 /// \file Tuning and statistics of raftkit::file::log_store.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -23,11 +24,19 @@ struct options {
   bool create_parents = true;
 };
 
-/// fdatasync latency of a store: calls, their total and their longest duration.
+/// fdatasync latency of a store: calls, their total and their longest duration, and how
+/// many fell in each latency bucket (for a histogram).
 struct sync_stats {
+  /// Upper bounds of the latency buckets, nanoseconds: 50 µs to 2.5 s.
+  static constexpr std::array<std::uint64_t, 15> bucket_bounds_ns{
+      50'000,     100'000,    250'000,     500'000,     1'000'000,   2'500'000,   5'000'000,    10'000'000,
+      25'000'000, 50'000'000, 100'000'000, 250'000'000, 500'000'000, 1'000'000'000, 2'500'000'000};
   std::uint64_t count = 0;
   std::uint64_t total_ns = 0;
   std::uint64_t max_ns = 0;
+  /// Calls per bucket, not cumulative: `buckets[i]` took at most `bucket_bounds_ns[i]` (and
+  /// more than the bound before); the last, longer than every bound.
+  std::array<std::uint64_t, bucket_bounds_ns.size() + 1> buckets{};
 };
 
 /// Memory a store holds for its log, in bytes (owner thread).

@@ -28,6 +28,7 @@
 ///    (compaction) or after its last (truncation, reset).
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -207,8 +208,10 @@ class log_writer {
 
   std::uint64_t sync_count() const noexcept { return syncs_.load(std::memory_order_relaxed); }
   sync_stats fsync_stats() const noexcept {
-    return {sync_calls_.load(std::memory_order_relaxed), sync_total_ns_.load(std::memory_order_relaxed),
-            sync_max_ns_.load(std::memory_order_relaxed)};
+    sync_stats s{sync_calls_.load(std::memory_order_relaxed), sync_total_ns_.load(std::memory_order_relaxed),
+                 sync_max_ns_.load(std::memory_order_relaxed), {}};
+    for (std::size_t i = 0; i < s.buckets.size(); ++i) s.buckets[i] = sync_buckets_[i].load(std::memory_order_relaxed);
+    return s;
   }
 
   /// Makes the store failed (first failure wins); durability never advances again.
@@ -347,6 +350,9 @@ class log_writer {
     const auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
     sync_calls_.fetch_add(1, std::memory_order_relaxed);
     sync_total_ns_.fetch_add(ns, std::memory_order_relaxed);
+    const auto& b = sync_stats::bucket_bounds_ns;
+    sync_buckets_[static_cast<std::size_t>(std::lower_bound(b.begin(), b.end(), ns) - b.begin())].fetch_add(
+        1, std::memory_order_relaxed);
     std::uint64_t prev = sync_max_ns_.load(std::memory_order_relaxed);
     while (ns > prev && !sync_max_ns_.compare_exchange_weak(prev, ns, std::memory_order_relaxed)) {
     }
@@ -643,6 +649,7 @@ class log_writer {
   std::atomic<std::uint64_t> sync_calls_{0};     // fdatasync calls, failed ones included
   std::atomic<std::uint64_t> sync_total_ns_{0};
   std::atomic<std::uint64_t> sync_max_ns_{0};
+  std::array<std::atomic<std::uint64_t>, sync_stats::bucket_bounds_ns.size() + 1> sync_buckets_{};
   std::mutex handler_mu_;
   std::function<void(index_t)> handler_;
 
