@@ -770,6 +770,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(64u, 1u << 20));
   app.add_option("--tcp-write", s.write_kib, "tcp_options.max_write_bytes in KiB: bulk bytes per socket write")
       ->check(CLI::Range(4u, 1u << 20));
+  app.add_flag("--verbose", s.verbose, "also print node 1's engine and transport counters");
   app.add_flag("--reads", s.reads,
                "measure reads, not writes: through the log, ReadIndex and the lease, interleaved in slices "
                "(--duration seconds each in all), compared as ratios to the log path");
