@@ -162,6 +162,7 @@ class basic_node {
         heartbeat_deadline_ = now + cfg_.heartbeat_interval;
         begin_read_round();  // every heartbeat is a round: it keeps the lease fresh
         for (auto& p : peers_) heartbeat(p);
+        confirm_read_rounds();  // a single voter is its own majority: no round stays in flight
       }
     } else if (now >= election_deadline_) {
       campaign();
@@ -681,6 +682,7 @@ class basic_node {
     check_quorum_deadline_ = now + cfg_.heartbeat_interval;
     begin_read_round();
     for (auto& p : peers_) send_append(p);
+    confirm_read_rounds();  // a single voter confirms its round at once
   }
 
   /// Becomes a follower of `term` (>= ours), following `leader` if known. Returns false
