@@ -59,18 +59,9 @@ std::int64_t ok(const std::tuple<std::error_code, raftkit::index_t, std::int64_t
   return std::get<2>(r);
 }
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    path = std::filesystem::temp_directory_path() /
-           ("raftkit-asio-node-" + std::to_string(::getpid()) + "-" +
-            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    std::filesystem::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
+/// This suite's temporary directories.
+struct temp_dir : asio_test::temp_dir {
+  temp_dir() : asio_test::temp_dir("raftkit-asio-node-") {}
 };
 
 /// How a test cluster differs from the default one.
