@@ -605,6 +605,46 @@ TEST_SUITE("asio_node") {
     for (auto& f : queued) CHECK(std::get<0>(get(f)) == raftkit::errc::shutting_down);
   }
 
+  TEST_CASE("a node destroyed before its io_context ran takes back the durable handler it gave its store") {
+    // raftkit-kv builds its node, then fails to listen for HTTP and unwinds without ever
+    // running the io_context: the node never shut down, so the handler (holding a strand
+    // of that io_context) stayed in the file store it was lent, and the store's end
+    // destroyed the strand after its io_context. Under ASan a heap-use-after-free; on the
+    // CI machine the process hung in the dead strand's mutex.
+    auto handler = std::make_shared<std::function<void(raftkit::index_t)>>();
+    struct notifying_store : raftkit::memory::log_store {
+      std::shared_ptr<std::function<void(raftkit::index_t)>> h;
+      explicit notifying_store(std::shared_ptr<std::function<void(raftkit::index_t)>> p) : h(std::move(p)) {}
+      void set_durable_handler(std::function<void(raftkit::index_t)> f) { *h = std::move(f); }
+    };
+    raftkit::node_config cfg;
+    cfg.id = 1;
+    cfg.members = {1};
+    {
+      ba::io_context io;
+      raftkit::asio::node<notifying_store, adder> n(io.get_executor(), cfg, 99,
+                                                    raftkit::asio::cluster_map{{1, {"127.0.0.1", 0}}},
+                                                    notifying_store(handler), adder{});
+      CHECK(static_cast<bool>(*handler));
+    }
+    CHECK_FALSE(static_cast<bool>(*handler));
+
+    // The same with a real file store lent through log_store_ref, which outlives the node
+    // and the io_context and then writes, syncs (durability advances) and closes.
+    temp_dir dir;
+    raftkit::file::log_store store(dir.path.string());
+    using ref = raftkit::log_store_ref<raftkit::file::log_store>;
+    {
+      ba::io_context io;
+      raftkit::asio::node<ref, adder> n(io.get_executor(), cfg, 99, raftkit::asio::cluster_map{{1, {"127.0.0.1", 0}}},
+                                        [&] { return ref(store); }, adder{});
+    }
+    const raftkit::entry e{1, store.last_index() + 1, raftkit::entry_type::noop, {}};
+    store.append(std::span(&e, 1));
+    CHECK(!store.wait_durable(e.index));
+    CHECK(store.durable_index() == e.index);
+  }
+
   TEST_CASE("a connection stuck across a silent partition is replaced and replication resumes after it heals") {
     // Every link goes through its own relay. Node 3 gets a long election timeout, so the
     // campaigns of a node that hears no leader (there is no pre-vote yet) do not mix into
