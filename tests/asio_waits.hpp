@@ -10,10 +10,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <string>
 #include <future>
 #include <span>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "raftkit/types.hpp"
 
@@ -36,6 +40,21 @@ bool wait_for(F done, std::chrono::seconds guard = std::chrono::seconds(20)) {
   }
   return true;
 }
+
+/// A fresh directory under the system's temporary one, removed with everything in it.
+struct temp_dir {
+  std::filesystem::path path;
+  explicit temp_dir(const std::string& prefix) {
+    path = std::filesystem::temp_directory_path() /
+           (prefix + std::to_string(::getpid()) + "-" +
+            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+    std::filesystem::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
 
 /// Adds each command's first 8 bytes to a total and returns the new total.
 struct adder {

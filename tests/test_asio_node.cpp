@@ -59,18 +59,9 @@ std::int64_t ok(const std::tuple<std::error_code, raftkit::index_t, std::int64_t
   return std::get<2>(r);
 }
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    path = std::filesystem::temp_directory_path() /
-           ("raftkit-asio-node-" + std::to_string(::getpid()) + "-" +
-            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    std::filesystem::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
+/// This suite's temporary directories.
+struct temp_dir : asio_test::temp_dir {
+  temp_dir() : asio_test::temp_dir("raftkit-asio-node-") {}
 };
 
 /// How a test cluster differs from the default one.
@@ -612,6 +603,46 @@ TEST_SUITE("asio_node") {
     }
     CHECK(std::get<0>(get(pending)) == raftkit::errc::shutting_down);
     for (auto& f : queued) CHECK(std::get<0>(get(f)) == raftkit::errc::shutting_down);
+  }
+
+  TEST_CASE("a node destroyed before its io_context ran takes back the durable handler it gave its store") {
+    // raftkit-kv builds its node, then fails to listen for HTTP and unwinds without ever
+    // running the io_context: the node never shut down, so the handler (holding a strand
+    // of that io_context) stayed in the file store it was lent, and the store's end
+    // destroyed the strand after its io_context. Under ASan a heap-use-after-free; on the
+    // CI machine the process hung in the dead strand's mutex.
+    auto handler = std::make_shared<std::function<void(raftkit::index_t)>>();
+    struct notifying_store : raftkit::memory::log_store {
+      std::shared_ptr<std::function<void(raftkit::index_t)>> h;
+      explicit notifying_store(std::shared_ptr<std::function<void(raftkit::index_t)>> p) : h(std::move(p)) {}
+      void set_durable_handler(std::function<void(raftkit::index_t)> f) { *h = std::move(f); }
+    };
+    raftkit::node_config cfg;
+    cfg.id = 1;
+    cfg.members = {1};
+    {
+      ba::io_context io;
+      raftkit::asio::node<notifying_store, adder> n(io.get_executor(), cfg, 99,
+                                                    raftkit::asio::cluster_map{{1, {"127.0.0.1", 0}}},
+                                                    notifying_store(handler), adder{});
+      CHECK(static_cast<bool>(*handler));
+    }
+    CHECK_FALSE(static_cast<bool>(*handler));
+
+    // The same with a real file store lent through log_store_ref, which outlives the node
+    // and the io_context and then writes, syncs (durability advances) and closes.
+    temp_dir dir;
+    raftkit::file::log_store store(dir.path.string());
+    using ref = raftkit::log_store_ref<raftkit::file::log_store>;
+    {
+      ba::io_context io;
+      raftkit::asio::node<ref, adder> n(io.get_executor(), cfg, 99, raftkit::asio::cluster_map{{1, {"127.0.0.1", 0}}},
+                                        [&] { return ref(store); }, adder{});
+    }
+    const raftkit::entry e{1, store.last_index() + 1, raftkit::entry_type::noop, {}};
+    store.append(std::span(&e, 1));
+    CHECK(!store.wait_durable(e.index));
+    CHECK(store.durable_index() == e.index);
   }
 
   TEST_CASE("a connection stuck across a silent partition is replaced and replication resumes after it heals") {

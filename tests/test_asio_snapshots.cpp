@@ -35,6 +35,8 @@
 #include "raftkit/file/log_store.hpp"
 #include "raftkit/file/snapshot_store.hpp"
 
+#include "asio_waits.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -162,18 +164,9 @@ bool wait_for(F done, std::chrono::seconds guard = 30s) {
   return true;
 }
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    path = std::filesystem::temp_directory_path() /
-           ("raftkit-asio-snap-" + std::to_string(::getpid()) + "-" +
-            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    std::filesystem::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
+/// This suite's temporary directories.
+struct temp_dir : asio_test::temp_dir {
+  temp_dir() : asio_test::temp_dir("raftkit-asio-snap-") {}
 };
 
 /// How a test cluster differs from the default one.

@@ -497,6 +497,15 @@ class node {
       if (opts_.max_queued_proposals == 0)
         throw std::invalid_argument("raftkit: node_options.max_queued_proposals must be positive");
     }
+    impl(const impl&) = delete;
+    impl& operator=(const impl&) = delete;
+    /// shutdown() takes the durable handler back, but a node destroyed before its
+    /// io_context ran (a start-up that failed after the node was built) never shuts down.
+    /// The store's lock orders this against a handler call in progress on its thread.
+    ~impl() {
+      if constexpr (raftkit::detail::durable_notifying_store<LogStore>)
+        if (engine_ && !closed_) engine_->log().get().set_durable_handler(nullptr);
+    }
 
     const node_options opts_;
     std::optional<executor_type> strand_;  // the transport's executor, set by init()
@@ -559,10 +568,16 @@ class node {
         timer_.emplace(ex());
         if constexpr (transport_with_limits<Transport>) detail::fit_to_transport(cfg, transport_->limits());
         config_ = cfg;
+        engine_.emplace(std::move(cfg), detail::transport_handle<Transport>{transport_},
+                        detail::store_handle<LogStore>(std::move(store)), std::move(sm), steady_clock{},
+                        std::move(snaps));
         if constexpr (raftkit::detail::durable_notifying_store<LogStore>) {
           // Called on the store's own thread: hop onto the strand. It holds only a weak
           // reference, so the store's thread never destroys the node (and joins itself).
-          store->set_durable_handler([weak, ex = ex()](index_t) {
+          // Installed once the engine holds the store, so ~impl can always take it back:
+          // a store lent through log_store_ref outlives the node, and a handler left in it
+          // would post to (and at the store's end destroy) a strand of a dead io_context.
+          engine_->log().get().set_durable_handler([weak, ex = ex()](index_t) {
             boost::asio::post(ex, [weak] {
               if (auto s = weak.lock()) {
                 if (!s->started_ || s->closed_) return;
@@ -572,9 +587,6 @@ class node {
             });
           });
         }
-        engine_.emplace(std::move(cfg), detail::transport_handle<Transport>{transport_},
-                        detail::store_handle<LogStore>(std::move(store)), std::move(sm), steady_clock{},
-                        std::move(snaps));
         if constexpr (snapshots_enabled) start_snapshot_executor();
       } catch (...) {
         transport_->close();
