@@ -50,10 +50,14 @@ def main():
     ap.add_argument("binary")
     ap.add_argument("--keys", type=int, default=2000)
     ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--log-format", choices=["text", "json"], default="text",
+                    help="the nodes' event log format (raftkit-kv --log-format)")
+    ap.add_argument("--events", action="store_true",
+                    help="print every node's event log at the end: the elections, the leader's loss and its rejoin")
     args = ap.parse_args()
 
     deadline = kvcluster.Deadline(120)
-    cluster = kvcluster.Cluster(args.binary)
+    cluster = kvcluster.Cluster(args.binary, extra=["--log-format", args.log_format])
     ok = False
     try:
         say("== starting 3 raftkit-kv nodes (data in %s)" % cluster.dir)
@@ -158,6 +162,14 @@ def main():
         say("   rejoin:    old leader caught up in %.3f s; term %d before its restart, %d after%s" %
             (catch_up, term_before, term_after, "" if term_after == term_before else " (an extra election)"))
         ok = True
+        if args.events:
+            for n in cluster.nodes:
+                lines = [ln for ln in n.log_text().splitlines() if ln]
+                say("")
+                say("== node %d events (%s)%s" %
+                    (n.id, args.log_format, ": the leader, SIGKILLed and restarted (two runs)" if n.id == lid else ""))
+                for ln in lines:
+                    say("   " + ln)
     except Exception as e:
         say("demo FAILED: %s" % e)
         for n in cluster.nodes:
