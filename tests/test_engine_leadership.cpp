@@ -290,20 +290,35 @@ TEST_CASE("thesis §6.4 ReadIndex on a new leader waits for its first commit") {
   CHECK(has(r.seen, "before"));
 }
 
-TEST_CASE("thesis §6.4 one heartbeat round confirms a whole batch of reads (no message per read)") {
-  cluster c(options(3));
-  const node_id l = c.elect();
-  REQUIRE(l != raftkit::no_node);
-  c.run_for(50ms);
+bool all_done(const std::vector<read_outcome>& rs) {
+  return std::all_of(rs.begin(), rs.end(), [](const read_outcome& x) { return x.done; });
+}
+
+/// Three nodes whose leader has led for a while, counting the AppendEntries (heartbeats
+/// included) it sends from now on.
+struct settled_leader {
+  cluster c{options(3)};
+  node_id l = c.elect();
   std::size_t heartbeats = 0;
-  c.set_observer([&](const message& m) {
-    heartbeats += m.type == message_type::append_entries && m.from == l;
-    return true;
-  });
+  settled_leader() {
+    REQUIRE(l != raftkit::no_node);
+    c.run_for(50ms);
+    c.set_observer([this](const message& m) {
+      heartbeats += m.type == message_type::append_entries && m.from == l;
+      return true;
+    });
+  }
+};
+
+TEST_CASE("thesis §6.4 one heartbeat round confirms a whole batch of reads (no message per read)") {
+  settled_leader t;
+  auto& c = t.c;
+  const node_id l = t.l;
+  const std::size_t& heartbeats = t.heartbeats;
   const auto rounds = c.node(l).counters().read_rounds;
   std::vector<read_outcome> rs(100);
   for (auto& r : rs) read(c, l, &r);
-  REQUIRE(c.run_until([&] { return std::all_of(rs.begin(), rs.end(), [](const read_outcome& x) { return x.done; }); }, 1s));
+  REQUIRE(c.run_until([&] { return all_done(rs); }, 1s));
   for (const auto& r : rs) CHECK_FALSE(r.ec);
   CHECK(c.node(l).counters().read_rounds - rounds <= 2);
   CHECK(heartbeats <= 4);  // a round to each of two followers, perhaps a second one
@@ -312,21 +327,16 @@ TEST_CASE("thesis §6.4 one heartbeat round confirms a whole batch of reads (no 
 // Found through raftkit-bench --reads (issue 11): the first read of a batch started a
 // round at once and the rest waited for the next, so a driver's batch took two rounds.
 TEST_CASE("thesis §6.4 the reads made inside one batch() share exactly one heartbeat round") {
-  cluster c(options(3));
-  const node_id l = c.elect();
-  REQUIRE(l != raftkit::no_node);
-  c.run_for(50ms);
-  std::size_t heartbeats = 0;
-  c.set_observer([&](const message& m) {
-    heartbeats += m.type == message_type::append_entries && m.from == l;
-    return true;
-  });
+  settled_leader t;
+  auto& c = t.c;
+  const node_id l = t.l;
+  const std::size_t& heartbeats = t.heartbeats;
   const auto rounds = c.node(l).counters().read_rounds;
   std::vector<read_outcome> rs(10);
   c.node(l).batch([&] {
     for (auto& r : rs) read(c, l, &r);
   });
-  REQUIRE(c.run_until([&] { return std::all_of(rs.begin(), rs.end(), [](const read_outcome& x) { return x.done; }); }, 1s));
+  REQUIRE(c.run_until([&] { return all_done(rs); }, 1s));
   for (const auto& r : rs) CHECK_FALSE(r.ec);
   CHECK(c.node(l).counters().read_rounds - rounds == 1);
   CHECK(heartbeats == 2);  // one round: a heartbeat to each of two followers
@@ -444,7 +454,7 @@ TEST_CASE("thesis §6.4 a single-node cluster confirms a read's round at once, a
   c.node(l).batch([&] {
     for (auto& x : rs) read(c, l, &x);
   });
-  REQUIRE(c.run_until([&] { return std::all_of(rs.begin(), rs.end(), [](const read_outcome& x) { return x.done; }); }, 1s));
+  REQUIRE(c.run_until([&] { return all_done(rs); }, 1s));
   for (const auto& x : rs) CHECK_FALSE(x.ec);
 }
 
