@@ -3,7 +3,9 @@
 
 Usage: test_kv_snapshots.py PATH/TO/raftkit-kv
 With --snapshot-every 100: SIGKILLs a follower, writes past several snapshots until the
-leader's log is compacted beyond everything the follower holds, restarts it and checks it
+leader's log is compacted beyond everything the follower holds, moves leadership to the other
+follower and restarts the old leader (so nothing it queued for the stopped follower
+survives), restarts the follower and checks it
 catches up through InstallSnapshot (its /metrics count one installed) and then serves every
 key; then restarts it again and checks it restored its snapshot (it applies only the tail,
 not the whole log). Also checks /status and /metrics show the snapshot and the log's first
@@ -79,6 +81,21 @@ def main(binary):
 
         f.kill()  # SIGKILL
         write_all(client, expected, 6, deadline)  # 900 more: nine snapshots past it
+        # The leader went on probing the stopped follower, and its transport holds those
+        # AppendEntries until the follower is back: delivered then, they could bring it far
+        # enough that the rest follows as entries, not a snapshot. So leadership moves to
+        # the other follower, which sent the stopped one nothing, and the old leader is
+        # restarted, which drops what it had queued. Everything the new leader sends is
+        # built from its compacted log.
+        other = next(n for n in cluster.nodes if n.id not in (lid, f.id))
+        st, _, body = leader.request("POST", "/admin/transfer?to=%d" % other.id)
+        check(st == 200, "leadership moves to node %d (%d %r)" % (other.id, st, body[:60]))
+        client.close()
+        lid = cluster.wait_leader(deadline, exclude=(f.id, leader.id))
+        leader.kill()
+        leader.start()
+        leader = cluster.node(lid)
+        client = kvcluster.Client(leader.http_port)
         ls = leader.status()
         check(ls["first_log_index"] > f_last + 1,
               "the leader compacted past the stopped follower's log (%d > %d)" % (ls["first_log_index"], f_last + 1))
@@ -91,6 +108,7 @@ def main(binary):
         check((metric(f, "raftkit_snapshot_received_bytes_total") or 0) > 0, "/metrics counts snapshot bytes received")
         check((metric(leader, "raftkit_snapshot_sent_bytes_total") or 0) > 0, "/metrics counts snapshot bytes sent")
         check(fs["snapshot_index"] >= ls["snapshot_index"], "its newest snapshot is the leader's or newer")
+        cluster.wait_leader(deadline)  # it knows the leader, so its reads are answered
         check(serves_every_key(f, expected), "the follower serves every key (%d)" % len(expected))
 
         # A restart restores the newest snapshot: only the log after it is applied again.
@@ -101,6 +119,7 @@ def main(binary):
         check(applied_here is not None and applied_here < fs["applied_index"] - fs["snapshot_index"] + EVERY,
               "after a restart it applied only the tail after its snapshot (%r of %d)" %
               (applied_here, fs["applied_index"]))
+        cluster.wait_leader(deadline)
         check(serves_every_key(f, expected), "and it serves every key after the restart")
         check(metric(f, "raftkit_snapshot_last_duration_seconds") is not None, "/metrics has the last snapshot's duration")
         client.close()
