@@ -684,6 +684,41 @@ TEST_CASE("tcp: a restarted peer is reached again") {
   CHECK(nodes[0]->t->stats().connects == 2);
 }
 
+TEST_CASE("tcp: a removed peer is sent nothing, its connections close, it is refused, and set_peer adds it back") {
+  io_context io;
+  auto nodes = make_cluster(io, {1, 2, 3});
+  auto& one = *nodes[0];
+  auto& two = *nodes[1];
+  one.t->send(numbered(1, 2, 0));
+  two.t->send(numbered(2, 1, 0));
+  REQUIRE(run_until(io, [&] { return one.inbox.size() == 1 && two.inbox.size() == 1; }));
+  const auto before = one.t->stats();
+
+  one.t->remove_peer(2);
+  one.t->send(numbered(1, 2, 1));  // dropped: not a peer any more
+  one.t->send(numbered(1, 3, 0));  // other peers are untouched
+  // Node 1 closed node 2's connection to it; node 2 redials and is refused as unknown.
+  REQUIRE(run_until(io, [&] {
+    return one.t->stats().refusals[static_cast<std::size_t>(raftkit::asio::refusal::unknown_node)] >= 1 && nodes[2]->inbox.size() == 1;
+  }));
+  two.t->send(numbered(2, 1, 1));
+  REQUIRE(run_until(io, [&] { return two.t->stats().connect_failures >= 2; }));
+  CHECK(one.inbox.size() == 1);  // nothing from node 2 since
+  CHECK(two.inbox.size() == 1);  // nothing to it since
+  CHECK(one.t->stats().dropped == before.dropped + 1);
+  const auto peers = one.t->peer_connections();
+  CHECK(std::none_of(peers.begin(), peers.end(), [](const raftkit::asio::peer_connection& p) { return p.id == 2; }));
+  one.t->remove_peer(2);  // again: nothing
+  one.t->remove_peer(1);  // itself: nothing
+  one.t->remove_peer(7);  // never a peer: nothing
+
+  one.t->set_peer(2, {"127.0.0.1", two.t->local_port()});
+  one.t->send(numbered(1, 2, 2));
+  REQUIRE(run_until(io, [&] { return two.inbox.size() == 2 && one.inbox.size() == 2; }));  // and node 2's redial passes
+  CHECK(two.inbox[1].request_id == 2);
+  CHECK(one.inbox[1].request_id == 1);
+}
+
 TEST_CASE("tcp: a foreign cluster is refused and counted") {
   io_context io;
   cluster_map map{{1, {"127.0.0.1", 0}}, {2, {"127.0.0.1", 0}}};

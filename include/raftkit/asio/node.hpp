@@ -467,6 +467,14 @@ class node {
     impl_->transport_->set_peer(id, std::move(address));
   }
 
+  /// Takes a peer out of the transport (TCP): nothing more is sent to it or taken from it
+  /// until `set_peer` adds it back; any thread. The engine's membership is not changed.
+  void remove_peer(node_id id)
+    requires requires(Transport& t) { t.remove_peer(id); }
+  {
+    impl_->transport_->remove_peer(id);
+  }
+
  private:
   using completion = typename engine_type::completion;
   using read_completion = raftkit::detail::unique_function<void(std::error_code, index_t, read_result_type)>;

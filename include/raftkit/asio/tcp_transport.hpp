@@ -337,6 +337,14 @@ class basic_tcp_transport {
     });
   }
 
+  /// Removes a peer (a membership change took it out): what was queued for it is dropped
+  /// (counted), its outbound connection and any connection it opened to us close, and a
+  /// handshake from it is refused as an unknown node from then on. `set_peer` adds it
+  /// back. Removing this node itself or an id not in the map does nothing.
+  void remove_peer(node_id id) {
+    boost::asio::dispatch(impl_->strand_, [i = impl_, id] { i->remove_peer(id); });
+  }
+
   /// Stops accepting, closes every connection and cancels every timer. After it returns
   /// on the strand, the receive handler is never called again; from another thread it
   /// may still be running a call that had already begun. Idempotent.
@@ -426,6 +434,7 @@ class basic_tcp_transport {
     std::size_t spare_bytes = 0;                ///< their capacity
     unsigned failures = 0;           ///< consecutive, for the backoff exponent
     bool timer_pending = false;      ///< a backoff wait is armed: it will reconnect
+    bool retired = false;            ///< the peer was removed (or the transport closed)
   };
 
   /// One accepted connection: handshake, then a stream of frames into a reused buffer.
@@ -664,7 +673,7 @@ class basic_tcp_transport {
     // --- outbound connections -----------------------------------------------------
 
     void connect(const std::shared_ptr<peer_link>& link) {
-      if (closed_) return;
+      if (closed_ || link->retired) return;
       peer_link& l = *link;
       // The security layer's material now: a connection made after a reload uses the new one.
       auto c = std::make_shared<out_conn>(security_, strand_);
@@ -926,26 +935,47 @@ class basic_tcp_transport {
       error_code ignore;
       acceptor_.close(ignore);
       accept_timer_.cancel();
-      for (auto& [id, link] : links_) {
-        link->timer.cancel();
-        link->resolver.cancel();
-        set_connected(id, false);
-        if (auto c = std::exchange(link->conn, nullptr)) {
-          c->stream.lowest_layer().close(ignore);
-          c->write_timer.cancel();
-        }
-        dropped_ += link->control_messages + link->bulk_messages;
-        link->control.clear();
-        link->control_messages = 0;
-        link->bulk.clear();
-        link->bulk_bytes = link->bulk_messages = 0;
-      }
+      for (auto& [id, link] : links_) close_link(*link);
       links_.clear();
       for (auto& c : inbound_) {
         c->stream.lowest_layer().close(ignore);
         c->timer.cancel();
       }
       inbound_.clear();
+    }
+
+    /// Ends a link for good: its timers, its connection and what it had queued (counted
+    /// as dropped). Callbacks still pending find it retired and do nothing.
+    void close_link(peer_link& link) {
+      error_code ignore;
+      link.retired = true;
+      link.timer.cancel();
+      link.resolver.cancel();
+      set_connected(link.id, false);
+      if (auto c = std::exchange(link.conn, nullptr)) {
+        c->stream.lowest_layer().close(ignore);
+        c->write_timer.cancel();
+      }
+      link.writing = false;
+      dropped_ += link.control_messages + link.bulk_messages;
+      link.control.clear();
+      link.control_messages = 0;
+      link.bulk.clear();
+      link.bulk_bytes = link.bulk_messages = 0;
+    }
+
+    void remove_peer(node_id id) {
+      if (closed_ || id == self_ || !peers_.erase(id)) return;
+      if (auto it = links_.find(id); it != links_.end()) {
+        close_link(*it->second);
+        links_.erase(it);
+      }
+      std::vector<std::shared_ptr<in_conn>> from;
+      for (const auto& c : inbound_)
+        if (c->peer == id) from.push_back(c);
+      for (const auto& c : from) drop_inbound(c, nullptr);
+      std::lock_guard lk(connected_mu_);
+      connected_.erase(id);
     }
 
     std::size_t backlog() const noexcept {
