@@ -796,15 +796,7 @@ class basic_tcp_transport {
       if (link->conn != c) return;
       if (why) count(*why);
       if (!link->ready) count(connect_failures_);
-      if (link->writing) dropped_ += c->write_messages;  // lost with the connection
-      link->writing = false;
-      link->ready = false;
-      set_connected(link->id, false);
-      link->conn.reset();
-      error_code ignore;
-      c->stream.lowest_layer().close(ignore);
-      c->write_timer.cancel();
-      link->resolver.cancel();
+      drop_connection(*link);
       if (closed_) return;
       link->timer.cancel();
       link->timer.expires_after(detail::backoff_delay(opt_, link->failures++, rng_));
@@ -944,19 +936,27 @@ class basic_tcp_transport {
       inbound_.clear();
     }
 
-    /// Ends a link for good: its timers, its connection and what it had queued (counted
-    /// as dropped). Callbacks still pending find it retired and do nothing.
-    void close_link(peer_link& link) {
-      error_code ignore;
-      link.retired = true;
-      link.timer.cancel();
-      link.resolver.cancel();
+    /// Closes a link's connection or attempt, if any: the write in flight is lost with it
+    /// (counted as dropped); what is queued stays for the next connection.
+    void drop_connection(peer_link& link) {
+      if (link.writing && link.conn) dropped_ += link.conn->write_messages;
+      link.writing = false;
+      link.ready = false;
       set_connected(link.id, false);
+      link.resolver.cancel();
       if (auto c = std::exchange(link.conn, nullptr)) {
+        error_code ignore;
         c->stream.lowest_layer().close(ignore);
         c->write_timer.cancel();
       }
-      link.writing = false;
+    }
+
+    /// Ends a link for good: its timers, its connection and what it had queued (counted
+    /// as dropped). Callbacks still pending find it retired and do nothing.
+    void close_link(peer_link& link) {
+      link.retired = true;
+      link.timer.cancel();
+      drop_connection(link);
       dropped_ += link.control_messages + link.bulk_messages;
       link.control.clear();
       link.control_messages = 0;
