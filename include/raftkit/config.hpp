@@ -22,8 +22,19 @@ enum class read_consistency : std::uint8_t {
 struct node_config {
   /// This node's id (non-zero).
   node_id id = no_node;
-  /// Every voting member of the cluster, this node included.
+  /// Every voting member of the cluster, this node included: the initial configuration.
+  /// Once the log or a snapshot holds a configuration (membership.hpp), that one is used.
   std::vector<node_id> members;
+  /// A new server joining a running cluster: it starts with no configuration (`members`
+  /// empty), never campaigns, and waits for a leader to add it (change_membership) and
+  /// send it the log.
+  bool join = false;
+  /// Promoting a learner (or adding a voter) first catches it up (thesis §4.2.1): in
+  /// rounds, each replicating what the leader held when the round began; once a round
+  /// takes less than an election timeout the learner is caught up. After this many
+  /// rounds, or this much time, the change fails with catch_up_failed.
+  unsigned catch_up_rounds = 10;
+  duration catch_up_timeout = std::chrono::seconds(30);
 
   /// Base election timeout T; each wait is drawn from [T, 2T) (§5.2).
   duration election_timeout = std::chrono::milliseconds(150);
@@ -92,7 +103,9 @@ struct node_config {
   /// Throws std::invalid_argument on a configuration that cannot work (set-up misuse).
   void validate() const {
     if (id == no_node) throw std::invalid_argument("raftkit: node_config.id must be non-zero");
-    bool self = false;
+    bool self = join && members.empty();
+    if (join && !members.empty())
+      throw std::invalid_argument("raftkit: a joining node (join) starts with no members of its own");
     for (std::size_t i = 0; i < members.size(); ++i) {
       if (members[i] == no_node) throw std::invalid_argument("raftkit: member id 0 is reserved");
       for (std::size_t j = 0; j < i; ++j)
@@ -117,6 +130,8 @@ struct node_config {
       throw std::invalid_argument("raftkit: lease_reads requires check_quorum and leader_stickiness");
     if (!(clock_drift_bound >= 1.0)) throw std::invalid_argument("raftkit: clock_drift_bound must be at least 1");
     if (max_pending_reads == 0) throw std::invalid_argument("raftkit: max_pending_reads must be positive");
+    if (catch_up_rounds == 0 || catch_up_timeout.count() <= 0)
+      throw std::invalid_argument("raftkit: catch_up_rounds and catch_up_timeout must be positive");
     if (max_snapshot_chunk_bytes == 0) throw std::invalid_argument("raftkit: max_snapshot_chunk_bytes must be positive");
   }
 };

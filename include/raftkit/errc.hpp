@@ -45,6 +45,9 @@ enum class errc {
   stale_snapshot = 18,  ///< a newer snapshot is already committed (or the one asked for is gone); nothing changed
   corrupt_snapshot = 19,///< a snapshot file failed verification
   snapshot_failed = 20, ///< the state machine failed to write or restore a snapshot
+  membership_change_in_progress = 21, ///< not applied: another membership change is not finished yet; retry after it
+  invalid_membership_change = 22,     ///< not applied: the change does not fit the configuration (a member added twice, no voter left...)
+  catch_up_failed = 23,  ///< the new voter did not catch up in time; it stays a learner (not promoted)
 };
 
 namespace detail {
@@ -73,6 +76,9 @@ class errc_category final : public std::error_category {
       case errc::stale_snapshot: return "a newer snapshot exists";
       case errc::corrupt_snapshot: return "corrupt snapshot";
       case errc::snapshot_failed: return "the state machine failed to write or restore a snapshot";
+      case errc::membership_change_in_progress: return "another membership change is in progress";
+      case errc::invalid_membership_change: return "invalid membership change";
+      case errc::catch_up_failed: return "the new member did not catch up with the leader's log; it stays a learner";
     }
     return "unknown raftkit error";
   }
@@ -107,6 +113,9 @@ inline bool may_have_applied(std::error_code ec) noexcept {
     case errc::transferring:
     case errc::unknown_member:
     case errc::not_supported:
+    case errc::membership_change_in_progress:
+    case errc::invalid_membership_change:
+    case errc::catch_up_failed:
       return false;
     default:
       return true;
