@@ -49,6 +49,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -288,7 +289,7 @@ ba::awaitable<std::string> introduce(std::string http, std::string body, std::ch
 
 /// An event sink that hands every event to the logger, and on config_changed has the
 /// directory follow the node's new configuration (read once the event has returned: a sink
-/// must not call into the node).
+/// must not call into the node), never dropping the leader it last heard of.
 template <class Node>
 class membership_follower final : public raftkit::event_sink {
  public:
@@ -297,15 +298,18 @@ class membership_follower final : public raftkit::event_sink {
 
   void on_event(const raftkit::event& e) override {
     next_.on_event(e);
-    if (e.get<raftkit::events::config_changed>()) ba::post(io_, [this] { follow(); });
+    const auto* l = e.get<raftkit::events::leader_changed>();
+    if (l) leader_ = l->to;
+    if (l || e.get<raftkit::events::config_changed>()) ba::post(io_, [this] { follow(); });
   }
 
   void follow() {
-    node_.members([this](raftkit::membership m) { dir_.follow(m); });
+    node_.members([this](raftkit::membership m) { dir_.follow(m, leader_); });
   }
 
  private:
   raftkit::event_sink& next_;
+  std::atomic<raftkit::node_id> leader_{raftkit::no_node};
   ba::io_context& io_;
   Node& node_;
   kv::directory& dir_;

@@ -133,7 +133,16 @@ class directory {
   /// Makes the transport's peers `m`'s members (all of C_new, C_old and the learners),
   /// learning addresses from the contexts. A node with no configuration (joining, not yet
   /// added) keeps what it has.
-  void follow(const raftkit::membership& m) {
+  ///
+  /// A peer is removed only when it leaves: it was in the configuration this node followed
+  /// before and is not in `m`, and it is not the `leader` this node hears from. A node's
+  /// latest configuration can be an old one (a new node replaying the log from the start
+  /// goes through every configuration the cluster had), and dropping a member it does not
+  /// list yet, the leader that is sending it the log among them, would refuse that leader's
+  /// connections and leave the node stuck in the past. For the same reason a restarted
+  /// node removes nothing until a configuration drops a member. A leader that left is
+  /// dropped by the next call once another node leads (call again on a change of leader).
+  void follow(const raftkit::membership& m, raftkit::node_id leader = raftkit::no_node) {
     if (m.voters.empty()) return;
     std::unique_lock lk(mu_);
     bool changed = false;
@@ -147,8 +156,13 @@ class directory {
       if (it != book_.end() && !it->second.raft.empty()) want[id] = it->second.raft;
     }
     std::vector<raftkit::node_id> drop;
-    for (const auto& [id, raft] : peers_)
-      if (!m.contains(id)) drop.push_back(id);
+    auto followed = m.ids();
+    for (raftkit::node_id id : followed_) {
+      if (m.contains(id) || id == self_ || !peers_.contains(id)) continue;
+      if (id == leader) followed.push_back(id);  // dropped once another leads (follow again then)
+      else drop.push_back(id);
+    }
+    followed_ = std::move(followed);
     apply(std::move(lk), changed, want, drop);
   }
 
@@ -199,6 +213,7 @@ class directory {
   mutable std::mutex mu_;
   std::map<raftkit::node_id, addresses> book_;
   std::map<raftkit::node_id, std::string> peers_;  // what the transport holds besides this node
+  std::vector<raftkit::node_id> followed_;          // the members of the configuration followed last
 };
 
 /// The members of `m` as JSON for GET /admin/members: voters, learners and outgoing, each

@@ -543,6 +543,18 @@ TEST_CASE("the directory makes the transport's peers the configuration's members
   m.learners.push_back({4, kv::encode_context({"127.0.0.1:7004", "127.0.0.1:8004"})});
   d.follow(m);
   CHECK(calls == std::vector<std::string>{"set 4 127.0.0.1:7004"});
+  // A new node replaying the log goes through configurations older than its leader: they
+  // do not drop the members they do not list yet.
+  kv::directory fresh(6, {{6, {"127.0.0.1:7006", ""}}});
+  fresh.remove_peer = d.remove_peer;
+  fresh.introduce({{1, {"127.0.0.1:7001", ""}}, {5, {"127.0.0.1:7005", ""}}});
+  calls.clear();
+  fresh.follow(fake_node::initial_config());
+  raftkit::membership with6 = fake_node::initial_config();
+  with6.learners.push_back({6, {}});
+  fresh.follow(with6);
+  CHECK(calls.empty());
+  CHECK(fresh.peers().contains(5));
   CHECK(saves == 1);
   m.voters.erase(m.voters.begin() + 1);  // 2 leaves
   m.outgoing = fake_node::initial_config().voters;  // while joint, C_old still counts
@@ -550,9 +562,15 @@ TEST_CASE("the directory makes the transport's peers the configuration's members
   d.follow(m);
   CHECK(calls.empty());
   m.outgoing.clear();
-  d.follow(m);
+  d.follow(m, 3);  // (3 leads: it would be kept)
   CHECK(calls == std::vector<std::string>{"remove 2"});
   CHECK(d.peers().size() == 2);  // 3 and 4
+  m.voters.pop_back();  // 3 leaves, but this node still hears from it as the leader
+  calls.clear();
+  d.follow(m, 3);
+  CHECK(calls.empty());
+  d.follow(m, 1);  // 1 leads now: 3 goes
+  CHECK(calls == std::vector<std::string>{"remove 3"});
   calls.clear();
   d.follow({});  // no configuration (a node that has not joined yet): nothing changes
   CHECK(calls.empty());
