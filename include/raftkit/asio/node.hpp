@@ -39,6 +39,15 @@
 /// has its reads proposed through the log like any command, whatever the consistency: still
 /// linearizable, at the cost of a log write. Reads share the proposals' queue and bound.
 ///
+/// Membership (thesis chapter 4). `change_membership(changes, token)` adds, promotes and
+/// removes members on the leader (basic_node::change_membership), `members(token)` reads
+/// the latest configuration, and `events::config_changed` says when it changes. The driver
+/// does not touch the transport's peers: a member's address is the application's to keep
+/// (raftkit-kv keeps it in the member's context), and it calls `set_peer` for each member
+/// and `remove_peer` for each that left. A node that joins a running cluster starts with
+/// `node_config::join` and no members, and needs the members' addresses before the leader
+/// adds it, or it cannot answer the leader (connections are one-way: see tcp_transport).
+///
 /// Ownership: the node front object owns the state; queued work keeps it alive until it has
 /// run. Destroying the node stops it as `stop` does, without a completion: pending and
 /// queued proposals complete with shutting_down once the strand runs (so the io_context
