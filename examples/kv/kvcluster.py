@@ -223,6 +223,21 @@ def put_retrying(client, key, value, deadline):
         time.sleep(0.01)
 
 
+def unreadable(node, acked):
+    """The acknowledged keys (dict key -> value) that `node` does not serve with their value
+    (linearizable reads): [(key, status)]."""
+    c = Client(node.http_port)
+    bad = []
+    try:
+        for k, v in acked.items():
+            st, _, body = c.request("GET", "/kv/" + k)
+            if st != 200 or body != v:
+                bad.append((k, st))
+    finally:
+        c.close()
+    return bad
+
+
 def read_response(f):
     """Reads one HTTP/1.1 response from a binary file object (a socket's makefile('rb')):
     (status, headers dict lowercased, body bytes), or None at end of stream. For answers
@@ -257,6 +272,13 @@ def check(cond, what):
 def fail_exception(e):
     """A timeout or an unexpected error is a failure too."""
     check(False, "exception: %r" % (e,))
+
+
+def fail_with_logs(cluster, e, tail=2000):
+    """A test's exception: a failure, with the end of each node's log to explain it."""
+    fail_exception(e)
+    for n in cluster.nodes:
+        print("--- node %d log:\n%s" % (n.id, n.log_text()[-tail:]))
 
 
 def run_test(main):

@@ -53,20 +53,6 @@ def write_keys(node, first, last, deadline, acked):
         c.close()
 
 
-def unreadable(node, acked):
-    """The acknowledged keys `node` does not serve with their value (linearizable reads)."""
-    c = kvcluster.Client(node.http_port)
-    bad = []
-    try:
-        for k, v in acked.items():
-            st, _, body = c.request("GET", "/kv/" + k)
-            if st != 200 or body != v:
-                bad.append((k, st))
-    finally:
-        c.close()
-    return bad
-
-
 def wait_members(node, deadline, want_voters, want_learners=()):
     """Polls node's GET /admin/members until it lists exactly these voters and learners,
     not joint; returns the JSON."""
@@ -143,7 +129,7 @@ def main(binary):
             if n.id == dead.id:
                 continue
             wait_members(n, deadline, remaining)
-            bad = unreadable(n, acked)
+            bad = kvcluster.unreadable(n, acked)
             check(not bad, "node %d serves every acknowledged write (%d keys; bad: %r)" % (n.id, len(acked), bad[:5]))
         st, _, m = admin(new, "GET", "/admin/members")
         ldr = [x for x in m["voters"] if x["id"] == lid]
@@ -159,7 +145,7 @@ def main(binary):
         new.start()
         write_keys(leader, 90, 100, deadline, acked)
         cluster.wait_applied(new.id, leader.status()["commit_index"], deadline)
-        bad = unreadable(new, acked)
+        bad = kvcluster.unreadable(new, acked)
         check(not bad, "restarted without --join or --cluster, the new node serves every write")
 
         # --- the new node leads; another joins as a voter in one request: it replays the
@@ -178,7 +164,7 @@ def main(binary):
               "add a node as a voter in one request → 200 (got %d %r)" % (st, m))
         write_keys(leader, 110, 120, deadline, acked)
         cluster.wait_applied(extra.id, leader.status()["commit_index"], deadline)
-        check(not unreadable(extra, acked), "the node added as a voter serves every acknowledged write")
+        check(not kvcluster.unreadable(extra, acked), "the node added as a voter serves every acknowledged write")
         st, _, m = admin(leader, "DELETE", "/admin/members/5")
         check(st == 200 and ids(m, "voters") == remaining, "remove it while it runs → 200 (got %d %r)" % (st, m))
 
@@ -216,9 +202,7 @@ def main(binary):
                 ",".join("%d=127.0.0.1:%d" % (n.id, n.raft_port) for n in cluster.initial + [new]),
                 "--http", "127.0.0.1:%d" % new.http_port, "--data", new.data], "joined a running cluster")
     except Exception as e:  # a timeout or an unexpected error is a failure too
-        kvcluster.fail_exception(e)
-        for n in cluster.nodes:
-            print("--- node %d log:\n%s" % (n.id, n.log_text()[-3000:]))
+        kvcluster.fail_with_logs(cluster, e, tail=3000)
     finally:
         cluster.close()
 
