@@ -8,9 +8,9 @@ it as a learner, promotes it, removes the dead one (each through /admin/members 
 leader; a follower answers 409 with the leader hint); writes more; checks every
 acknowledged write is readable from every remaining member. Then: the new node restarts
 from its data directory alone (no --join, no --cluster); the removed node, started again,
-keeps campaigning without raising the cluster's term; a second node added as a voter in
-one request replays the earlier changes, and is removed while it runs; a start that
-contradicts a data
+keeps campaigning without raising the cluster's term; a second node is added as a voter
+in one request and leads, a third replays configurations that do not list that leader
+yet, catches up, and is removed while it runs; a start that contradicts a data
 directory's record is refused (exit 8). Every wait polls against a deadline.
 Exits non-zero on any failure; always kills what it started.
 """
@@ -148,25 +148,34 @@ def main(binary):
         bad = kvcluster.unreadable(new, acked)
         check(not bad, "restarted without --join or --cluster, the new node serves every write")
 
-        # --- the new node leads; another joins as a voter in one request: it replays the
-        # configurations before it, which do not list its leader yet, without losing that
-        # leader, and is removed again while it runs
-        st, _, _ = leader.request("POST", "/admin/transfer?to=%d" % new.id)
-        check(st == 200, "leadership moves to the new node (got %d)" % st)
-        lid = cluster.wait_leader(deadline, exclude={dead.id})
-        check(lid == new.id, "the new node leads (leader %d)" % lid)
-        leader = cluster.node(lid)
-        extra = cluster.add_node(5)
-        extra.start()
-        check(kvcluster.wait_served(extra, deadline), "a second joining node serves HTTP")
-        st, _, m = admin(leader, "POST", "/admin/members", dict(extra.addresses(), role="voter"))
-        check(st == 200 and ids(m, "voters") == sorted(remaining + [5]) and not m["joint"],
+        # --- another node joins as a voter in one request and takes the lead; a third joins
+        # as a learner: it replays configurations that do not list its leader yet, and must
+        # not drop that leader; it is removed again while it runs
+        # (More entries than one AppendEntries carries, so the third node appends the
+        # configurations before node 5's in an earlier batch and follows them.)
+        write_keys(leader, 1000, 1300, deadline, acked)
+        fifth = cluster.add_node(5)
+        fifth.start()
+        check(kvcluster.wait_served(fifth, deadline), "a second joining node serves HTTP")
+        st, _, m = admin(leader, "POST", "/admin/members", dict(fifth.addresses(), role="voter"))
+        remaining = sorted(remaining + [5])
+        check(st == 200 and ids(m, "voters") == remaining and not m["joint"],
               "add a node as a voter in one request → 200 (got %d %r)" % (st, m))
+        st, _, _ = leader.request("POST", "/admin/transfer?to=5")
+        check(st == 200, "leadership moves to node 5 (got %d)" % st)
+        lid = cluster.wait_leader(deadline, exclude={dead.id})
+        check(lid == 5, "node 5 leads (leader %d)" % lid)
+        leader = cluster.node(lid)
+        sixth = cluster.add_node(6)
+        sixth.start()
+        check(kvcluster.wait_served(sixth, deadline), "a third joining node serves HTTP")
+        st, _, m = admin(leader, "POST", "/admin/members", dict(sixth.addresses(), role="learner"))
+        check(st == 200 and ids(m, "learners") == [6], "add it as a learner → 200 (got %d %r)" % (st, m))
         write_keys(leader, 110, 120, deadline, acked)
-        cluster.wait_applied(extra.id, leader.status()["commit_index"], deadline)
-        check(not kvcluster.unreadable(extra, acked), "the node added as a voter serves every acknowledged write")
-        st, _, m = admin(leader, "DELETE", "/admin/members/5")
-        check(st == 200 and ids(m, "voters") == remaining, "remove it while it runs → 200 (got %d %r)" % (st, m))
+        cluster.wait_applied(sixth.id, leader.status()["commit_index"], deadline)
+        check(not kvcluster.unreadable(sixth, acked), "the learner catches up and serves every acknowledged write")
+        st, _, m = admin(leader, "DELETE", "/admin/members/6")
+        check(st == 200 and ids(m, "learners") == [], "remove it while it runs → 200 (got %d %r)" % (st, m))
 
         # --- the removed node comes back and campaigns: the cluster's term does not rise
         term = leader.status()["term"]
@@ -182,7 +191,7 @@ def main(binary):
               "after the removed nodes campaigned (one) and ran on (the other) the members keep term %d and "
               "leader %d (got %r)" % (term, lid, [(s["term"], s["leader"]) if s else None for s in sts]))
         write_keys(leader, 120, 130, deadline, acked)
-        extra.kill()
+        sixth.kill()
         dead.kill()
 
         # --- a data directory is not used by another node, nor rejoined
