@@ -9,6 +9,7 @@
 #include "raftkit/errc.hpp"
 #include "raftkit/log_store.hpp"
 #include "raftkit/manual_clock.hpp"
+#include "raftkit/membership.hpp"
 #include "raftkit/memory/log_store.hpp"
 #include "raftkit/memory/transport.hpp"
 #include "raftkit/message.hpp"

@@ -70,6 +70,9 @@ struct cluster_options {
   duration latency = std::chrono::microseconds(100);  ///< base one-way latency
   memory::log_store_options store;
   node_config node;  ///< template: id, members and seed are filled per node
+  /// Spare servers, ids nodes+1 .. nodes+spares: they start with node_config::join (no
+  /// configuration) and take part once a membership change adds them.
+  std::size_t spares = 0;
   /// How long writing a snapshot takes (virtual time, from taking it to its commit); a
   /// crash meanwhile loses it. 0 writes it inline, at once.
   duration snapshot_write_delay{0};
@@ -105,8 +108,9 @@ class cluster {
         net_(std::make_shared<memory::network>(opts_.latency)) {
     RAFTKIT_ASSERT(static_cast<bool>(make_state_machine_), "a cluster needs a state machine factory");
     RAFTKIT_ASSERT(opts_.nodes >= 1, "a cluster needs a node");
-    for (std::size_t i = 1; i <= opts_.nodes; ++i) ids_.push_back(i);
-    for (std::size_t i = 0; i < opts_.nodes; ++i) slots_.push_back(std::make_unique<slot>());
+    for (std::size_t i = 1; i <= opts_.nodes + opts_.spares; ++i) ids_.push_back(i);
+    for (std::size_t i = 1; i <= opts_.nodes; ++i) initial_members_.push_back(i);
+    for (std::size_t i = 0; i < ids_.size(); ++i) slots_.push_back(std::make_unique<slot>());
     for (node_id id : ids_) {
       if constexpr (std::is_same_v<Storage, memory_storage>) storage_.options = opts_.store;
       slot& s = at(id);
@@ -379,7 +383,8 @@ class cluster {
     slot& s = at(id);
     node_config c = opts_.node;
     c.id = id;
-    c.members = ids_;
+    c.join = id > opts_.nodes;
+    c.members = c.join ? std::vector<node_id>{} : initial_members_;
     c.seed = opts_.seed * 1000003u + s.incarnation;
     ++s.incarnation;
     storage_.reopen(*s.store, id);
@@ -488,7 +493,8 @@ class cluster {
   Storage storage_;
   state_machine_factory make_state_machine_;
   std::shared_ptr<memory::network> net_;
-  std::vector<node_id> ids_;
+  std::vector<node_id> ids_;              // every server, spares included
+  std::vector<node_id> initial_members_;  // the first configuration's voters: 1 .. nodes
   std::vector<std::unique_ptr<slot>> slots_;
   std::set<std::pair<node_id, node_id>> blocked_;
   std::function<memory::delivery(const message&)> faults_;
