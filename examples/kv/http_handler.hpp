@@ -35,16 +35,19 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "kv_machine.hpp"
+#include "members.hpp"
 #include "observability.hpp"
 #include "raftkit/asio/steady_clock.hpp"
 #include "raftkit/asio/tcp_transport.hpp"
 #include "raftkit/config.hpp"
 #include "raftkit/errc.hpp"
 #include "raftkit/file/log_store.hpp"
+#include "raftkit/membership.hpp"
 #include "raftkit/status.hpp"
 
 namespace kv {
@@ -73,6 +76,10 @@ struct http_limits {
   milliseconds idle_timeout{30000};    ///< for the first byte of the next request
   milliseconds read_timeout{10000};    ///< from a request's first byte to its last
   milliseconds write_timeout{10000};   ///< for a response to leave
+  /// For a membership change (POST and DELETE on /admin/members): the engine bounds a
+  /// new voter's catch-up (node_config::catch_up_timeout) and joint consensus commits
+  /// within a few heartbeats, so this is only a backstop (503, outcome unknown).
+  milliseconds change_timeout{60000};
 };
 
 /// What the HTTP server counts, for /metrics; shared by every connection.
@@ -95,6 +102,7 @@ struct http_counters {
   /// GETs handed to the node, by read_consistency (linearizable, lease, local).
   std::array<std::atomic<std::uint64_t>, 3> reads{};
   std::atomic<std::uint64_t> transfers{0};             ///< POST /admin/transfer handed to the node
+  std::atomic<std::uint64_t> membership_changes{0};    ///< changes on /admin/members handed to the node
   std::atomic<std::uint64_t> tls_handshake_failures{0};  ///< HTTPS: a client's TLS handshake failed
 };
 
@@ -183,25 +191,43 @@ inline std::optional<http::status> read_refusal(boost::system::error_code ec) {
   return std::nullopt;
 }
 
+/// What the membership endpoints need beyond the node: the members' addresses (which the
+/// node's transport follows) and a way to reach a joining node.
+struct membership_support {
+  directory& members;
+  /// Sends PUT /admin/peers with `body` to the raftkit-kv at `http` (host:port); completes
+  /// with "" once it answered 200 or 409 (it has a configuration already), else with why
+  /// not. main.cpp does it over a socket, the tests in memory.
+  std::function<boost::asio::awaitable<std::string>(std::string http, std::string body)> introduce;
+};
+
 /// Serves raftkit-kv's API from a `Node` (raftkit::asio::node over kv::machine, or a fake
-/// with the same calls: propose, read, transfer_leadership, status, counters,
-/// transport_stats).
+/// with the same calls: propose, read, transfer_leadership, change_membership, members,
+/// status, counters, transport_stats).
 ///
 /// GET /kv/KEY reads through the node's `read` (ReadIndex and kv::machine::query, no log
 /// entry), `?consistency=linearizable` (the default), `lease` or `local`; on a follower
 /// the leader only confirms the read index and the follower answers from its own state.
 /// POST /admin/transfer?to=N (or `to=any`) hands leadership over.
+///
+/// Membership (with a membership_support): GET /admin/members lists this node's latest
+/// configuration; on the leader, POST /admin/members (`{"id":4,"raft":"host:port",
+/// "http":"host:port","role":"learner"|"voter"}`) adds a node started with --join (first
+/// telling it the members' addresses, PUT /admin/peers), DELETE /admin/members/N removes
+/// one and POST /admin/members/N/promote makes a learner a voter. A follower answers 409
+/// with the leader's id (and HTTP address when known) in X-Raftkit-Leader(-Http).
 template <class Node>
 class handler {
  public:
   handler(Node& node, const http_limits& limits, http_counters& counters,
           std::function<raftkit::file::sync_stats()> fsync_stats = {},
-          const replication_tracker* replication = nullptr)
+          const replication_tracker* replication = nullptr, membership_support* membership = nullptr)
       : node_(node),
         limits_(limits),
         counters_(counters),
         fsync_stats_(std::move(fsync_stats)),
-        replication_(replication) {}
+        replication_(replication),
+        membership_(membership) {}
 
   const http_limits& limits() const noexcept { return limits_; }
   http_counters& counters() noexcept { return counters_; }
@@ -218,6 +244,10 @@ class handler {
     if (path == "/admin/transfer") {
       if (req.method() != http::verb::post) co_return refuse(req, http::status::bad_request, "use POST");
       co_return co_await transfer(req, target);
+    }
+    if (path == "/admin/members" || path.starts_with("/admin/members/") || path == "/admin/peers") {
+      if (!membership_) co_return refuse(req, http::status::not_found, "membership is not served here");
+      co_return co_await membership_route(req, path);
     }
     if (!path.starts_with("/kv/")) co_return refuse(req, http::status::not_found, "unknown path");
     std::string key;
@@ -269,42 +299,56 @@ class handler {
     return refusal(req.version(), req.keep_alive(), st, std::move(why));
   }
 
-  /// Proposes, or reads at a consistency, through the node, giving up after the request
-  /// timeout. The operation itself cannot be cancelled: after a timeout it may still apply.
-  boost::asio::awaitable<std::pair<std::error_code, kv::result>> submit(std::vector<std::byte> command,
-                                                                       std::optional<raftkit::read_consistency> read) {
+  /// Starts an operation of the node, `start(callback)` with a `(error_code, Args...)`
+  /// callback bound to this coroutine's executor, and waits for it at most `limit`. The
+  /// operation itself cannot be cancelled: after a timeout it may still complete (and
+  /// apply); `completed(ec)` is told whenever it does.
+  template <class... Args, class Start>
+  boost::asio::awaitable<std::pair<std::error_code, std::tuple<Args...>>> bounded(
+      milliseconds limit, Start start, std::function<void(std::error_code)> completed = {}) {
     struct op_state {
       explicit op_state(boost::asio::any_io_executor ex) : timer(std::move(ex)) {}
       boost::asio::steady_timer timer;
       bool done = false;
       std::error_code ec;
-      kv::result r;
+      std::tuple<Args...> value;
     };
     auto ex = co_await boost::asio::this_coro::executor;
     auto st = std::make_shared<op_state>(ex);
-    st->timer.expires_after(limits_.request_timeout);
-    latency_histogram& latency = read ? counters_.read_seconds : counters_.write_seconds;
-    auto on_done = boost::asio::bind_executor(ex, [st, &latency, start = std::chrono::steady_clock::now()](
-                                                      std::error_code ec, raftkit::index_t, kv::result r) {
-      if (!ec) latency.observe(std::chrono::steady_clock::now() - start);
+    st->timer.expires_after(limit);
+    start(boost::asio::bind_executor(ex, [st, completed = std::move(completed)](std::error_code ec, Args... args) {
+      if (completed) completed(ec);
       if (st->done) return;
       st->done = true;
       st->ec = ec;
-      st->r = std::move(r);
+      st->value = std::tuple<Args...>(std::move(args)...);
       st->timer.cancel();
-    });
-    if (read) {
-      ++counters_.reads[static_cast<std::size_t>(*read)];
-      node_.read(std::move(command), *read, std::move(on_done));
-    } else {
-      node_.propose(std::move(command), std::move(on_done));
-    }
+    }));
     if (!st->done) co_await st->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
     if (!st->done) {
       st->done = true;
-      co_return std::pair{std::error_code(raftkit::errc::timeout), kv::result{}};
+      co_return std::pair{std::error_code(raftkit::errc::timeout), std::tuple<Args...>{}};
     }
-    co_return std::pair{st->ec, std::move(st->r)};
+    co_return std::pair{st->ec, std::move(st->value)};
+  }
+
+  /// Proposes, or reads at a consistency, through the node, giving up after the request
+  /// timeout. The operation itself cannot be cancelled: after a timeout it may still apply.
+  boost::asio::awaitable<std::pair<std::error_code, kv::result>> submit(std::vector<std::byte> command,
+                                                                       std::optional<raftkit::read_consistency> read) {
+    latency_histogram& latency = read ? counters_.read_seconds : counters_.write_seconds;
+    auto observe = [&latency, start = std::chrono::steady_clock::now()](std::error_code ec) {
+      if (!ec) latency.observe(std::chrono::steady_clock::now() - start);
+    };
+    if (read) ++counters_.reads[static_cast<std::size_t>(*read)];
+    auto [ec, v] = co_await bounded<raftkit::index_t, kv::result>(
+        limits_.request_timeout,
+        [&](auto on_done) {
+          if (read) node_.read(std::move(command), *read, std::move(on_done));
+          else node_.propose(std::move(command), std::move(on_done));
+        },
+        observe);
+    co_return std::pair{ec, std::move(std::get<1>(v))};
   }
 
   /// A failure from the node. too_large is the client's to fix (413), and so is a lease
@@ -350,12 +394,169 @@ class handler {
     if (ec == raftkit::errc::unknown_member) co_return refuse(req, http::status::bad_request, ec.message());
     if (ec == raftkit::errc::not_leader || ec == raftkit::errc::transferring) {
       auto res = make_response(req, http::status::conflict, ec.message() + "; leader " + std::to_string(st.leader) + "\n");
-      res.set("X-Raftkit-Leader", std::to_string(st.leader));
+      co_await hint_leader(res, st.leader);
       co_return res;
     }
     auto res = make_response(req, http::status::service_unavailable, ec.message() + "\n");
     res.set(http::field::retry_after, "1");
     co_return res;
+  }
+
+  /// Names the leader in X-Raftkit-Leader and, when its HTTP address is known (from its
+  /// context or the address book), in X-Raftkit-Leader-Http.
+  boost::asio::awaitable<void> hint_leader(response& res, raftkit::node_id leader) {
+    res.set("X-Raftkit-Leader", std::to_string(leader));
+    if (!membership_ || leader == raftkit::no_node) co_return;
+    const raftkit::membership m = co_await node_.members(boost::asio::use_awaitable);
+    const addresses a = membership_->members.of(m, leader);
+    if (!a.http.empty()) res.set("X-Raftkit-Leader-Http", a.http);
+  }
+
+  /// A JSON answer: `o` and a newline.
+  static response json_response(const request& req, http::status st, const boost::json::object& o) {
+    return make_response(req, st, boost::json::serialize(o) + "\n", "application/json");
+  }
+
+  /// /admin/members, /admin/members/N, /admin/members/N/promote and /admin/peers.
+  boost::asio::awaitable<response> membership_route(const request& req, std::string_view path) {
+    using raftkit::member_change;
+    if (path == "/admin/peers") {
+      if (req.method() != http::verb::put) co_return refuse(req, http::status::bad_request, "use PUT");
+      co_return co_await accept_peers(req);
+    }
+    if (path == "/admin/members") {
+      if (req.method() == http::verb::get) co_return co_await list_members(req);
+      if (req.method() == http::verb::post) co_return co_await add_member(req);
+      co_return refuse(req, http::status::bad_request, "use GET or POST");
+    }
+    std::string_view rest = path.substr(std::string_view("/admin/members/").size());
+    const bool promote = rest.ends_with("/promote");
+    if (promote) rest.remove_suffix(std::string_view("/promote").size());
+    const raftkit::node_id id = parse_id(rest);
+    if (id == 0)
+      co_return refuse(req, http::status::bad_request, "want /admin/members/ID or /admin/members/ID/promote");
+    if (promote && req.method() != http::verb::post) co_return refuse(req, http::status::bad_request, "use POST");
+    if (!promote && req.method() != http::verb::delete_) co_return refuse(req, http::status::bad_request, "use DELETE");
+    std::vector<member_change> changes;  // (GCC 12 cannot take a braced list in a coroutine's call)
+    changes.push_back(promote ? member_change::promote(id) : member_change::remove(id));
+    co_return co_await change(req, std::move(changes));
+  }
+
+  /// GET /admin/members: this node's latest configuration (committed or not), its view of
+  /// the leader, and each member's addresses.
+  boost::asio::awaitable<response> list_members(const request& req) {
+    const raftkit::membership m = co_await node_.members(boost::asio::use_awaitable);
+    const raftkit::node_status st = co_await node_.status(boost::asio::use_awaitable);
+    boost::json::object o = members_json(m, membership_->members);
+    o["self"] = st.id;
+    o["leader"] = st.leader;
+    co_return json_response(req, http::status::ok, o);
+  }
+
+  /// POST /admin/members: on the leader, tells the new node where the members listen, then
+  /// adds it as a learner or a voter with its addresses as its context.
+  boost::asio::awaitable<response> add_member(const request& req) {
+    boost::system::error_code jec;
+    const boost::json::value body = boost::json::parse(req.body(), jec);
+    if (jec || !body.is_object())
+      co_return refuse(req, http::status::bad_request, R"(want {"id":N,"raft":"host:port","http":"host:port","role":"learner|voter"})");
+    const auto& o = body.as_object();
+    const raftkit::node_id id = id_at(o, "id");
+    const addresses a{string_at(o, "raft"), string_at(o, "http")};
+    const std::string role = string_at(o, "role");
+    if (id == 0) co_return refuse(req, http::status::bad_request, "id must be a positive integer");
+    if (!valid_address(a.raft) || !valid_address(a.http))
+      co_return refuse(req, http::status::bad_request, "raft and http must be host:port");
+    if (role != "learner" && role != "voter") co_return refuse(req, http::status::bad_request, "role must be learner or voter");
+    const raftkit::node_status st = co_await node_.status(boost::asio::use_awaitable);
+    if (st.role != raftkit::role::leader) co_return co_await change_failure(req, raftkit::errc::not_leader, st.leader);
+    const raftkit::membership m = co_await node_.members(boost::asio::use_awaitable);
+    if (!m.contains(id)) {
+      // The new node cannot take a message from a peer it has no address for.
+      std::map<raftkit::node_id, addresses> book;
+      for (raftkit::node_id member : m.ids()) book[member] = membership_->members.of(m, member);
+      const std::string why = co_await membership_->introduce(a.http, introduction(id, book));
+      if (!why.empty()) {
+        boost::json::object err;
+        err["error"] = "cannot reach node " + std::to_string(id) + " at http " + a.http + ": " + why +
+                       " (start it with --join first)";
+        err["may_have_applied"] = false;
+        auto res = json_response(req, http::status::bad_gateway, err);
+        res.set(outcome_header, "not-applied");
+        co_return res;
+      }
+    }
+    const std::string context = encode_context(a);
+    std::vector<raftkit::member_change> changes;
+    changes.push_back(role == "voter" ? raftkit::member_change::add_voter(id, context)
+                                      : raftkit::member_change::add_learner(id, context));
+    co_return co_await change(req, std::move(changes));
+  }
+
+  /// Hands `changes` to the node and answers with the configuration once they are done.
+  boost::asio::awaitable<response> change(const request& req, std::vector<raftkit::member_change> changes) {
+    ++counters_.membership_changes;
+    auto [ec, v] = co_await bounded<raftkit::index_t>(limits_.change_timeout, [&](auto on_done) {
+      node_.change_membership(std::move(changes), std::move(on_done));
+    });
+    const raftkit::node_status st = co_await node_.status(boost::asio::use_awaitable);
+    if (ec) co_return co_await change_failure(req, ec, st.leader);
+    const raftkit::membership m = co_await node_.members(boost::asio::use_awaitable);
+    boost::json::object o = members_json(m, membership_->members);
+    o["change_index"] = std::get<0>(v);
+    o["leader"] = st.leader;
+    co_return json_response(req, http::status::ok, o);
+  }
+
+  /// A membership change that failed: the errc's message and whether it may have applied
+  /// (raftkit::may_have_applied), as JSON and in X-Raftkit-Outcome. 409 for not_leader
+  /// (with the leader hint) and membership_change_in_progress; 400 for a change that does
+  /// not fit the configuration; 503 (retry) for everything else.
+  boost::asio::awaitable<response> change_failure(const request& req, std::error_code ec, raftkit::node_id leader) {
+    http::status code = http::status::service_unavailable;
+    if (ec == raftkit::errc::not_leader || ec == raftkit::errc::membership_change_in_progress) code = http::status::conflict;
+    if (ec == raftkit::errc::invalid_membership_change || ec == raftkit::errc::unknown_member)
+      code = http::status::bad_request;
+    if (ec == raftkit::errc::too_large) code = http::status::payload_too_large;
+    const bool may = raftkit::may_have_applied(ec);
+    boost::json::object o;
+    o["error"] = ec.message();
+    o["may_have_applied"] = may;
+    o["leader"] = leader;
+    auto res = json_response(req, code, o);
+    res.set(outcome_header, may ? "unknown" : "not-applied");
+    if (code == http::status::service_unavailable) res.set(http::field::retry_after, "1");
+    if (ec == raftkit::errc::not_leader) co_await hint_leader(res, leader);
+    co_return res;
+  }
+
+  /// PUT /admin/peers on a node started with --join: the leader about to add it says where
+  /// the members listen. Refused (409) once the node has a configuration.
+  boost::asio::awaitable<response> accept_peers(const request& req) {
+    const raftkit::membership m = co_await node_.members(boost::asio::use_awaitable);
+    if (!m.voters.empty())
+      co_return refuse(req, http::status::conflict, "this node has a configuration already (index " +
+                                                        std::to_string(m.index) + "): it takes members from its log");
+    boost::system::error_code jec;
+    const boost::json::value body = boost::json::parse(req.body(), jec);
+    const boost::json::object* o = !jec && body.is_object() ? &body.as_object() : nullptr;
+    const boost::json::value* list = o ? o->if_contains("members") : nullptr;
+    if (!list || !list->is_array()) co_return refuse(req, http::status::bad_request, R"(want {"to":N,"members":[...]})");
+    const raftkit::node_id self = membership_->members.self();
+    if (id_at(*o, "to") != self)
+      co_return refuse(req, http::status::bad_request, "this is node " + std::to_string(self) + ", not node " +
+                                                           std::to_string(id_at(*o, "to")));
+    std::map<raftkit::node_id, addresses> book;
+    for (const auto& e : list->as_array()) {
+      const raftkit::node_id id = e.is_object() ? id_at(e.as_object(), "id") : 0;
+      if (id == 0) co_return refuse(req, http::status::bad_request, "a member without an id");
+      book[id] = {string_at(e.as_object(), "raft"), string_at(e.as_object(), "http")};
+      if (!valid_address(book[id].raft)) co_return refuse(req, http::status::bad_request, "a member without a raft address");
+    }
+    membership_->members.introduce(book);
+    boost::json::object ok;
+    ok["peers"] = book.size();
+    co_return json_response(req, http::status::ok, ok);
   }
 
   boost::asio::awaitable<response> status(const request& req) {
@@ -483,6 +684,8 @@ class handler {
     w.counter("raftkit_http_session_errors_total", "HTTP sessions ended by an unexpected exception", h.session_errors.load());
     w.counter("raftkit_votes_ignored_total", "vote requests ignored while a leader was current", c.votes_ignored);
     w.counter("raftkit_transfers_total", "leadership transfers this node started", c.transfers);
+    w.counter("raftkit_http_membership_changes_total", "membership changes (/admin/members) handed to the node",
+              h.membership_changes.load());
     w.gauge("raftkit_pre_vote", "1 if pre-vote is on", st.pre_vote ? 1 : 0);
     w.gauge("raftkit_check_quorum", "1 if check-quorum is on", st.check_quorum ? 1 : 0);
     w.gauge("raftkit_lease_valid", "1 while this leader's read lease holds", st.lease_valid ? 1 : 0);
@@ -542,6 +745,7 @@ class handler {
   http_counters& counters_;
   std::function<raftkit::file::sync_stats()> fsync_stats_;
   const replication_tracker* replication_;
+  membership_support* membership_;
 };
 
 // --- time limits on a stream ---------------------------------------------------------

@@ -31,9 +31,13 @@ class Deadline:
 
 
 class Node:
-    def __init__(self, cluster, node_id):
+    def __init__(self, cluster, node_id, launch="cluster"):
         self.cluster = cluster
         self.id = node_id
+        # How start() launches it: "cluster" (--cluster with the initial members), "join"
+        # (--join, empty data directory) or "record" (--id, --http and --data only: the data
+        # directory's record says the rest).
+        self.launch = launch
         self.raft_port = cluster.base_port + node_id
         self.http_port = cluster.base_port + 10 + node_id
         self.data = os.path.join(cluster.dir, "node%d" % node_id)
@@ -41,10 +45,19 @@ class Node:
         self.log_path = os.path.join(cluster.dir, "node%d.log" % node_id)
 
     def args(self):
-        """The command line that starts this node."""
-        members = ",".join("%d=127.0.0.1:%d" % (n.id, n.raft_port) for n in self.cluster.nodes)
-        return [self.cluster.binary, "--id", str(self.id), "--cluster", members,
-                "--http", "127.0.0.1:%d" % self.http_port, "--data", self.data] + self.cluster.extra
+        """The command line that starts this node (see launch)."""
+        how = []
+        if self.launch == "cluster":
+            members = ",".join("%d=127.0.0.1:%d" % (n.id, n.raft_port) for n in self.cluster.initial)
+            how = ["--cluster", members]
+        elif self.launch == "join":
+            how = ["--join", "--raft", "127.0.0.1:%d" % self.raft_port]
+        return [self.cluster.binary, "--id", str(self.id)] + how + [
+            "--http", "127.0.0.1:%d" % self.http_port, "--data", self.data] + self.cluster.extra
+
+    def addresses(self):
+        """This node's addresses, as POST /admin/members takes them."""
+        return {"id": self.id, "raft": "127.0.0.1:%d" % self.raft_port, "http": "127.0.0.1:%d" % self.http_port}
 
     def start(self, nofile=None):
         """Starts the process; nofile=(soft, hard) sets its RLIMIT_NOFILE."""
@@ -118,11 +131,17 @@ class Cluster:
         # concurrent runs rarely collide.
         self.base_port = 20000 + (os.getpid() % 1200) * 10
         self.extra = list(extra or [])
-        self.nodes = []
         self.nodes = [Node(self, i) for i in range(1, size + 1)]
+        self.initial = list(self.nodes)  # the members --cluster lists
 
     def node(self, node_id):
-        return self.nodes[node_id - 1]
+        return next(n for n in self.nodes if n.id == node_id)
+
+    def add_node(self, node_id):
+        """A node that joins the running cluster (--join, not started yet)."""
+        n = Node(self, node_id, launch="join")
+        self.nodes.append(n)
+        return n
 
     def start(self):
         for n in self.nodes:
@@ -204,6 +223,21 @@ def put_retrying(client, key, value, deadline):
         time.sleep(0.01)
 
 
+def unreadable(node, acked):
+    """The acknowledged keys (dict key -> value) that `node` does not serve with their value
+    (linearizable reads): [(key, status)]."""
+    c = Client(node.http_port)
+    bad = []
+    try:
+        for k, v in acked.items():
+            st, _, body = c.request("GET", "/kv/" + k)
+            if st != 200 or body != v:
+                bad.append((k, st))
+    finally:
+        c.close()
+    return bad
+
+
 def read_response(f):
     """Reads one HTTP/1.1 response from a binary file object (a socket's makefile('rb')):
     (status, headers dict lowercased, body bytes), or None at end of stream. For answers
@@ -238,6 +272,13 @@ def check(cond, what):
 def fail_exception(e):
     """A timeout or an unexpected error is a failure too."""
     check(False, "exception: %r" % (e,))
+
+
+def fail_with_logs(cluster, e, tail=2000):
+    """A test's exception: a failure, with the end of each node's log to explain it."""
+    fail_exception(e)
+    for n in cluster.nodes:
+        print("--- node %d log:\n%s" % (n.id, n.log_text()[-tail:]))
 
 
 def run_test(main):

@@ -3,6 +3,16 @@
 //   raftkit-kv --id 1 --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //              --http 127.0.0.1:8001 --data DIR [--log file|memory] [--snapshot-every N]
 //              [--peer-tls-cert F --peer-tls-key F --peer-tls-ca F] [--http-tls-cert F --http-tls-key F]
+//   raftkit-kv --id 4 --join --raft 127.0.0.1:7004 --http 127.0.0.1:8004 --data DIR
+//
+// --cluster starts a new cluster (its initial members); --join starts a node with no
+// configuration that waits for a leader to add it (POST /admin/members). Either is needed
+// only the first time: DIR/kv-member.json records the node's id, the cluster's initial
+// members and every member's addresses (members.hpp), and a restart takes them from there
+// and the configuration from the log, so a node added at run time restarts with --id,
+// --http and --data alone. A start that contradicts the record (another --id, another
+// --cluster, --cluster for a node that joined, --join for an initial member) is refused
+// (exit status 8). Each node keeps its transport's peers in step with the configuration.
 //
 // Snapshots of the map go to DIR/snapshots (file::snapshot_store; in memory with --log
 // memory) every N applied entries (default 100000; 0: never), and the log is compacted
@@ -27,6 +37,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
 // Boost.JSON compiled into this program (header-only mode): no libboost_json to link.
 #include <boost/json/src.hpp>
 
@@ -35,21 +49,26 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <variant>
 
 #include "http_handler.hpp"
 #include "kv_machine.hpp"
+#include "members.hpp"
 #include "raftkit/asio/node.hpp"
+#include "raftkit/events.hpp"
 #include "raftkit/file/log_store.hpp"
 #include "raftkit/file/snapshot_store.hpp"
 #include "raftkit/memory/log_store.hpp"
@@ -67,6 +86,8 @@ using kv::startup_error;
 struct settings {
   raftkit::node_id id = 0;
   std::string cluster;
+  std::string raft;
+  bool join = false;
   std::string http = "127.0.0.1:8001";
   std::string data;
   std::string log = "file";
@@ -201,6 +222,97 @@ struct plan {
   kv::log_level log_level = kv::log_level::info;
   std::optional<raftkit::asio::tls_options> peer_tls;  ///< mutual TLS between peers when set
   std::shared_ptr<kv::https_context> http_tls;         ///< HTTPS when set
+  kv::start_request request;                           ///< what bears on the data directory's record
+  kv::node_record record;                              ///< set by settle()
+  std::optional<std::filesystem::path> record_dir;     ///< where the record is kept (none with --log memory)
+};
+
+/// Takes the record (see kv::reconcile) into the plan: the transport's peers (every
+/// recorded address; the configuration trims them once the node runs) and the initial
+/// members, or none for a node that joined; writes the record. Throws startup_error.
+void settle(plan& p, const std::optional<kv::node_record>& on_disk) {
+  auto r = kv::reconcile(on_disk, p.request);
+  if (auto* c = std::get_if<kv::record_conflict>(&r)) throw startup_error(kv::exit_identity, c->why);
+  p.record = std::get<kv::node_record>(std::move(r));
+  p.peers.clear();
+  for (const auto& [id, a] : p.record.book)
+    if (!a.raft.empty()) p.peers[id] = kv::parse_address(a.raft);
+  p.cfg.members = p.record.initial;
+  p.cfg.join = p.record.initial.empty();
+  try {
+    p.cfg.validate();
+  } catch (const std::invalid_argument& e) {
+    throw startup_error(kv::exit_usage, e.what());
+  }
+  if (!p.record_dir) return;
+  try {
+    p.record.save(*p.record_dir);
+  } catch (const std::exception& e) {
+    throw startup_error(kv::exit_data_dir, std::string("data directory unusable: ") + e.what());
+  }
+}
+
+/// PUT /admin/peers with `body` to the raftkit-kv at `http` (host:port): "" once it
+/// answered 200 or 409, else why not. Plain HTTP, bounded by `limit`.
+ba::awaitable<std::string> introduce(std::string http, std::string body, std::chrono::milliseconds limit) {
+  namespace beast = boost::beast;
+  using ba::as_tuple;
+  using ba::use_awaitable;
+  const raftkit::asio::peer_address to = kv::parse_address(http);
+  auto ex = co_await ba::this_coro::executor;
+  tcp::resolver resolver(ex);
+  auto [rec, eps] = co_await resolver.async_resolve(to.host, std::to_string(to.port), as_tuple(use_awaitable));
+  if (rec) co_return rec.message();
+  beast::tcp_stream stream(ex);
+  stream.expires_after(limit);
+  auto [cec, ep] = co_await stream.async_connect(eps, as_tuple(use_awaitable));
+  (void)ep;
+  if (cec) co_return cec.message();
+  kv::request req(kv::http::verb::put, "/admin/peers", 11);
+  req.set(kv::http::field::host, http);
+  req.set(kv::http::field::content_type, "application/json");
+  req.body() = std::move(body);
+  req.prepare_payload();
+  auto [wec, wn] = co_await kv::http::async_write(stream, req, as_tuple(use_awaitable));
+  (void)wn;
+  if (wec) co_return wec.message();
+  beast::flat_buffer buf;
+  kv::response res;
+  auto [hec, hn] = co_await kv::http::async_read(stream, buf, res, as_tuple(use_awaitable));
+  (void)hn;
+  if (hec) co_return hec.message();
+  if (res.result() == kv::http::status::ok || res.result() == kv::http::status::conflict) co_return std::string();
+  std::string why = res.body();
+  while (!why.empty() && why.back() == '\n') why.pop_back();
+  co_return "it answered " + std::to_string(res.result_int()) + ": " + why;
+}
+
+/// An event sink that hands every event to the logger, and on config_changed has the
+/// directory follow the node's new configuration (read once the event has returned: a sink
+/// must not call into the node), never dropping the leader it last heard of.
+template <class Node>
+class membership_follower final : public raftkit::event_sink {
+ public:
+  membership_follower(raftkit::event_sink& next, ba::io_context& io, Node& node, kv::directory& dir)
+      : next_(next), io_(io), node_(node), dir_(dir) {}
+
+  void on_event(const raftkit::event& e) override {
+    next_.on_event(e);
+    const auto* l = e.get<raftkit::events::leader_changed>();
+    if (l) leader_ = l->to;
+    if (l || e.get<raftkit::events::config_changed>()) ba::post(io_, [this] { follow(); });
+  }
+
+  void follow() {
+    node_.members([this](raftkit::membership m) { dir_.follow(m, leader_); });
+  }
+
+ private:
+  raftkit::event_sink& next_;
+  std::atomic<raftkit::node_id> leader_{raftkit::no_node};
+  ba::io_context& io_;
+  Node& node_;
+  kv::directory& dir_;
 };
 
 /// Opens DIR/snapshots, or throws startup_error; says on stderr which snapshot files it
@@ -250,7 +362,22 @@ int run(const settings& s, plan p, MakeStore make_store, Snapshots snaps) {
 
   // Declared after the node: destroyed before it, the node reports its stop to nobody.
   kv::event_logger logger(stderr, p.log_format, p.log_level);
-  node->set_event_sink(&logger);
+  kv::directory members(s.id, p.record.book);
+  members.set_peer = [&](raftkit::node_id id, const std::string& raft) { node->set_peer(id, kv::parse_address(raft)); };
+  members.remove_peer = [&](raftkit::node_id id) { node->remove_peer(id); };
+  members.save = [&](const std::map<raftkit::node_id, kv::addresses>& book) {
+    if (!p.record_dir) return;
+    kv::node_record r = p.record;
+    r.book = book;
+    try {
+      r.save(*p.record_dir);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "raftkit-kv %llu: cannot record the members' addresses: %s\n",
+                   static_cast<unsigned long long>(s.id), e.what());
+    }
+  };
+  membership_follower<node_type> follower(logger, io, *node, members);
+  node->set_event_sink(&follower);
   struct detach {
     std::optional<node_type>& n;
     ~detach() {
@@ -265,7 +392,10 @@ int run(const settings& s, plan p, MakeStore make_store, Snapshots snaps) {
     replication.observe_engine(e, kv::replication_tracker::clock::now());
   });
   kv::http_counters counters;
-  kv::handler<node_type> handler(*node, p.limits, counters, p.fsync_stats, &replication);
+  kv::membership_support membership{members, [limit = p.limits.request_timeout](std::string http, std::string body) {
+                                       return introduce(std::move(http), std::move(body), limit);
+                                     }};
+  kv::handler<node_type> handler(*node, p.limits, counters, p.fsync_stats, &replication, &membership);
   http_server<node_type> srv(handler, p.max_connections, p.http_tls);
   ba::co_spawn(io, srv.accept_loop(acceptor), ba::detached);
 
@@ -300,6 +430,7 @@ int run(const settings& s, plan p, MakeStore make_store, Snapshots snaps) {
   await_hangup();
 
   node->start();
+  follower.follow();  // the configuration the node started with (from its log or snapshot)
   std::printf("raftkit-kv %llu: raft%s %s:%u, http%s %s:%u, data %s, at most %zu connections\n",
               static_cast<unsigned long long>(s.id), peer_tls ? " (mutual TLS)" : "", p.peers.at(s.id).host.c_str(),
               static_cast<unsigned>(node->local_port()), p.http_tls ? "s" : "", p.http.host.c_str(),
@@ -313,16 +444,26 @@ int run(const settings& s, plan p, MakeStore make_store, Snapshots snaps) {
 /// startup_error(exit_usage) before anything is opened.
 plan make_plan(const settings& s) {
   plan p;
-  p.peers = kv::parse_cluster(s.cluster);
-  if (!p.peers.contains(s.id)) throw startup_error(kv::exit_usage, "--id " + std::to_string(s.id) + " is not in --cluster");
+  if (!s.cluster.empty()) p.peers = kv::parse_cluster(s.cluster);
+  if (!s.cluster.empty() && !p.peers.contains(s.id))
+    throw startup_error(kv::exit_usage, "--id " + std::to_string(s.id) + " is not in --cluster");
+  if (s.join && !s.cluster.empty())
+    throw startup_error(kv::exit_usage, "--join starts a node with no members of its own: no --cluster with it");
+  if (!s.raft.empty() && !s.cluster.empty())
+    throw startup_error(kv::exit_usage, "give this node's Raft address in --cluster or in --raft, not both");
+  if (!s.raft.empty()) kv::parse_address(s.raft);  // (checked now, used by settle)
   p.http = kv::parse_address(s.http);
+  p.request.id = s.id;
+  p.request.join = s.join;
+  p.request.raft = s.raft;
+  p.request.http = s.http;
+  for (const auto& [id, a] : p.peers) p.request.cluster[id] = a.host + ":" + std::to_string(a.port);
   if (s.log == "memory" && p.peers.size() > 1 && !s.unsafe_memory_log)
     throw startup_error(kv::exit_usage,
                         "--log memory in a cluster of " + std::to_string(p.peers.size()) +
                             " would let a restarted member vote with an empty log and lose acknowledged "
                             "writes; use --log file, or add --unsafe-memory-log for a throw-away test");
   p.cfg.id = s.id;
-  for (const auto& [id, a] : p.peers) p.cfg.members.push_back(id);
   p.cfg.election_timeout = std::chrono::milliseconds(s.election_timeout_ms);
   p.cfg.heartbeat_interval = std::chrono::milliseconds(std::max(1u, s.election_timeout_ms / 5));
   p.cfg.seed = std::random_device{}();
@@ -339,11 +480,6 @@ plan make_plan(const settings& s) {
   p.log_format = s.log_format == "json" ? kv::log_format::json : kv::log_format::text;
   p.log_level = kv::parse_log_level(s.log_level).value_or(kv::log_level::info);
   p.limits.max_command = kv::fit_command_limits(p.cfg, s.limits.max_body, raftkit::asio::tcp_options{}.max_frame_size);
-  try {
-    p.cfg.validate();
-  } catch (const std::invalid_argument& e) {
-    throw startup_error(kv::exit_usage, e.what());
-  }
   if (s.peer_tls.enabled()) p.peer_tls = s.peer_tls.options();
   if (s.http_tls_cert.empty() != s.http_tls_key.empty())
     throw startup_error(kv::exit_usage, "--http-tls-cert and --http-tls-key go together");
@@ -365,7 +501,9 @@ int run_over(const settings& s, plan p, MakeStore make_store, Snapshots snaps) {
 int start(const settings& s) {
   plan p = make_plan(s);
   if (s.log == "memory") {
-    // Nothing on disk: snapshots in memory too, lost with the process like the log.
+    // Nothing on disk: snapshots in memory too, lost with the process like the log, and no
+    // record of the node (a restart begins again).
+    settle(p, std::nullopt);
     return run_over<raftkit::memory::log_store>(s, std::move(p), [] { return raftkit::memory::log_store{}; },
                                                 raftkit::memory::snapshot_store{});
   }
@@ -387,6 +525,14 @@ int start(const settings& s) {
       throw startup_error(kv::exit_corrupt, std::string("data directory corrupt: ") + e.what());
     throw startup_error(kv::exit_data_dir, std::string("data directory unusable: ") + e.what());
   }
+  // The store holds the data directory's lock: the record is read and written under it.
+  p.record_dir = std::filesystem::path(s.data);
+  try {
+    settle(p, kv::node_record::load(*p.record_dir));
+  } catch (const std::runtime_error& e) {
+    if (dynamic_cast<const startup_error*>(&e)) throw;
+    throw startup_error(kv::exit_corrupt, std::string("data directory corrupt: ") + e.what());
+  }
   p.fsync_stats = [&store] { return store->fsync_stats(); };
   using store_ref = raftkit::log_store_ref<raftkit::file::log_store>;
   return run_over<store_ref>(s, std::move(p), [&] { return store_ref(*store); }, open_snapshots(s));
@@ -407,7 +553,13 @@ int main(int argc, char** argv) {
   CLI::App app{"raftkit-kv: a replicated key-value store over HTTP"};
   app.footer(std::string(kv::exit_status_help));
   app.add_option("--id", s.id, "this node's id")->required();
-  app.add_option("--cluster", s.cluster, "every member: id=host:port,...")->required();
+  app.add_option("--cluster", s.cluster,
+                 "a new cluster's initial members, this node included: id=host:port,... (Raft addresses); "
+                 "needed on the first start only (the data directory records it)");
+  app.add_flag("--join", s.join,
+               "start with no configuration and wait for a leader to add this node (POST /admin/members on the "
+               "leader); with --raft, first start only");
+  app.add_option("--raft", s.raft, "this node's Raft listen address host:port (with --join; or to move a node)");
   app.add_option("--http", s.http, "HTTP listen address host:port");
   app.add_option("--data", s.data, "data directory")->required();
   app.add_option("--log", s.log, "log store: file or memory")->check(CLI::IsMember({"file", "memory"}));

@@ -30,7 +30,8 @@ enum exit_status : int {
   exit_locked = 4,      ///< the data directory is in use by another process
   exit_corrupt = 5,     ///< the data directory holds a corrupt log or hard state
   exit_data_dir = 6,    ///< the data directory cannot be used: cannot create, not writable, I/O error
-  exit_descriptors = 7  ///< RLIMIT_NOFILE leaves too few file descriptors to serve
+  exit_descriptors = 7,  ///< RLIMIT_NOFILE leaves too few file descriptors to serve
+  exit_identity = 8     ///< the data directory belongs to another node id or cluster, or the start contradicts it
 };
 
 /// The --help text that lists the exit statuses.
@@ -38,7 +39,8 @@ inline constexpr std::string_view exit_status_help =
     "Exit status: 0 stopped by a signal; 1 unexpected error; 2 bad command line; 3 cannot listen\n"
     "(address in use, not local or not permitted); 4 data directory locked by another process;\n"
     "5 data directory corrupt; 6 data directory unusable (cannot create, not writable, I/O error);\n"
-    "7 too few file descriptors (RLIMIT_NOFILE). Each failure prints one line on stderr.";
+    "7 too few file descriptors (RLIMIT_NOFILE); 8 the data directory belongs to another node id or\n"
+    "cluster (or --join/--cluster contradicts it). Each failure prints one line on stderr.";
 
 /// A start-up failure: the exit status and the one line that explains it.
 struct startup_error : std::runtime_error {

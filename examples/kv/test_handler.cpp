@@ -9,11 +9,13 @@
 #include <boost/json/src.hpp>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "raftkit/config.hpp"
 
 #include "http_handler.hpp"
+#include "members.hpp"
 #include "startup.hpp"
 #include "testing.hpp"
 
@@ -59,6 +61,49 @@ std::string put(const std::string& key, const std::string& value, bool close = f
 std::string get(const std::string& path) { return "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n"; }
 
 std::string outcome(const kv::response& r) { return std::string(r[kv::outcome_header]); }
+
+/// A server with the membership endpoints: node 1 of three, addresses for all (an HTTP one
+/// for itself only), and a fake way to reach a joining node that records what it was sent.
+struct member_server {
+  member_server()
+      : node(io.get_executor()),
+        dir(1, {{1, {"127.0.0.1:7001", "127.0.0.1:8001"}}, {2, {"127.0.0.1:7002", ""}}, {3, {"127.0.0.1:7003", ""}}}),
+        support{dir,
+                [this](std::string http, std::string body) -> boost::asio::awaitable<std::string> {
+                  introduced.emplace_back(std::move(http), std::move(body));
+                  co_return introduce_error;
+                }},
+        h(node, limits, counters, {}, nullptr, &support) {
+    dir.set_peer = [this](raftkit::node_id id, const std::string& raft) { peers_set.emplace_back(id, raft); };
+  }
+
+  std::vector<kv::response> serve(std::string input) {
+    bool clean = false;
+    auto rs = kv::testing::parse_responses(kv::testing::serve_bytes(io, h, std::move(input)).output, clean);
+    CHECK(clean);
+    return rs;
+  }
+
+  /// The JSON body of a response.
+  static boost::json::object body(const kv::response& r) { return boost::json::parse(r.body()).as_object(); }
+
+  boost::asio::io_context io;
+  kv::http_limits limits;
+  kv::http_counters counters;
+  fake_node node;
+  kv::directory dir;
+  std::vector<std::pair<std::string, std::string>> introduced;  // (http, body)
+  std::string introduce_error;
+  std::vector<std::pair<raftkit::node_id, std::string>> peers_set;
+  kv::membership_support support;
+  kv::handler<fake_node> h;
+};
+
+std::string request(const std::string& method, const std::string& path, const std::string& body = "") {
+  return method + " " + path + " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+const std::string new_learner = R"({"id":4,"raft":"127.0.0.1:7004","http":"127.0.0.1:8004","role":"learner"})";
 
 }  // namespace
 
@@ -332,6 +377,253 @@ TEST_CASE("a transfer the node refuses is 409 on a follower, 400 for an unknown 
     REQUIRE(rs.size() == 1);
     CHECK(rs[0].result() == want);
   }
+}
+
+TEST_CASE("GET /admin/members lists voters, learners and outgoing with their addresses, the config index and the leader") {
+  member_server s;
+  s.node.config.learners.push_back({4, kv::encode_context({"127.0.0.1:7004", "127.0.0.1:8004"})});
+  s.node.config.index = 12;
+  auto rs = s.serve(get("/admin/members"));
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].result() == status::ok);
+  const auto o = member_server::body(rs[0]);
+  CHECK(o.at("index").to_number<std::uint64_t>() == 12);
+  CHECK(o.at("joint").as_bool() == false);
+  CHECK(o.at("leader").to_number<std::uint64_t>() == 1);
+  const auto& voters = o.at("voters").as_array();
+  REQUIRE(voters.size() == 3);
+  CHECK(voters[0].at("raft").as_string() == "127.0.0.1:7001");
+  CHECK(voters[0].at("http").as_string() == "127.0.0.1:8001");
+  CHECK(voters[1].at("http").is_null());  // an initial member's HTTP address is not known
+  const auto& learners = o.at("learners").as_array();
+  REQUIRE(learners.size() == 1);
+  CHECK(learners[0].at("id").to_number<std::uint64_t>() == 4);
+  CHECK(learners[0].at("http").as_string() == "127.0.0.1:8004");
+  CHECK(o.at("outgoing").as_array().empty());
+}
+
+TEST_CASE("POST /admin/members tells the new node where the members listen, then adds it with its addresses as context") {
+  member_server s;
+  auto rs = s.serve(request("POST", "/admin/members", new_learner) +
+                    request("POST", "/admin/members",
+                            R"({"id":5,"raft":"127.0.0.1:7005","http":"127.0.0.1:8005","role":"voter"})"));
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].result() == status::ok);
+  CHECK(rs[1].result() == status::ok);
+  REQUIRE(s.introduced.size() == 2);
+  CHECK(s.introduced[0].first == "127.0.0.1:8004");
+  const auto intro = boost::json::parse(s.introduced[0].second).as_object();
+  CHECK(intro.at("to").to_number<std::uint64_t>() == 4);
+  CHECK(intro.at("members").as_array().size() == 3);
+  CHECK(intro.at("members").as_array()[2].at("raft").as_string() == "127.0.0.1:7003");
+  REQUIRE(s.node.changes.size() == 2);
+  CHECK(s.node.changes[0].type == raftkit::member_change_type::add_learner);
+  CHECK(s.node.changes[0].id == 4);
+  CHECK(kv::decode_context(s.node.changes[0].context) == kv::addresses{"127.0.0.1:7004", "127.0.0.1:8004"});
+  CHECK(s.node.changes[1].type == raftkit::member_change_type::add_voter);
+  const auto o = member_server::body(rs[1]);
+  CHECK(o.at("change_index").to_number<std::uint64_t>() > 0);
+  CHECK(o.at("learners").as_array().size() == 1);
+  CHECK(o.at("voters").as_array().size() == 4);
+}
+
+TEST_CASE("a bad member is 400 and reaches neither the new node nor the engine") {
+  member_server s;
+  for (const std::string& body : {std::string("not json"), std::string(R"({"id":0,"raft":"a:1","http":"a:2","role":"voter"})"),
+                                 std::string(R"({"id":4,"raft":"a","http":"a:2","role":"voter"})"),
+                                 std::string(R"({"id":4,"raft":"a:1","http":"a:70000","role":"voter"})"),
+                                 std::string(R"({"id":4,"raft":"a:1","http":"a:2","role":"boss"})")}) {
+    CAPTURE(body);
+    auto rs = s.serve(request("POST", "/admin/members", body));
+    REQUIRE(rs.size() == 1);
+    CHECK(rs[0].result() == status::bad_request);
+  }
+  auto rs = s.serve(request("DELETE", "/admin/members/x") + request("DELETE", "/admin/members/0") +
+                    request("GET", "/admin/members/2/promote") + request("POST", "/admin/members/2") +
+                    request("PUT", "/admin/members"));
+  for (const auto& r : rs) CHECK(r.result() == status::bad_request);
+  CHECK(s.introduced.empty());
+  CHECK(s.node.changes.empty());
+}
+
+TEST_CASE("DELETE /admin/members/N removes a member, POST /admin/members/N/promote promotes a learner") {
+  member_server s;
+  s.node.config.learners.push_back({4, kv::encode_context({"127.0.0.1:7004", "127.0.0.1:8004"})});
+  auto rs = s.serve(request("POST", "/admin/members/4/promote") + request("DELETE", "/admin/members/2"));
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].result() == status::ok);
+  CHECK(rs[1].result() == status::ok);
+  REQUIRE(s.node.changes.size() == 2);
+  CHECK(s.node.changes[0].type == raftkit::member_change_type::promote);
+  CHECK(s.node.changes[1].type == raftkit::member_change_type::remove);
+  CHECK(s.node.changes[1].id == 2);
+  const auto voters = member_server::body(rs[1]).at("voters").as_array();
+  CHECK(voters.size() == 3);  // 1, 3 and the promoted 4
+  CHECK(s.introduced.empty());  // members already: nobody to tell
+}
+
+TEST_CASE("membership changes on a follower are 409 with the leader's id and HTTP address, and nobody is told") {
+  member_server s;
+  s.node.role = raftkit::role::follower;
+  s.node.leader = 1;
+  auto rs = s.serve(request("POST", "/admin/members", new_learner));
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].result() == status::conflict);
+  CHECK(rs[0]["X-Raftkit-Leader"] == "1");
+  CHECK(rs[0]["X-Raftkit-Leader-Http"] == "127.0.0.1:8001");
+  CHECK(outcome(rs[0]) == "not-applied");
+  CHECK(member_server::body(rs[0]).at("may_have_applied").as_bool() == false);
+  CHECK(s.introduced.empty());
+  CHECK(s.node.changes.empty());
+}
+
+TEST_CASE("a new node that cannot be reached is 502, not applied, and the configuration is left alone") {
+  member_server s;
+  s.introduce_error = "Connection refused";
+  auto rs = s.serve(request("POST", "/admin/members", new_learner));
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].result() == status::bad_gateway);
+  CHECK(outcome(rs[0]) == "not-applied");
+  CHECK(std::string(member_server::body(rs[0]).at("error").as_string()).find("Connection refused") != std::string::npos);
+  CHECK(s.node.changes.empty());
+}
+
+TEST_CASE("a failed change: its errc's message, its status, and whether it may have applied") {
+  const std::vector<std::pair<raftkit::errc, status>> cases = {
+      {raftkit::errc::not_leader, status::conflict},
+      {raftkit::errc::membership_change_in_progress, status::conflict},
+      {raftkit::errc::invalid_membership_change, status::bad_request},
+      {raftkit::errc::busy, status::service_unavailable},
+      {raftkit::errc::transferring, status::service_unavailable},
+      {raftkit::errc::catch_up_failed, status::service_unavailable},
+      {raftkit::errc::leadership_lost, status::service_unavailable},
+      {raftkit::errc::shutting_down, status::service_unavailable},
+  };
+  for (const auto& [e, want] : cases) {
+    CAPTURE(static_cast<int>(e));
+    member_server s;
+    s.node.change_error = make_error_code(e);
+    auto rs = s.serve(request("DELETE", "/admin/members/3"));
+    REQUIRE(rs.size() == 1);
+    CHECK(rs[0].result() == want);
+    const auto o = member_server::body(rs[0]);
+    CHECK(o.at("error").as_string() == make_error_code(e).message());
+    CHECK(o.at("may_have_applied").as_bool() == raftkit::may_have_applied(e));
+    CHECK(outcome(rs[0]) == (raftkit::may_have_applied(e) ? "unknown" : "not-applied"));
+  }
+}
+
+TEST_CASE("PUT /admin/peers: a node without a configuration takes the members' addresses; one with a configuration refuses") {
+  member_server s;
+  s.node.config = {};
+  const std::string intro = kv::introduction(1, {{1, {"127.0.0.1:7001", "127.0.0.1:8001"}}, {5, {"127.0.0.1:7005", ""}}});
+  auto rs = s.serve(request("PUT", "/admin/peers", kv::introduction(9, {{5, {"127.0.0.1:7005", ""}}})) +
+                    request("PUT", "/admin/peers", intro));
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].result() == status::bad_request);  // for another node
+  CHECK(rs[1].result() == status::ok);
+  CHECK(s.peers_set == std::vector<std::pair<raftkit::node_id, std::string>>{{5, "127.0.0.1:7005"}});
+  CHECK(s.dir.book().at(5).raft == "127.0.0.1:7005");
+  s.node.config = fake_node::initial_config();
+  rs = s.serve(request("PUT", "/admin/peers", intro));
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].result() == status::conflict);
+}
+
+TEST_CASE("the directory makes the transport's peers the configuration's members, learning addresses from contexts") {
+  kv::directory d(1, {{1, {"127.0.0.1:7001", ""}}, {2, {"127.0.0.1:7002", ""}}, {3, {"127.0.0.1:7003", ""}}});
+  std::vector<std::string> calls;
+  int saves = 0;
+  d.set_peer = [&](raftkit::node_id id, const std::string& raft) { calls.push_back("set " + std::to_string(id) + " " + raft); };
+  d.remove_peer = [&](raftkit::node_id id) { calls.push_back("remove " + std::to_string(id)); };
+  d.save = [&](const auto&) { ++saves; };
+  raftkit::membership m = fake_node::initial_config();
+  d.follow(m);
+  CHECK(calls.empty());  // the transport starts with these peers
+  m.learners.push_back({4, kv::encode_context({"127.0.0.1:7004", "127.0.0.1:8004"})});
+  d.follow(m);
+  CHECK(calls == std::vector<std::string>{"set 4 127.0.0.1:7004"});
+  // A new node replaying the log goes through configurations older than its leader: they
+  // do not drop the members they do not list yet.
+  kv::directory fresh(6, {{6, {"127.0.0.1:7006", ""}}});
+  fresh.remove_peer = d.remove_peer;
+  fresh.introduce({{1, {"127.0.0.1:7001", ""}}, {5, {"127.0.0.1:7005", ""}}});
+  calls.clear();
+  fresh.follow(fake_node::initial_config());
+  raftkit::membership with6 = fake_node::initial_config();
+  with6.learners.push_back({6, {}});
+  fresh.follow(with6);
+  CHECK(calls.empty());
+  CHECK(fresh.peers().contains(5));
+  CHECK(saves == 1);
+  m.voters.erase(m.voters.begin() + 1);  // 2 leaves
+  m.outgoing = fake_node::initial_config().voters;  // while joint, C_old still counts
+  calls.clear();
+  d.follow(m);
+  CHECK(calls.empty());
+  m.outgoing.clear();
+  d.follow(m, 3);  // (3 leads: it would be kept)
+  CHECK(calls == std::vector<std::string>{"remove 2"});
+  CHECK(d.peers().size() == 2);  // 3 and 4
+  m.voters.pop_back();  // 3 leaves, but this node still hears from it as the leader
+  calls.clear();
+  d.follow(m, 3);
+  CHECK(calls.empty());
+  d.follow(m, 1);  // 1 leads now: 3 goes
+  CHECK(calls == std::vector<std::string>{"remove 3"});
+  calls.clear();
+  d.follow({});  // no configuration (a node that has not joined yet): nothing changes
+  CHECK(calls.empty());
+}
+
+TEST_CASE("the data directory's record: another id, another cluster, --join or --cluster against it are refused") {
+  using kv::reconcile;
+  kv::start_request first;
+  first.id = 2;
+  first.cluster = {{1, "h:1"}, {2, "h:2"}, {3, "h:3"}};
+  first.http = "h:8002";
+  auto r = reconcile(std::nullopt, first);
+  REQUIRE(std::holds_alternative<kv::node_record>(r));
+  const kv::node_record rec = std::get<kv::node_record>(r);
+  CHECK(rec.initial == std::vector<raftkit::node_id>{1, 2, 3});
+  CHECK(kv::node_record::parse(rec.to_string())->book.at(2).http == "h:8002");
+  auto refused = [&](kv::start_request s, const std::string& needle) {
+    auto out = reconcile(rec, s);
+    REQUIRE(std::holds_alternative<kv::record_conflict>(out));
+    CHECK_MESSAGE(std::get<kv::record_conflict>(out).why.find(needle) != std::string::npos, std::get<kv::record_conflict>(out).why);
+  };
+  kv::start_request again = first;
+  again.id = 3;
+  refused(again, "belongs to node 2");
+  again = first;
+  again.cluster.erase(3);
+  refused(again, "--cluster lists members 1,2");
+  again = first;
+  again.cluster.clear();
+  again.join = true;
+  refused(again, "--join");
+  again.join = false;  // a restart from the record alone
+  CHECK(std::holds_alternative<kv::node_record>(reconcile(rec, again)));
+
+  kv::start_request join;
+  join.id = 4;
+  join.join = true;
+  join.raft = "h:4";
+  auto j = reconcile(std::nullopt, join);
+  REQUIRE(std::holds_alternative<kv::node_record>(j));
+  const kv::node_record joined = std::get<kv::node_record>(j);
+  CHECK(joined.initial.empty());
+  kv::start_request with_cluster;
+  with_cluster.id = 4;
+  with_cluster.cluster = {{4, "h:4"}};
+  auto c = reconcile(joined, with_cluster);
+  CHECK(std::holds_alternative<kv::record_conflict>(c));
+  CHECK(std::holds_alternative<kv::node_record>(reconcile(joined, join)));  // still waiting, or joined: resumes
+  kv::start_request nothing;
+  nothing.id = 5;
+  CHECK(std::holds_alternative<kv::record_conflict>(reconcile(std::nullopt, nothing)));
+  join.raft.clear();
+  CHECK(std::holds_alternative<kv::record_conflict>(reconcile(std::nullopt, join)));  // --join needs --raft
 }
 
 TEST_CASE("status shows pre-vote, check-quorum, the lease and the read counters; metrics the reads by consistency and elections won") {

@@ -135,15 +135,7 @@ def main(binary):
         print("new leader is node %d after %.3f s" % (new_lid, time.monotonic() - t0))
         check(new_lid != lid, "a new leader is elected")
         new_leader = cluster.node(new_lid)
-        c = kvcluster.Client(new_leader.http_port)
-        try:
-            bad = []
-            for k, v in acked.items():
-                st, _, body = c.request("GET", "/kv/" + k)
-                if st != 200 or body != v:
-                    bad.append((k, st))
-        finally:
-            c.close()
+        bad = kvcluster.unreadable(new_leader, acked)
         check(not bad, "the new leader serves every acknowledged key (%d keys)" % len(acked))
         c = kvcluster.Client(new_leader.http_port)
         try:
@@ -173,9 +165,7 @@ def main(binary):
             rc = None
         check(rc == 0, "SIGTERM stops a node with exit status 0 (got %r)" % rc)
     except Exception as e:  # a timeout or an unexpected error is a failure too
-        kvcluster.fail_exception(e)
-        for n in cluster.nodes:
-            print("--- node %d log:\n%s" % (n.id, n.log_text()[-2000:]))
+        kvcluster.fail_with_logs(cluster, e)
     finally:
         cluster.close()
 

@@ -155,9 +155,7 @@ def main(binary):
         st, _, body = cluster.node(lid).request("GET", "/kv/after")
         check(st == 200 and body == b"t", "after SIGCONT the cluster leads and reads again")
     except Exception as e:  # a timeout or an unexpected error is a failure too
-        kvcluster.fail_exception(e)
-        for n in cluster.nodes:
-            print("--- node %d log:\n%s" % (n.id, n.log_text()[-2000:]))
+        kvcluster.fail_with_logs(cluster, e)
     finally:
         for n in cluster.nodes:
             if n.alive():

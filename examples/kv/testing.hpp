@@ -29,6 +29,7 @@
 #include "http_handler.hpp"
 #include "kv_machine.hpp"
 #include "raftkit/config.hpp"
+#include "raftkit/membership.hpp"
 
 namespace kv::testing {
 
@@ -177,14 +178,51 @@ class fake_node {
         token);
   }
 
+  /// The configuration members() answers with; every change asked for, in order; and
+  /// what a change completes with (on success the configuration is changed as asked).
+  raftkit::membership config = initial_config();
+  std::vector<raftkit::member_change> changes;
+  std::error_code change_error;
+  /// The role status() reports, and the leader it names.
+  raftkit::role role = raftkit::role::leader;
+  raftkit::node_id leader = 1;
+
+  static raftkit::membership initial_config() {
+    raftkit::membership m;
+    for (raftkit::node_id id = 1; id <= 3; ++id) m.voters.push_back({id, {}});
+    return m;
+  }
+
+  template <class Handler>
+  void change_membership(std::vector<raftkit::member_change> asked, Handler&& handler) {
+    raftkit::index_t at = 0;
+    if (!change_error) {
+      at = config.index = ++applied_;
+      for (const auto& c : asked) apply_change(c);
+    }
+    for (auto& c : asked) changes.push_back(std::move(c));
+    auto ex = boost::asio::get_associated_executor(handler, ex_);
+    boost::asio::post(ex, [h = std::forward<Handler>(handler), ec = change_error, at]() mutable { std::move(h)(ec, at); });
+  }
+
+  template <class Token>
+  auto members(Token&& token) {
+    return boost::asio::async_initiate<Token, void(raftkit::membership)>(
+        [this](auto handler) {
+          auto ex = boost::asio::get_associated_executor(handler, ex_);
+          boost::asio::post(ex, [h = std::move(handler), m = config]() mutable { std::move(h)(std::move(m)); });
+        },
+        token);
+  }
+
   template <class Token>
   auto status(Token&& token) {
     return boost::asio::async_initiate<Token, void(raftkit::node_status)>(
         [this](auto handler) {
           raftkit::node_status st;
           st.id = 1;
-          st.role = raftkit::role::leader;
-          st.leader = 1;
+          st.role = role;
+          st.leader = leader;
           st.commit_index = st.applied_index = st.last_log_index = st.durable_index = applied_;
           auto ex = boost::asio::get_associated_executor(handler, ex_);
           boost::asio::post(ex, [h = std::move(handler), st]() mutable { std::move(h)(st); });
@@ -196,6 +234,27 @@ class fake_node {
   raftkit::asio::tcp_stats transport_stats() const { return {}; }
 
  private:
+  void apply_change(const raftkit::member_change& c) {
+    auto drop = [&](std::vector<raftkit::member_info>& v) {
+      std::erase_if(v, [&](const raftkit::member_info& m) { return m.id == c.id; });
+    };
+    switch (c.type) {
+      case raftkit::member_change_type::add_voter: config.voters.push_back({c.id, c.context}); break;
+      case raftkit::member_change_type::add_learner: config.learners.push_back({c.id, c.context}); break;
+      case raftkit::member_change_type::promote: {
+        const auto* m = config.find(c.id);
+        raftkit::member_info info = m ? *m : raftkit::member_info{c.id, {}};
+        drop(config.learners);
+        config.voters.push_back(std::move(info));
+        break;
+      }
+      case raftkit::member_change_type::remove:
+        drop(config.voters);
+        drop(config.learners);
+        break;
+    }
+  }
+
   boost::asio::any_io_executor ex_;
   kv::machine machine_;
   raftkit::index_t applied_ = 0;

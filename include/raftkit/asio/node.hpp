@@ -39,6 +39,15 @@
 /// has its reads proposed through the log like any command, whatever the consistency: still
 /// linearizable, at the cost of a log write. Reads share the proposals' queue and bound.
 ///
+/// Membership (thesis chapter 4). `change_membership(changes, token)` adds, promotes and
+/// removes members on the leader (basic_node::change_membership), `members(token)` reads
+/// the latest configuration, and `events::config_changed` says when it changes. The driver
+/// does not touch the transport's peers: a member's address is the application's to keep
+/// (raftkit-kv keeps it in the member's context), and it calls `set_peer` for each member
+/// and `remove_peer` for each that left. A node that joins a running cluster starts with
+/// `node_config::join` and no members, and needs the members' addresses before the leader
+/// adds it, or it cannot answer the leader (connections are one-way: see tcp_transport).
+///
 /// Ownership: the node front object owns the state; queued work keeps it alive until it has
 /// run. Destroying the node stops it as `stop` does, without a completion: pending and
 /// queued proposals complete with shutting_down once the strand runs (so the io_context
@@ -97,6 +106,7 @@
 #include "raftkit/config.hpp"
 #include "raftkit/errc.hpp"
 #include "raftkit/log_store.hpp"
+#include "raftkit/membership.hpp"
 #include "raftkit/node.hpp"
 #include "raftkit/snapshot.hpp"
 #include "raftkit/state_machine.hpp"
@@ -365,18 +375,43 @@ class node {
         token);
   }
 
+  /// Changes the cluster's membership (basic_node::change_membership; thesis chapter 4):
+  /// `member_change::add_voter`, `add_learner`, `promote` or `remove`, on the leader only.
+  /// A new voter joins as a learner, is caught up in rounds, then the configuration goes
+  /// through joint consensus to C_new. Completes with `(error_code, index_t)`: the index of
+  /// the final configuration entry once C_new commits; not_leader at once on a follower,
+  /// membership_change_in_progress (one at a time), busy (a new leader: retry),
+  /// invalid_membership_change, catch_up_failed (the learner stays a learner),
+  /// transferring, stopped: none applied; leadership_lost or shutting_down: outcome unknown
+  /// (see raftkit::may_have_applied; read `members` to learn it). The transport's peers are
+  /// not changed: the caller adds and removes them (set_peer, remove_peer) from the members'
+  /// contexts, here and on every other node (see `members`).
+  template <class Token>
+  auto change_membership(std::vector<member_change> changes, Token&& token) {
+    return boost::asio::async_initiate<Token, void(std::error_code, index_t)>(
+        [s = impl_](auto handler, std::vector<member_change> changes) {
+          boost::asio::post(s->ex(), [s, changes = std::move(changes), done = s->wrap(std::move(handler))]() mutable {
+            s->engine_->change_membership(std::move(changes), std::move(done));
+            s->after_input();
+          });
+        },
+        token, std::move(changes));
+  }
+
   /// The node's status, taken on the strand: completes with `(node_status)`.
   template <class Token>
   auto status(Token&& token) {
-    return boost::asio::async_initiate<Token, void(node_status)>(
-        [s = impl_](auto handler) {
-          auto work = detail::tracked_executor(handler, s->ex());
-          boost::asio::post(s->ex(), [s, h = std::move(handler), work = std::move(work)]() mutable {
-            node_status st = s->engine_->status();
-            boost::asio::dispatch(work, [h = std::move(h), st = std::move(st)]() mutable { std::move(h)(std::move(st)); });
-          });
-        },
-        token);
+    return impl_->take(std::forward<Token>(token), [](const engine_type& e) { return e.status(); });
+  }
+
+  /// The latest configuration in this node's log (committed or not, thesis §4.1), taken on
+  /// the strand: completes with `(membership)`: voters, learners and, while joint, the
+  /// outgoing voters, each with its context, and the index of the entry that set it. A
+  /// joining node (node_config::join) not yet added has none (no voters). The engine's
+  /// `events::config_changed` says when it changes.
+  template <class Token>
+  auto members(Token&& token) {
+    return impl_->take(std::forward<Token>(token), [](const engine_type& e) { return e.members(); });
   }
 
   /// Takes a snapshot of the state applied so far now (basic_node::snapshot_now):
@@ -560,6 +595,22 @@ class node {
     static constexpr duration drain_limit = std::chrono::milliseconds(200);
 
     const executor_type& ex() const noexcept { return *strand_; }
+
+    /// Completes `token` with `(f(engine))`, taken on the strand: a copy of some part of the
+    /// engine's state (status, members).
+    template <class Token, class F>
+    auto take(Token&& token, F f) {
+      using value = std::decay_t<std::invoke_result_t<F&, const engine_type&>>;
+      return boost::asio::async_initiate<Token, void(value)>(
+          [s = this->shared_from_this(), f = std::move(f)](auto handler) mutable {
+            auto work = detail::tracked_executor(handler, s->ex());
+            boost::asio::post(s->ex(), [s, f = std::move(f), h = std::move(handler), work = std::move(work)]() mutable {
+              value v = f(std::as_const(*s->engine_));
+              boost::asio::dispatch(work, [h = std::move(h), v = std::move(v)]() mutable { std::move(h)(std::move(v)); });
+            });
+          },
+          token);
+    }
 
     template <class MakeTransport>
     void init(node_config cfg, MakeTransport& make_transport, std::unique_ptr<LogStore> store, StateMachine sm,
