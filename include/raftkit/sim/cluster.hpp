@@ -45,6 +45,8 @@ struct memory_storage {
   static void crash(store_type& s) { s.crash(); }
   static void reopen(store_type&, node_id) {}
   static bool is_open(const store_type&) { return true; }
+  /// Replaces the store with an empty one (a new machine in the old one's place).
+  void wipe(store_type& s, node_id id) const { s = make(id); }
 
   using snapshot_type = memory::snapshot_store;  ///< copies are handles to one store
   static snapshot_type make_snapshots(node_id) { return {}; }
@@ -66,6 +68,9 @@ struct snapshot_policy_of<Storage> {
 /// How a simulated cluster is set up.
 struct cluster_options {
   std::size_t nodes = 3;
+  /// Extra nodes, ids nodes+1 to nodes+spares, started with node_config::join: they have
+  /// no configuration and wait for a membership change to add them.
+  std::size_t spares = 0;
   std::uint64_t seed = 1;
   duration latency = std::chrono::microseconds(100);  ///< base one-way latency
   memory::log_store_options store;
@@ -105,8 +110,12 @@ class cluster {
         net_(std::make_shared<memory::network>(opts_.latency)) {
     RAFTKIT_ASSERT(static_cast<bool>(make_state_machine_), "a cluster needs a state machine factory");
     RAFTKIT_ASSERT(opts_.nodes >= 1, "a cluster needs a node");
-    for (std::size_t i = 1; i <= opts_.nodes; ++i) ids_.push_back(i);
-    for (std::size_t i = 0; i < opts_.nodes; ++i) slots_.push_back(std::make_unique<slot>());
+    for (std::size_t i = 1; i <= opts_.nodes + opts_.spares; ++i) ids_.push_back(i);
+    members_.assign(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(opts_.nodes));
+    for (node_id id : ids_) {
+      slots_.push_back(std::make_unique<slot>());
+      slots_.back()->joiner = id > opts_.nodes;
+    }
     for (node_id id : ids_) {
       if constexpr (std::is_same_v<Storage, memory_storage>) storage_.options = opts_.store;
       slot& s = at(id);
@@ -121,7 +130,14 @@ class cluster {
 
   // ------------------------------------------------------------ access
 
+  /// Every node, spares included.
   const std::vector<node_id>& ids() const noexcept { return ids_; }
+  /// The initial configuration's voters (ids 1 to options().nodes).
+  const std::vector<node_id>& initial_members() const noexcept { return members_; }
+  /// Whether `id` starts with node_config::join (a spare, or a node wiped since).
+  bool is_joiner(node_id id) const { return at(id).joiner; }
+  /// How many times `id`'s storage was wiped (see wipe()).
+  unsigned wipes(node_id id) const { return at(id).wipes; }
   /// How the cluster was set up (its seed included).
   const cluster_options& options() const noexcept { return opts_; }
   bool is_up(node_id id) const { return at(id).node.has_value(); }
@@ -230,6 +246,18 @@ class cluster {
   void restart(node_id id) {
     if (is_up(id)) return;
     start(id);
+  }
+  /// Gives the crashed node `id` empty storage (log, hard state and snapshots): the next
+  /// restart is a new server under the old id, which starts with node_config::join and
+  /// waits to be added. Only safe for a node whose removal from the configuration has
+  /// committed, since what it had acknowledged is gone.
+  void wipe(node_id id) {
+    slot& s = at(id);
+    RAFTKIT_ASSERT(!s.node, "wipe a node that is down");
+    storage_.wipe(*s.store, id);
+    if constexpr (has_snapshots) s.snaps.emplace(Storage::make_snapshots(id));
+    s.joiner = true;
+    ++s.wipes;
   }
   /// Pauses `id` (a stopped process or a long GC): it neither runs timers nor receives;
   /// messages to it wait in the network until it resumes.
@@ -361,6 +389,8 @@ class cluster {
     double rate = 1.0;
     duration missed{0};  // virtual time that passed while paused
     unsigned incarnation = 0;
+    bool joiner = false;  // starts with node_config::join
+    unsigned wipes = 0;
     std::vector<message> held;
     index_t installing = 0;  // the snapshot whose chunks it was last sent
     index_t applied_at_start = 0;
@@ -379,7 +409,8 @@ class cluster {
     slot& s = at(id);
     node_config c = opts_.node;
     c.id = id;
-    c.members = ids_;
+    c.join = s.joiner;
+    if (!s.joiner) c.members = members_;
     c.seed = opts_.seed * 1000003u + s.incarnation;
     ++s.incarnation;
     storage_.reopen(*s.store, id);
@@ -489,6 +520,7 @@ class cluster {
   state_machine_factory make_state_machine_;
   std::shared_ptr<memory::network> net_;
   std::vector<node_id> ids_;
+  std::vector<node_id> members_;  // the initial voters
   std::vector<std::unique_ptr<slot>> slots_;
   std::set<std::pair<node_id, node_id>> blocked_;
   std::function<memory::delivery(const message&)> faults_;
