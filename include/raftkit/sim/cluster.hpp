@@ -68,13 +68,13 @@ struct snapshot_policy_of<Storage> {
 /// How a simulated cluster is set up.
 struct cluster_options {
   std::size_t nodes = 3;
-  /// Extra nodes, ids nodes+1 to nodes+spares, started with node_config::join: they have
-  /// no configuration and wait for a membership change to add them.
-  std::size_t spares = 0;
   std::uint64_t seed = 1;
   duration latency = std::chrono::microseconds(100);  ///< base one-way latency
   memory::log_store_options store;
   node_config node;  ///< template: id, members and seed are filled per node
+  /// Spare servers, ids nodes+1 .. nodes+spares: they start with node_config::join (no
+  /// configuration) and take part once a membership change adds them.
+  std::size_t spares = 0;
   /// How long writing a snapshot takes (virtual time, from taking it to its commit); a
   /// crash meanwhile loses it. 0 writes it inline, at once.
   duration snapshot_write_delay{0};
@@ -111,11 +111,9 @@ class cluster {
     RAFTKIT_ASSERT(static_cast<bool>(make_state_machine_), "a cluster needs a state machine factory");
     RAFTKIT_ASSERT(opts_.nodes >= 1, "a cluster needs a node");
     for (std::size_t i = 1; i <= opts_.nodes + opts_.spares; ++i) ids_.push_back(i);
-    members_.assign(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(opts_.nodes));
-    for (node_id id : ids_) {
-      slots_.push_back(std::make_unique<slot>());
-      slots_.back()->joiner = id > opts_.nodes;
-    }
+    for (std::size_t i = 1; i <= opts_.nodes; ++i) initial_members_.push_back(i);
+    for (std::size_t i = 0; i < ids_.size(); ++i) slots_.push_back(std::make_unique<slot>());
+    for (node_id id : ids_) at(id).joiner = id > opts_.nodes;
     for (node_id id : ids_) {
       if constexpr (std::is_same_v<Storage, memory_storage>) storage_.options = opts_.store;
       slot& s = at(id);
@@ -133,7 +131,7 @@ class cluster {
   /// Every node, spares included.
   const std::vector<node_id>& ids() const noexcept { return ids_; }
   /// The initial configuration's voters (ids 1 to options().nodes).
-  const std::vector<node_id>& initial_members() const noexcept { return members_; }
+  const std::vector<node_id>& initial_members() const noexcept { return initial_members_; }
   /// Whether `id` starts with node_config::join (a spare, or a node wiped since).
   bool is_joiner(node_id id) const { return at(id).joiner; }
   /// How many times `id`'s storage was wiped (see wipe()).
@@ -409,8 +407,8 @@ class cluster {
     slot& s = at(id);
     node_config c = opts_.node;
     c.id = id;
-    c.join = s.joiner;
-    if (!s.joiner) c.members = members_;
+    c.join = s.joiner;  // a spare, or a node wiped since
+    c.members = c.join ? std::vector<node_id>{} : initial_members_;
     c.seed = opts_.seed * 1000003u + s.incarnation;
     ++s.incarnation;
     storage_.reopen(*s.store, id);
@@ -519,8 +517,8 @@ class cluster {
   Storage storage_;
   state_machine_factory make_state_machine_;
   std::shared_ptr<memory::network> net_;
-  std::vector<node_id> ids_;
-  std::vector<node_id> members_;  // the initial voters
+  std::vector<node_id> ids_;              // every server, spares included
+  std::vector<node_id> initial_members_;  // the first configuration's voters: 1 .. nodes
   std::vector<std::unique_ptr<slot>> slots_;
   std::set<std::pair<node_id, node_id>> blocked_;
   std::function<memory::delivery(const message&)> faults_;
