@@ -247,8 +247,9 @@ class cluster {
   }
   /// Gives the crashed node `id` empty storage (log, hard state and snapshots): the next
   /// restart is a new server under the old id, which starts with node_config::join and
-  /// waits to be added. Only safe for a node whose removal from the configuration has
-  /// committed, since what it had acknowledged is gone.
+  /// waits to be added. Only safe once no node's log can count `id` as a voter any more
+  /// (its removal committed, and every stale log moved past it): what it acknowledged is
+  /// gone, and a stale leader would take the newcomer's acknowledgements for the old one's.
   void wipe(node_id id) {
     slot& s = at(id);
     RAFTKIT_ASSERT(!s.node, "wipe a node that is down");

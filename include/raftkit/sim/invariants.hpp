@@ -161,6 +161,25 @@ class invariant_checker {
     return verify_acked(index);
   }
 
+  /// Whether some node other than `id` may count `id` as a voter, now or after its log is
+  /// repaired: one of the configurations in its log from the newest committed one it holds
+  /// on (those above may be truncated, uncovering the one below) has `id` in a voter set.
+  /// A removed node's storage may be wiped (cluster::wipe) only once none does: a stale
+  /// leader that still counts it would otherwise count the empty newcomer's acks as the
+  /// old member's, and commit without a majority.
+  bool may_count_as_voter(node_id id) const {
+    for (node_id y : c_.ids()) {
+      if (y == id) continue;
+      const node_view& v = nodes_[y];
+      for (auto it = v.configs.rbegin(); it != v.configs.rend(); ++it) {
+        if (it->second.votes(id)) return true;
+        const index_t k = it->first;
+        if (k == 0 || (k <= v.chain.size() && k <= committed_.size() && v.chain[k - 1] == committed_[k - 1].chain)) break;
+      }
+    }
+    return false;
+  }
+
   /// The terms in which a leader was seen.
   std::size_t terms_with_leader() const noexcept { return leaders_.size(); }
 

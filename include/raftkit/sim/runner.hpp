@@ -332,6 +332,7 @@ class simulation {
         inject_fault();
         next_fault = c_.now() + pick(std::chrono::milliseconds(20), std::chrono::milliseconds(400));
       }
+      if (o_.membership) wipe_due();
       if (o_.membership && c_.now() >= next_change) {
         operate();
         next_change = c_.now() + pick(std::chrono::milliseconds(30), std::chrono::milliseconds(500));
@@ -517,7 +518,7 @@ class simulation {
         break;
       case 1:
         for (node_id id : c_.ids())
-          if (!c_.is_up(id) && !stopped(id)) {
+          if (!c_.is_up(id) && !held_down(id)) {
             c_.restart(id);
             fault(fault_kind::restart, "restart node " + std::to_string(id));
             break;
@@ -598,7 +599,7 @@ class simulation {
   void restart_due() {
     for (auto it = restarts_.begin(); it != restarts_.end();) {
       if (it->first <= c_.now()) {
-        if (!c_.is_up(it->second) && !stopped(it->second)) {
+        if (!c_.is_up(it->second) && !held_down(it->second)) {
           c_.restart(it->second);
           event("restart node " + std::to_string(it->second));
           if (o_.timeline) tl_.event(now_ns(), "restart node " + std::to_string(it->second));
@@ -626,6 +627,7 @@ class simulation {
   /// Ends every fault: heal, resume, restart, normal clocks and disks, no message loss.
   void calm() {
     restarts_.clear();
+    to_wipe_.clear();  // they restart on what they had
     rejoins_.clear();
     faults_on_ = false;
     c_.heal();
@@ -695,7 +697,7 @@ class simulation {
     std::vector<node_id> learners, outside, outside_up, fresh_up, voters_down;
     for (const auto& x : m.learners) learners.push_back(x.id);
     for (node_id id : c_.ids()) {
-      if (m.contains(id) || stopped(id)) continue;
+      if (m.contains(id) || held_down(id)) continue;
       outside.push_back(id);
       if (!c_.is_up(id)) continue;
       outside_up.push_back(id);
@@ -775,10 +777,10 @@ class simulation {
       if (c.type == member_change_type::remove) removed(c.id);
   }
 
-  /// Node `id`'s removal committed: it lingers, stops for good, or is wiped to come back
-  /// as a fresh spare under its old id (safe now that no configuration counts it).
+  /// Node `id`'s removal committed: it lingers, stops for good, or stops to be wiped and
+  /// come back as a fresh spare under its old id (once no configuration can count it).
   void removed(node_id id) {
-    if (stopped(id)) return;
+    if (held_down(id)) return;
     const auto fate = rng_.below(3);
     if (fate == 0) return;
     if (c_.is_up(id)) {
@@ -791,10 +793,30 @@ class simulation {
       event("node " + std::to_string(id) + " was removed: stopped for good");
       return;
     }
-    c_.wipe(id);
-    ++r_.stats.nodes_wiped;
-    restarts_.push_back({c_.now() + pick(duration{0}, std::chrono::milliseconds(200)), id});
-    event("node " + std::to_string(id) + " was removed: storage wiped, it restarts as a fresh spare");
+    to_wipe_.push_back(id);
+    event("node " + std::to_string(id) + " was removed: stopped, to be wiped and restarted as a fresh spare");
+  }
+
+  /// Wipes the removed nodes no configuration can count any more (see
+  /// invariant_checker::may_count_as_voter) and restarts them soon as fresh spares.
+  void wipe_due() {
+    for (auto it = to_wipe_.begin(); it != to_wipe_.end();) {
+      const node_id id = *it;
+      if (checker_.may_count_as_voter(id)) {
+        ++it;
+        continue;
+      }
+      it = to_wipe_.erase(it);
+      c_.wipe(id);
+      ++r_.stats.nodes_wiped;
+      restarts_.push_back({c_.now() + pick(duration{0}, std::chrono::milliseconds(200)), id});
+      event("node " + std::to_string(id) + " wiped: it restarts as a fresh spare");
+    }
+  }
+
+  /// Whether `id` is kept down: stopped for good, or waiting to be wiped.
+  bool held_down(node_id id) const {
+    return stopped(id) || std::find(to_wipe_.begin(), to_wipe_.end(), id) != to_wipe_.end();
   }
 
   void expire_changes() {
@@ -1090,6 +1112,7 @@ class simulation {
   std::vector<change_op> changes_;     // membership changes asked for, unanswered
   std::uint64_t change_generation_ = 0;
   std::vector<node_id> stopped_;       // removed and stopped for good
+  std::vector<node_id> to_wipe_;       // removed and down, to be wiped once no configuration counts them
   bool faults_on_ = false;
   bool stop_clients_ = false;
   bool live_ = false;
