@@ -332,7 +332,10 @@ class simulation {
         inject_fault();
         next_fault = c_.now() + pick(std::chrono::milliseconds(20), std::chrono::milliseconds(400));
       }
-      if (o_.membership) wipe_due();
+      if (o_.membership) {
+        for (node_id id : std::exchange(removed_, {})) removed(id);
+        wipe_due();
+      }
       if (o_.membership && c_.now() >= next_change) {
         operate();
         next_change = c_.now() + pick(std::chrono::milliseconds(30), std::chrono::milliseconds(500));
@@ -773,14 +776,15 @@ class simulation {
     ++r_.stats.changes_completed;
     event("membership change " + what + " done at index " + std::to_string(at));
     if (!faults_on_) return;
+    // Dealt with after the step: this runs inside a node, which a crash would destroy.
     for (const auto& c : op.changes)
-      if (c.type == member_change_type::remove) removed(c.id);
+      if (c.type == member_change_type::remove) removed_.push_back(c.id);
   }
 
   /// Node `id`'s removal committed: it lingers, stops for good, or stops to be wiped and
   /// come back as a fresh spare under its old id (once no configuration can count it).
   void removed(node_id id) {
-    if (held_down(id)) return;
+    if (held_down(id) || !faults_on_) return;
     const auto fate = rng_.below(3);
     if (fate == 0) return;
     if (c_.is_up(id)) {
@@ -1113,6 +1117,7 @@ class simulation {
   std::uint64_t change_generation_ = 0;
   std::vector<node_id> stopped_;       // removed and stopped for good
   std::vector<node_id> to_wipe_;       // removed and down, to be wiped once no configuration counts them
+  std::vector<node_id> removed_;       // removals that committed in the last step
   bool faults_on_ = false;
   bool stop_clients_ = false;
   bool live_ = false;
