@@ -342,7 +342,8 @@ class invariant_checker {
     if (before) in_force.push_back(&*before);
     auto it = v.configs.lower_bound(v.changed_from);
     if (it != v.configs.begin()) --it;
-    for (; it != v.configs.end(); ++it) in_force.push_back(&it->second);
+    for (; it != v.configs.end(); ++it)
+      if (!before || it->first != before->index || !it->second.same_members(*before)) in_force.push_back(&it->second);
     if (in_force.empty()) return std::nullopt;  // no configuration: it cannot have led
     for (index_t i = v.commit + 1; i <= commit; ++i) {
       auto held = [&](node_id x) { return x < nodes_.size() && holds_durably(x, i); };
@@ -354,7 +355,7 @@ class invariant_checker {
       for (const membership* m : in_force) configs += (configs.empty() ? "" : ", ") + detail::describe(*m);
       return bad({id}, "node " + std::to_string(id) + ", leader of term " + std::to_string(v.leading) +
                  ", committed index " + std::to_string(i) + " held durably only by {" + holders +
-                 "}: not a majority of any configuration it was in (" + configs + ")");
+                 "}: not a majority of any configuration it was in since the last check (" + configs + ")");
     }
     return std::nullopt;
   }

@@ -377,6 +377,7 @@ class simulation {
           proposed_term = c_.node(l).term();
           proposed_on = l;
           const shared_bytes cmd = s_.liveness_command();
+          appended_ = true;
           c_.node(l).propose(cmd.bytes(), [this](std::error_code ec, index_t, const auto&) {
             if (!ec && !closing_) live_ = true;
           });
@@ -452,13 +453,14 @@ class simulation {
   }
 
   void step() {
+    // What a client or the operator appended since the last step is seen before the step
+    // runs: a single voter could otherwise make it durable, commit it and compact it away
+    // within the step, before the checker read it.
+    if (std::exchange(appended_, false) && !check_invariants()) return;
     c_.step(std::chrono::milliseconds(5));
     ++r_.stats.steps;
     sample_timeline();
-    if (auto bad = checker_.check()) {
-      invariant_nodes_ = checker_.culprits();
-      return fail("invariant: " + *bad);
-    }
+    if (!check_invariants()) return;
     const node_id l = c_.leader();
     if (l != no_node && (l != last_leader_ || c_.node(l).term() != last_term_)) {
       last_leader_ = l;
@@ -467,6 +469,16 @@ class simulation {
     }
     expire_clients();
     expire_changes();
+  }
+
+  /// Runs the invariant checker; false (and the run failed) on a violation.
+  bool check_invariants() {
+    if (auto bad = checker_.check()) {
+      invariant_nodes_ = checker_.culprits();
+      fail("invariant: " + *bad);
+      return false;
+    }
+    return true;
   }
 
   // ------------------------------------------------------------ faults
@@ -686,6 +698,7 @@ class simulation {
     const std::string what = describe(cs);
     event("operator asks leader " + std::to_string(l) + ": " + what);
     if (o_.timeline) tl_.event(now_ns(), "membership: " + what + " (leader " + std::to_string(l) + ")");
+    appended_ = true;
     c_.node(l).change_membership(std::move(cs), [this, gen](std::error_code ec, index_t at) { finish_change(gen, ec, at); });
   }
 
@@ -854,6 +867,7 @@ class simulation {
     ++cl.count;
     cl.input = std::move(req.input);
     cl.busy = true;
+    appended_ = true;
     cl.call = c_.now();
     cl.deadline = c_.now() + o_.op_timeout;
     const std::uint64_t gen = ++cl.generation;
@@ -1118,6 +1132,7 @@ class simulation {
   std::vector<node_id> stopped_;       // removed and stopped for good
   std::vector<node_id> to_wipe_;       // removed and down, to be wiped once no configuration counts them
   std::vector<node_id> removed_;       // removals that committed in the last step
+  bool appended_ = false;              // a request was made since the last step
   bool faults_on_ = false;
   bool stop_clients_ = false;
   bool live_ = false;
