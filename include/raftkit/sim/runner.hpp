@@ -388,6 +388,7 @@ class simulation {
     }
     if (done()) return false;
     if (!live_) {
+      if (o_.trace && o_.membership) trace_configurations();
       if constexpr (requires { s_.liveness_command(); })
         fail("liveness: no leader committed a new entry within " + ms(o_.recovery) + " after the faults stopped");
       else
@@ -654,6 +655,7 @@ class simulation {
         c_.store(id).set_write_delay(std::chrono::microseconds(200));
     }
     event("faults stop: network healed, every node running");
+    if (o_.trace && o_.membership) trace_configurations();
     if (o_.timeline) tl_.event(now_ns(), "faults stop: network healed, every node running");
   }
 
@@ -828,6 +830,17 @@ class simulation {
       ++r_.stats.nodes_wiped;
       restarts_.push_back({c_.now() + pick(duration{0}, std::chrono::milliseconds(200)), id});
       event("node " + std::to_string(id) + " wiped: it restarts as a fresh spare");
+    }
+  }
+
+  /// Each running node's role, term and configuration, for the trace.
+  void trace_configurations() {
+    for (node_id id : c_.ids()) {
+      if (!c_.is_up(id)) continue;
+      const auto& n = c_.node(id);
+      event("node " + std::to_string(id) + ": " + std::string(to_string(n.role_now())) + " of term " +
+            std::to_string(n.term()) + ", commit " + std::to_string(n.commit_index()) + ", configuration " +
+            (n.members().voters.empty() ? std::string("none") : raftkit::sim::detail::describe(n.members())));
     }
   }
 
