@@ -17,8 +17,6 @@
 #include "raftkit/sim/runner.hpp"
 
 using namespace std::chrono_literals;
-using raftkit::entry;
-using raftkit::index_t;
 using raftkit::member_change;
 using raftkit::node_id;
 namespace sim = raftkit::sim;
@@ -38,7 +36,7 @@ sim::cluster_options with_spares(std::size_t nodes, std::size_t spares) {
 std::optional<std::error_code> change(kv_cluster& c, sim::invariant_checker<sim::kv_store>& check, node_id l,
                                       std::vector<member_change> changes) {
   std::optional<std::error_code> answer;
-  c.node(l).change_membership(std::move(changes), [&](std::error_code ec, index_t) { answer = ec; });
+  c.node(l).change_membership(std::move(changes), [&](std::error_code ec, raftkit::index_t) { answer = ec; });
   c.run_until([&] {
     REQUIRE_FALSE(check.check());
     return answer.has_value();
@@ -111,12 +109,12 @@ TEST_CASE("the invariant checker reports an index a leader committed that no maj
   REQUIRE_FALSE(check.check());  // the checker has seen l lead
   bool done = false;
   const auto put = sim::encode_kv(sim::op_kind::put, "k", "v");
-  c.node(l).propose(put.bytes(), [&](std::error_code, index_t, const auto&) { done = true; });
+  c.node(l).propose(put.bytes(), [&](std::error_code, raftkit::index_t, const auto&) { done = true; });
   c.run_until([&] { return done; }, 1s);
   REQUIRE(done);
   // Take the entry back from both followers' disks behind the checker's back, as if
   // they had acknowledged what they never made durable.
-  const index_t committed = c.node(l).commit_index();
+  const raftkit::index_t committed = c.node(l).commit_index();
   for (node_id f : c.ids()) {
     if (f == l) continue;
     c.crash(f);
@@ -137,10 +135,10 @@ TEST_CASE("the invariant checker reports two config entries above the committed 
   raftkit::membership m = c.node(l).members();
   auto& store = c.store(l);
   const auto term = c.node(l).term();
-  std::vector<entry> two;
+  std::vector<raftkit::entry> two;
   for (node_id learner : {node_id{4}, node_id{5}}) {
     m.learners.push_back({learner, {}});
-    two.push_back(entry{term, store.last_index() + 1 + two.size(), raftkit::entry_type::config,
+    two.push_back(raftkit::entry{term, store.last_index() + 1 + two.size(), raftkit::entry_type::config,
                         raftkit::shared_bytes::copy_of(std::span<const std::byte>(raftkit::detail::encode_membership(m)))});
   }
   store.append(two);
