@@ -418,4 +418,39 @@ TEST_CASE("§7 a corrupt newest snapshot with the log compacted past the previou
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("membership with snapshots: a new server catches up through InstallSnapshot, and the configuration comes back from the snapshot at restart") {
+  auto o = snap_options(3);
+  o.spares = 1;
+  snap_cluster c(o);
+  const node_id l = c.elect();
+  write_many(c, l, 60, "a");  // snapshots taken, the log compacted past its start
+  REQUIRE(c.node(l).log().first_index() > 1);
+  bool done = false;
+  std::error_code ec;
+  c.node(l).change_membership({raftkit::member_change::add_voter(4, "four")}, [&](std::error_code e, index_t) {
+    done = true;
+    ec = e;
+  });
+  REQUIRE(c.run_until([&] { return done; }, 10s));
+  REQUIRE_FALSE(ec);
+  CHECK(c.node(4).counters().snapshots_installed >= 1);
+  write_many(c, c.leader(), 60, "b");  // and more snapshots, now with four voters
+  REQUIRE(c.run_until([&] { return c.node(4).applied_index() == c.node(c.leader()).commit_index(); }, 5s));
+  CHECK(c.node(4).state_machine().cmds == c.node(c.leader()).state_machine().cmds);
+  const auto want = c.node(c.leader()).members();
+  for (node_id id : c.ids()) {
+    c.crash(id);
+    c.restart(id);
+    CHECK(c.node(id).members().same_members(want));
+    CHECK(c.node(id).members().find(4)->context == "four");
+  }
+  // The snapshot holds the configuration: the log no longer has the config entries.
+  auto snap = c.snapshots(4).latest();
+  REQUIRE(snap.has_value());
+  auto conf = raftkit::detail::decode_membership(std::span<const std::byte>(snap->config.data(), snap->config.size()));
+  REQUIRE(conf.has_value());
+  CHECK(conf->same_members(want));
+  CHECK(c.elect() != raftkit::no_node);
+}
+
 }  // TEST_SUITE

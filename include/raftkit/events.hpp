@@ -40,6 +40,7 @@ enum class event_reason : std::uint8_t {
   lost_quorum = 7,       ///< check-quorum: a majority was silent for an election timeout (thesis §6.2)
   transfer = 8,          ///< a leadership transfer (TimeoutNow, or the transfer target's election; thesis §3.10)
   stopped = 9,           ///< the node halted: stop(), destruction, or a failure (see node_stopped)
+  removed = 10,          ///< a leader left the configuration once C_new committed (thesis §4.2.2)
 };
 
 constexpr std::string_view to_string(event_reason r) noexcept {
@@ -54,6 +55,7 @@ constexpr std::string_view to_string(event_reason r) noexcept {
     case event_reason::lost_quorum: return "lost_quorum";
     case event_reason::transfer: return "transfer";
     case event_reason::stopped: return "stopped";
+    case event_reason::removed: return "removed";
   }
   return "unknown";
 }
@@ -203,6 +205,18 @@ struct transfer_ended {
   std::error_code error;
 };
 
+/// The node's configuration (the latest in its log, thesis §4.1) changed: a config entry
+/// was appended or truncated, a snapshot brought one, or the node started with one.
+/// `index` is the entry that set it (0: the initial configuration); `joint` while C_old,new
+/// is in force. `basic_node::members()` has the members.
+struct config_changed {
+  static constexpr std::string_view name = "config_changed";
+  index_t index = 0;
+  bool joint = false;
+  std::size_t voters = 0;
+  std::size_t learners = 0;
+};
+
 /// The node halted, for `why` (shutting_down after stop(), or the failure).
 struct node_stopped {
   static constexpr std::string_view name = "node_stopped";
@@ -218,7 +232,7 @@ using event_data = std::variant<events::role_changed, events::term_changed, even
                                 events::durability_resumed, events::storage_error, events::snapshot_taken,
                                 events::snapshot_failed, events::snapshot_installed, events::snapshot_sent,
                                 events::snapshot_send_failed, events::transfer_started, events::transfer_ended,
-                                events::node_stopped>;
+                                events::config_changed, events::node_stopped>;
 
 /// An event: which node, its term when it happened, and what happened.
 struct event {
@@ -337,6 +351,12 @@ void visit_fields(const event_data& d, F&& f) {
     void operator()(const events::transfer_ended& e) const {
       f(string_view("to"), std::uint64_t{e.to});
       f(string_view("error"), e.error);
+    }
+    void operator()(const events::config_changed& e) const {
+      f(string_view("index"), std::uint64_t{e.index});
+      f(string_view("joint"), e.joint);
+      f(string_view("voters"), std::uint64_t{e.voters});
+      f(string_view("learners"), std::uint64_t{e.learners});
     }
     void operator()(const events::node_stopped& e) const { f(string_view("why"), e.why); }
   };

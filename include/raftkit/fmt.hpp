@@ -53,6 +53,9 @@ constexpr std::string_view errc_name(errc e) noexcept {
     case errc::stale_snapshot: return "stale_snapshot";
     case errc::corrupt_snapshot: return "corrupt_snapshot";
     case errc::snapshot_failed: return "snapshot_failed";
+    case errc::membership_change_in_progress: return "membership_change_in_progress";
+    case errc::invalid_membership_change: return "invalid_membership_change";
+    case errc::catch_up_failed: return "catch_up_failed";
   }
   return "unknown";
 }

@@ -40,6 +40,7 @@
 #include "raftkit/errc.hpp"
 #include "raftkit/events.hpp"
 #include "raftkit/log_store.hpp"
+#include "raftkit/membership.hpp"
 #include "raftkit/message.hpp"
 #include "raftkit/snapshot.hpp"
 #include "raftkit/state_machine.hpp"
@@ -98,6 +99,9 @@ class basic_node {
   /// A snapshot write handed to an executor: it runs anywhere and returns its outcome,
   /// which the executor must hand back on the engine's thread with `snapshot_written`.
   using snapshot_job = detail::unique_function<std::error_code()>;
+  /// A membership change's completion: `(error_code, index)`, with the index of the entry
+  /// that holds C_new once it commits.
+  using membership_completion = detail::unique_function<void(std::error_code, index_t)>;
 
   /// Builds a node and restores term and vote from the log store (a restart is a new
   /// incarnation: commit and applied start at 0 and the state machine replays the log).
@@ -118,17 +122,15 @@ class basic_node {
     const hard_state hs = log_.load_hard_state();
     term_ = hs.term;
     vote_ = hs.vote;
-    for (node_id m : cfg_.members) {
-      if (m != cfg_.id) peers_.emplace_back(m, cfg_.max_inflight_messages);
-    }
-    quorum_.incoming = cfg_.members;
-    quorum_scratch_.reserve(cfg_.members.size());
-    sends_.resize(peers_.size());
+    membership initial;  // node_config's members, until the log or a snapshot says otherwise
+    for (node_id m : cfg_.members) initial.voters.push_back(member_info{m, {}});
+    configs_.push_back(std::move(initial));
     const auto seed_time = static_cast<std::uint64_t>(clock_.now().time_since_epoch().count());
     next_request_id_ = rng_.next() ^ seed_time;
     boot_id_ = (rng_.next() ^ seed_time) | 1;
     boot_time_ = clock_.now();
     if constexpr (snapshots_enabled) restore_at_start();
+    load_configs_from_log();
     reset_election_deadline();
   }
 
@@ -169,6 +171,7 @@ class basic_node {
     }
     if (transfer_ && now >= transfer_->deadline)
       end_transfer(role_ == role::leader ? errc::timeout : errc::leadership_lost);  // a leader leads on
+    if (change_ && !change_->entry && now >= change_->deadline) finish_change(errc::catch_up_failed, 0);
     forwards_.expire(now, [&](auto& b) {
       for (auto& c : b.done) fail(c, errc::timeout);
     });
@@ -303,7 +306,7 @@ class basic_node {
     if (transfer_) return c(errc::transferring);
     if (to == cfg_.id) return c(std::error_code{});
     if (to == any_node) to = best_follower();
-    if (to == no_node || !find_peer(to) || !quorum_.is_voter(to)) return c(errc::unknown_member);
+    if (to == no_node || !find_peer(to) || !config_now().is_voter(to)) return c(errc::unknown_member);
     ++counters_.transfers;
     transfer_.emplace(transfer_state{to, clock_.now() + cfg_.election_timeout, std::move(c), false});
     events_.emit(events::transfer_started{to});
@@ -311,6 +314,64 @@ class basic_node {
     // voters ignore stickiness), so this leader answers no more reads from it.
     reads_.drop_lease();
     continue_transfer();
+    after_input();
+  }
+
+  /// Changes the cluster's membership (thesis chapter 4) by any set of `changes`, on the
+  /// leader. A new voter first joins as a learner and is caught up in rounds (thesis
+  /// §4.2.1: a round replicates what the leader held when it began; one that takes less
+  /// than an election timeout ends the catch-up), as is a learner being promoted. Then a
+  /// change of the voters goes through C_old,new, where elections and commitment need a
+  /// majority of each set, and on to C_new as soon as C_old,new commits (Raft paper §6);
+  /// a change of learners only goes to C_new at once. A leader that is not in C_new
+  /// manages the cluster until C_new commits, then hands over and steps down (§4.2.2).
+  /// `done(error_code, index)` runs once C_new commits, with its index. Refused at once
+  /// (not applied): not_leader; transferring; membership_change_in_progress while another
+  /// change is not finished (one at a time, including one a previous leader began); busy
+  /// while a new leader has not committed an entry of its term; invalid_membership_change
+  /// for a change that does not fit the configuration (adding a member twice, promoting a
+  /// voter, removing a non-member, leaving no voter); too_large when the configuration
+  /// would not fit one AppendEntries. Later: catch_up_failed when a server did not catch
+  /// up within `catch_up_rounds` rounds or `catch_up_timeout` (a server added as a voter
+  /// stays a learner); leadership_lost or shutting_down (outcome unknown: a new leader
+  /// may complete the change, or it is rolled back, never half done).
+  template <class Handler>
+  void change_membership(std::vector<member_change> changes, Handler&& done) {
+    membership_completion c(std::forward<Handler>(done));
+    if (stopped_) return c(errc::stopped, 0);
+    if (role_ != role::leader) return c(errc::not_leader, 0);
+    if (transfer_) return c(errc::transferring, 0);
+#ifdef RAFTKIT_TEST_BREAK_ONE_CHANGE_AT_A_TIME
+    // Test-only broken variant: a change starts while another is in flight.
+    if (change_) finish_change(errc::leadership_lost, 0);
+#else
+    if (change_ || change_in_log()) return c(errc::membership_change_in_progress, 0);
+#endif
+    if (commit_ < term_start_) return c(errc::busy, 0);
+    auto plan = plan_change(changes);
+    if (!plan) return c(errc::invalid_membership_change, 0);
+    membership widest = plan->target;  // the largest entry this change appends: C_old,new
+    widest.outgoing = config_now().voters;
+    for (const auto& m : config_now().learners)
+      if (!widest.contains(m.id)) widest.learners.push_back(m);
+    if (!fits_one_message(detail::encode_membership(widest).size())) return c(errc::too_large, 0);
+    if (plan->catch_up.empty() && plan->target.same_members(config_now())) return c(std::error_code{}, config_now().index);
+    ++counters_.membership_changes;
+    change_ = std::move(*plan);
+    change_->done = std::move(c);
+    change_->deadline = clock_.now() + cfg_.catch_up_timeout;
+    // New servers join as learners first: they receive the log while they catch up.
+    membership with_learners{config_now().voters, config_now().learners, {}, 0};
+    for (const auto& m : change_->target.voters)
+      if (!config_now().contains(m.id)) with_learners.learners.push_back(m);
+    for (const auto& m : change_->target.learners)
+      if (!config_now().contains(m.id)) with_learners.learners.push_back(m);
+    if (!with_learners.same_members(config_now()) && !change_->catch_up.empty()) {
+      change_->learners_entry = append_config(std::move(with_learners));
+      change_->appended = true;
+      for (auto& p : peers_) send_append(p);
+    }
+    continue_change();
     after_input();
   }
 
@@ -374,6 +435,11 @@ class basic_node {
   bool stopped() const noexcept { return stopped_; }
   const node_config& config() const noexcept { return cfg_; }
   const node_counters& counters() const noexcept { return counters_; }
+  /// The configuration this node uses: the latest in its log, committed or not (thesis
+  /// §4.1); empty (no voter) on a joining node that has not been added yet.
+  const membership& members() const noexcept { return config_now(); }
+  /// Whether a membership change is under way: this leader's, or one in its log.
+  bool membership_change_pending() const noexcept { return change_.has_value() || change_in_log(); }
 
   /// On a leader, the highest index known durable on follower `peer` (its match index);
   /// 0 elsewhere or for an unknown peer.
@@ -429,6 +495,7 @@ class basic_node {
     time_point t = election_deadline_;
     if (role_ == role::leader) t = std::min(heartbeat_deadline_, check_quorum_deadline_);
     if (transfer_) t = std::min(t, transfer_->deadline);
+    if (change_ && !change_->entry) t = std::min(t, change_->deadline);
     t = std::min(t, forwards_.next_deadline());
     if (!read_forwards_.empty()) t = std::min(t, read_forwards_.begin()->second.deadline);
     if (applied_ < commit_) t = std::min(t, clock_.now());
@@ -513,7 +580,8 @@ class basic_node {
 
   /// The election timer fired: pre-vote first when configured (thesis §9.6).
   void campaign() {
-    if (!is_member()) return;
+    // A learner, a joining server, or one removed: it waits to hear from a leader.
+    if (!is_member()) return reset_election_deadline();
     if (cfg_.pre_vote) return start_pre_vote();
     start_election(false);
   }
@@ -698,6 +766,7 @@ class basic_node {
     leader_ = leader;
     if (was_leader) {
       fail_pending(errc::leadership_lost);
+      if (change_) finish_change(change_->appended ? errc::leadership_lost : errc::not_leader, 0);
       // Reads not yet confirmed cannot be now; confirmed ones keep their index.
       reads_.clear_unanswered([&](pending_read& r) { fail_read(r, errc::leadership_lost); });
       reads_.reset_rounds();
@@ -731,7 +800,7 @@ class basic_node {
   node_id best_follower() const {
     const peer* best = nullptr;
     for (const auto& p : peers_)
-      if (quorum_.is_voter(p.id) && (!best || p.match > best->match)) best = &p;
+      if (config_now().is_voter(p.id) && (!best || p.match > best->match)) best = &p;
     return best ? best->id : no_node;
   }
 
@@ -785,8 +854,10 @@ class basic_node {
 #ifdef RAFTKIT_TEST_BREAK_STALE_TRUNCATE
     // Test-only broken variant: replaces everything after prev with the message's
     // entries, so a stale or reordered message cuts matching entries off.
-    if (!es.empty() && prev + es.size() < log_.last_index() && prev >= commit_)
+    if (!es.empty() && prev + es.size() < log_.last_index() && prev >= commit_) {
       log_.truncate_after(std::max(prev, commit_));
+      drop_configs_after(std::max(prev, commit_));
+    }
 #endif
     std::size_t k = 0;
     for (; k < es.size(); ++k) {
@@ -797,11 +868,16 @@ class basic_node {
       RAFTKIT_ASSERT(e.index > commit_, "conflict below the commit index");
       events_.emit(events::log_truncated{e.index - 1, log_.last_index() - (e.index - 1), m.from});
       log_.truncate_after(e.index - 1);
+      drop_configs_after(e.index - 1);
       break;
     }
     if (k < es.size()) {
       log_.append(std::span<const entry>(es.data() + k, es.size() - k));
       ++counters_.log_appends;
+      bool config = false;
+      for (std::size_t j = k; j < es.size(); ++j)
+        if (es[j].type == entry_type::config) config = note_config_entry(es[j]) || config;
+      if (config) refresh_config(true);
     }
 
     // What this message verified: our log matches the leader's up to last_new. Within
@@ -1315,6 +1391,251 @@ class basic_node {
     for (auto& c : batch) c(ec, 0);
   }
 
+  // ---------------------------------------------------------------- membership (thesis chapter 4)
+
+  struct change_state {
+    membership target;              // C_new, as this change leaves the cluster
+    std::vector<node_id> catch_up;  // voters-to-be that must catch up first (thesis §4.2.1)
+    index_t learners_entry = 0;     // the entry that added new servers as learners (0: none)
+    unsigned rounds = 0;            // catch-up rounds begun
+    index_t round_target = 0;       // the leader's last index when the round began
+    time_point round_start{};
+    time_point deadline{};          // catch-up gives up here (catch_up_timeout)
+    index_t entry = 0;              // this change's latest joint or final entry (0: not yet)
+    term_t entry_term = 0;
+    bool appended = false;          // some entry of this change is in the log
+    membership_completion done;
+  };
+
+  /// The configuration this node uses: the latest in its log, committed or not (§4.1).
+  const membership& config_now() const noexcept { return configs_.back(); }
+  /// The configuration in force at applied_ (a snapshot at applied_ records it).
+  const membership& config_at_applied() const noexcept { return configs_.front(); }
+
+  /// At start-up: the configuration entries of the log after the base (initial or
+  /// snapshot) configuration; the latest is the one this node uses.
+  void load_configs_from_log() {
+    const index_t from = std::max(log_.first_index(), configs_.front().index + 1);
+    for (index_t i = from; i <= log_.last_index(); ++i) {
+      const auto& e = log_.at(i);
+      if (e.type == entry_type::config) note_config_entry(e);
+    }
+    refresh_config(false);
+  }
+
+  /// A config entry entered the log here. One that does not decode is not a
+  /// configuration; every node decodes the same bytes, so all of them agree on that.
+  bool note_config_entry(const entry& e) {
+    auto m = detail::decode_membership(e.payload.bytes());
+    if (!m) {
+      ++counters_.messages_ignored;
+      return false;
+    }
+    m->index = e.index;
+    configs_.push_back(std::move(*m));
+    return true;
+  }
+
+  /// Entries after `index` left the log: so did the configurations they set (§4.1: a node
+  /// falls back to the latest configuration still in its log).
+  void drop_configs_after(index_t index) {
+    bool dropped = false;
+    while (configs_.size() > 1 && configs_.back().index > index) {
+      configs_.pop_back();
+      dropped = true;
+    }
+    if (dropped) refresh_config(true);
+  }
+
+  /// Configurations before the one in force at applied_ are no longer needed.
+  void trim_configs() {
+    while (configs_.size() >= 2 && configs_[1].index <= applied_) configs_.erase(configs_.begin());
+  }
+
+  /// Makes the quorums and the peers follow config_now(). Progress and snapshot transfers
+  /// of members that stay are kept; a new member (on a leader) starts probing at the end of
+  /// the log. Called only where no reference into peers_ is held.
+  void refresh_config(bool report) {
+    const membership& c = config_now();
+    quorum_.incoming = c.voter_ids();
+#ifdef RAFTKIT_TEST_BREAK_LEARNER_QUORUM
+    // Test-only broken variant: learners count toward every quorum.
+    for (const auto& l : c.learners) quorum_.incoming.push_back(l.id);
+#endif
+    quorum_.outgoing = c.outgoing_ids();
+    std::vector<peer> next;
+    std::vector<std::optional<detail::snapshot_send<snapshot_source_t>>> next_sends;
+    const time_point now = clock_.now();
+    // Until the configuration commits, the servers it leaves out are still sent the log:
+    // so a removed server learns of its removal and stops campaigning (thesis §4.2.3).
+    std::vector<node_id> ids = c.ids();
+    peers_include_previous_ = c.index > commit_ && configs_.size() >= 2;
+    if (peers_include_previous_)
+      for (node_id id : configs_[configs_.size() - 2].ids())
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+    for (node_id id : ids) {
+      if (id == cfg_.id) continue;
+      std::size_t i = 0;
+      while (i < peers_.size() && peers_[i].id != id) ++i;
+      if (i < peers_.size()) {
+        next.push_back(std::move(peers_[i]));
+        next_sends.push_back(std::move(sends_[i]));
+        continue;
+      }
+      next.emplace_back(id, cfg_.max_inflight_messages);
+      next.back().reset(log_.last_index() + 1);
+      next.back().last_reply = now;  // check-quorum's grace period, as at an election
+      next_sends.emplace_back();
+    }
+    peers_ = std::move(next);
+    sends_ = std::move(next_sends);
+    quorum_scratch_.reserve(peers_.size() + 1);
+    if (transfer_ && !c.is_voter(transfer_->target)) end_transfer(errc::unknown_member);
+    if (report) events_.emit(events::config_changed{c.index, c.joint(), c.voters.size(), c.learners.size()});
+  }
+
+  /// Leader: appends configuration `m`, which is in force from now on (§4.1).
+  index_t append_config(membership m) {
+    const auto bytes = detail::encode_membership(m);
+    const index_t at = append_local(entry_type::config, shared_bytes::copy_of(std::span<const std::byte>(bytes)));
+    m.index = at;
+    configs_.push_back(std::move(m));
+    refresh_config(true);
+    return at;
+  }
+
+  /// Whether a membership change is in the log and not finished: a configuration not yet
+  /// committed, or C_old,new (whose C_new is still to follow).
+  bool change_in_log() const noexcept { return config_now().index > commit_ || config_now().joint(); }
+
+  static bool same_voters(const membership& a, const membership& b) {
+    if (a.voters.size() != b.voters.size()) return false;
+    for (const auto& v : a.voters)
+      if (!b.is_voter(v.id)) return false;
+    return true;
+  }
+
+  /// What `changes` make of config_now(): C_new and the servers to catch up, or nullopt
+  /// for a change that does not fit the configuration.
+  std::optional<change_state> plan_change(const std::vector<member_change>& changes) const {
+    const membership& cur = config_now();
+    change_state ch;
+    ch.target.voters = cur.voters;
+    ch.target.learners = cur.learners;
+    auto erase = [](std::vector<member_info>& v, node_id id) {
+      v.erase(std::remove_if(v.begin(), v.end(), [&](const member_info& m) { return m.id == id; }), v.end());
+    };
+    std::vector<node_id> seen;
+    for (const auto& c : changes) {
+      if (c.id == no_node || c.id == any_node || std::find(seen.begin(), seen.end(), c.id) != seen.end()) return std::nullopt;
+      seen.push_back(c.id);
+      switch (c.type) {
+        case member_change_type::add_voter:
+          if (cur.contains(c.id)) return std::nullopt;
+          ch.target.voters.push_back(member_info{c.id, c.context});
+          ch.catch_up.push_back(c.id);
+          break;
+        case member_change_type::add_learner:
+          if (cur.contains(c.id)) return std::nullopt;
+          ch.target.learners.push_back(member_info{c.id, c.context});
+          break;
+        case member_change_type::promote: {
+          const member_info* l = membership::find_in(cur.learners, c.id);
+          if (!l) return std::nullopt;
+          ch.target.voters.push_back(*l);
+          erase(ch.target.learners, c.id);
+          ch.catch_up.push_back(c.id);
+          break;
+        }
+        case member_change_type::remove:
+          if (!cur.contains(c.id)) return std::nullopt;
+          erase(ch.target.voters, c.id);
+          erase(ch.target.learners, c.id);
+          break;
+        default: return std::nullopt;
+      }
+    }
+    if (ch.target.voters.empty()) return std::nullopt;
+    return ch;
+  }
+
+  /// Leader: moves the change in flight on, after any input. Catch-up rounds (thesis
+  /// §4.2.1) first; then C_old,new (or C_new at once when the voters stay the same); the
+  /// change succeeds once C_new commits.
+  void continue_change() {
+    if (!change_ || role_ != role::leader || batch_depth_ > 0) return;
+    auto& ch = *change_;
+    if (ch.entry) {
+      if (commit_ >= ch.entry && !config_now().joint()) finish_change(std::error_code{}, ch.entry);
+      return;
+    }
+    if (ch.learners_entry > commit_) return;
+    const time_point now = clock_.now();
+    if (!ch.catch_up.empty()) {
+      if (ch.rounds == 0) begin_catch_up_round(now);
+      for (node_id id : ch.catch_up) {
+        const peer* p = find_peer(id);
+        if (!p || p->match < ch.round_target) return;
+      }
+      if (now - ch.round_start >= cfg_.election_timeout) {  // this round was too slow: another
+        if (ch.rounds >= cfg_.catch_up_rounds) return finish_change(errc::catch_up_failed, 0);
+        return begin_catch_up_round(now);
+      }
+    }
+    membership next = ch.target;
+    if (!same_voters(next, config_now())) next.outgoing = config_now().voters;  // C_old,new (§6)
+    ch.entry = append_config(std::move(next));
+    ch.entry_term = term_;
+    ch.appended = true;
+    for (auto& p : peers_) send_append(p);
+  }
+
+  void begin_catch_up_round(time_point now) {
+    auto& ch = *change_;
+    ++ch.rounds;
+    ch.round_target = log_.last_index();
+    ch.round_start = now;
+  }
+
+  void finish_change(std::error_code ec, index_t at) {
+    membership_completion done = std::move(change_->done);
+    change_.reset();
+    done(ec, at);
+  }
+
+  /// Leader, after commit moved: leaves a committed C_old,new for its C_new (whoever began
+  /// the change, §6), moves this node's change on, and steps down once a C_new without it
+  /// commits (thesis §4.2.2).
+  void advance_membership() {
+    if (role_ != role::leader || batch_depth_ > 0) return;
+    if (peers_include_previous_ && config_now().index <= commit_) refresh_config(false);
+    if (config_now().joint() && config_now().index <= commit_) {
+      membership next{config_now().voters, config_now().learners, {}, 0};
+      const index_t at = append_config(std::move(next));
+      if (change_ && change_->entry) {
+        change_->entry = at;
+        change_->entry_term = term_;
+      }
+      for (auto& p : peers_) send_append(p);
+    }
+    continue_change();
+    const membership& c = config_now();
+    if (role_ == role::leader && !c.joint() && c.index <= commit_ && !c.is_voter(cfg_.id)) step_down_removed();
+  }
+
+  /// This leader is not in the committed C_new: it hands over to the most up-to-date
+  /// voter that holds its whole log (TimeoutNow, so no one waits an election timeout) and
+  /// becomes a follower that never campaigns.
+  void step_down_removed() {
+    const node_id best = best_follower();
+    if (best != no_node && find_peer(best)->match >= log_.last_index()) {
+      timeout_now_sent_ = true;
+      transport_send(make(message_type::timeout_now, best));
+    }
+    become_follower(term_, no_node);
+    events_.changed(event_reason::removed);
+  }
+
   // ---------------------------------------------------------------- snapshots (§7)
 
   using snapshot_sink_t = typename detail::snapshot_types<SnapshotStore>::sink;
@@ -1324,14 +1645,6 @@ class basic_node {
     index_t index = 0;
     time_point started{};
   };
-
-  /// The configuration a snapshot records (its voters, as little-endian u64s).
-  std::vector<std::byte> encode_config() const {
-    std::vector<std::byte> out(cfg_.members.size() * 8);
-    for (std::size_t i = 0; i < cfg_.members.size(); ++i)
-      for (int b = 0; b < 8; ++b) out[i * 8 + b] = static_cast<std::byte>((cfg_.members[i] >> (8 * b)) & 0xff);
-    return out;
-  }
 
   /// Restores the state machine from snapshot `m`; an error halts (or, at start, throws).
   std::error_code restore_from(const snapshot_meta& m) {
@@ -1364,8 +1677,14 @@ class basic_node {
                               "raftkit: the log is compacted up to " + std::to_string(log_.first_index() - 1) +
                                   ", past the newest usable snapshot " + std::to_string(m.index) +
                                   " (was a newer one refused?): this node's data cannot be used");
+    auto conf = detail::decode_membership(std::span<const std::byte>(m.config.data(), m.config.size()));
+    if (!conf)
+      throw std::system_error(make_error_code(errc::corrupt_snapshot),
+                              "raftkit: snapshot " + std::to_string(m.index) + " holds no valid configuration");
     if (const std::error_code ec = restore_from(m))
       throw std::system_error(ec, "raftkit: restoring snapshot " + std::to_string(m.index) + " failed");
+    conf->index = m.index;
+    configs_.assign(1, std::move(*conf));
     if (log_.last_index() < m.index || log_.term_at(m.index) != m.term)
       log_.reset(m.index, m.term);  // the log is behind the snapshot, or disagrees with it
     commit_ = applied_ = m.index;
@@ -1386,7 +1705,7 @@ class basic_node {
     if constexpr (snapshots_enabled) {
       const index_t at = applied_;
       auto view = sm_.snapshot();
-      auto sink = snaps_.create(at, log_.term_at(at), encode_config());
+      auto sink = snaps_.create(at, log_.term_at(at), detail::encode_membership(config_at_applied()));
       snapshot_job_ = snapshot_in_progress{++snapshot_job_ids_, at, clock_.now()};
 #ifdef RAFTKIT_TEST_BREAK_COMPACT_BEFORE_SNAPSHOT
       // Test-only broken variant: compacts before the snapshot is durable.
@@ -1462,7 +1781,9 @@ class basic_node {
   template <class Send>
   void send_snapshot_chunks(peer& p, Send& send) {
     while (send.can_send(cfg_.max_inflight_bytes)) {
-      const std::uint64_t n = std::min<std::uint64_t>(cfg_.max_snapshot_chunk_bytes, send.meta.size - send.sent);
+      // The first chunk also carries the configuration: together they stay within a chunk.
+      const std::size_t conf = send.sent == 0 ? std::min(send.meta.config.size(), cfg_.max_snapshot_chunk_bytes - 1) : 0;
+      const std::uint64_t n = std::min<std::uint64_t>(cfg_.max_snapshot_chunk_bytes - conf, send.meta.size - send.sent);
       shared_bytes chunk = send.chunk_buffer(static_cast<std::size_t>(n));
       if (n && send.source.read_at(send.sent, {chunk.mutable_data(), static_cast<std::size_t>(n)}) != n) {
         // The snapshot cannot be read: drop this transfer; the next heartbeat starts again.
@@ -1555,6 +1876,10 @@ class basic_node {
       if (!same) {
         install_.reset();
         if (m.snapshot_offset != 0) return transport_send(std::move(r));  // offset 0: start from the beginning
+        if (!detail::decode_membership(m.config.bytes())) {  // no configuration to take: refused
+          ++counters_.messages_ignored;
+          return transport_send(std::move(r));
+        }
         snapshot_meta meta;
         meta.index = m.log_index;
         meta.term = m.log_term;
@@ -1607,11 +1932,19 @@ class basic_node {
       }
       // §7: a log that holds the snapshot's last entry keeps what follows it; any other
       // log is replaced by the snapshot.
+      auto conf = detail::decode_membership(std::span<const std::byte>(meta.config.data(), meta.config.size()));
+      RAFTKIT_ASSERT(conf.has_value(), "a snapshot's configuration was checked at its first chunk");
+      conf->index = meta.index;
       if (meta.index <= log_.last_index() && log_.term_at(meta.index) == meta.term) {
         log_.compact_before(meta.index + 1);
+        // The log after the snapshot stays, and with it the configurations it set.
+        while (configs_.size() > 0 && configs_.front().index <= meta.index) configs_.erase(configs_.begin());
       } else {
         log_.reset(meta.index, meta.term);
+        configs_.clear();
       }
+      configs_.insert(configs_.begin(), std::move(*conf));
+      refresh_config(true);
       commit_ = std::max(commit_, meta.index);
       applied_ = meta.index;
       verified_ = std::max(verified_, meta.index);
@@ -1661,7 +1994,10 @@ class basic_node {
       complete_at(e, std::move(result));
     }
     counters_.applied += n;
-    if (n) maybe_snapshot();
+    if (n) {
+      trim_configs();
+      maybe_snapshot();
+    }
   }
 
   void complete_at(const entry& e, result_type&& result) {
@@ -1689,6 +2025,7 @@ class basic_node {
     events_.durability(clock_, log_, cfg_.election_timeout);
     if (role_ == role::leader) {
       maybe_commit();
+      advance_membership();
       notify_commit_waiters();
     } else {
       ack_durable(false);
@@ -1713,6 +2050,7 @@ class basic_node {
     reads_.clear_answered([&](read_completion& c) { c(ec, 0); });
     fail_read_forwards(ec);
     if (transfer_) end_transfer(ec);
+    if (change_) finish_change(ec, 0);
   }
 
   void fail_pending(std::error_code ec) {
@@ -1808,10 +2146,8 @@ class basic_node {
     election_deadline_ = clock_.now() + duration(t + static_cast<std::int64_t>(rng_.below(static_cast<std::uint64_t>(t))));
   }
 
-  bool is_member(node_id id) const {
-    return std::find(cfg_.members.begin(), cfg_.members.end(), id) != cfg_.members.end();
-  }
-  bool is_member() const { return is_member(cfg_.id); }
+  /// Whether this node votes in the configuration it uses (either set while joint).
+  bool is_member() const { return quorum_.is_voter(cfg_.id); }
   peer* find_peer(node_id id) {
     for (auto& p : peers_)
       if (p.id == id) return &p;
@@ -1841,7 +2177,12 @@ class basic_node {
   time_point election_deadline_{};
   time_point heartbeat_deadline_{};
   std::vector<std::pair<node_id, bool>> votes_;  // (pre-)vote answers of the current round
-  detail::quorum_config quorum_;
+  detail::quorum_config quorum_;        // voters of config_now(), kept in step by refresh_config
+  // Configurations: the one in force at applied_ first, then one per config entry after it
+  // in the log (§4.1); the last is the one this node uses.
+  std::vector<membership> configs_;
+  std::optional<change_state> change_;  // leader: the membership change it is making
+  bool peers_include_previous_ = false; // peers_ also holds those the uncommitted config left out
   time_point last_leader_contact_{};   // follower: last AppendEntries from leader_
   time_point boot_time_{};
   time_point check_quorum_deadline_{};

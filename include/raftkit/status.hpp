@@ -69,6 +69,7 @@ struct node_counters {
   std::uint64_t votes_ignored = 0;      ///< (pre-)vote requests ignored because a leader was current
   std::uint64_t quorum_lost = 0;        ///< times it stepped down by check-quorum
   std::uint64_t transfers = 0;          ///< leadership transfers it started
+  std::uint64_t membership_changes = 0; ///< membership changes it started as leader
   std::uint64_t reads = 0;              ///< read_index() calls
   std::uint64_t lease_reads = 0;        ///< reads answered from the lease, without a round
   std::uint64_t read_rounds = 0;        ///< heartbeat rounds confirmed by a majority
