@@ -386,6 +386,7 @@ class basic_node {
     } else {
       if (stopped_) return c(errc::stopped, 0);
       if (snapshot_job_) return c(errc::busy, 0);
+      if (config_at_applied().voters.empty()) return c(errc::busy, 0);  // see maybe_snapshot
       if (snapshot_ && snapshot_->index >= applied_) return c(std::error_code{}, snapshot_->index);
       snapshot_waiters_.push_back(std::move(c));
       take_snapshot();
@@ -1694,6 +1695,9 @@ class basic_node {
   void maybe_snapshot() {
     if constexpr (snapshots_enabled) {
       if (cfg_.snapshot_interval == 0 || snapshot_job_ || stopped_) return;
+      // A joining node knows no configuration below the first config entry it applies
+      // (the initial one is in no log), and a snapshot must record one: none until then.
+      if (config_at_applied().voters.empty()) return;
       const index_t base = snapshot_ ? snapshot_->index : 0;
       if (applied_ >= base + cfg_.snapshot_interval) take_snapshot();
     }
