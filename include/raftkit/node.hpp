@@ -581,8 +581,10 @@ class basic_node {
 
   /// The election timer fired: pre-vote first when configured (thesis §9.6).
   void campaign() {
-    // A learner, a joining server, or one removed: it waits to hear from a leader.
-    if (!is_member()) return reset_election_deadline();
+    // A learner, a joining server, or one removed: it waits to hear from a leader. One
+    // that only a C_new not yet committed removes is still needed (thesis §4.2.2, Figure
+    // 4.6): its vote may be the one C_old,new lacks, and it holds the newest log.
+    if (!is_member() && !needed_until_removal_commits()) return reset_election_deadline();
     if (cfg_.pre_vote) return start_pre_vote();
     start_election(false);
   }
@@ -608,7 +610,7 @@ class basic_node {
   }
 
   void start_election(bool transfer) {
-    if (!is_member()) return;
+    if (!is_member() && !needed_until_removal_commits()) return;  // see campaign()
     ++counters_.elections;
     role_ = role::candidate;
     leader_ = no_node;
@@ -2152,6 +2154,10 @@ class basic_node {
 
   /// Whether this node votes in the configuration it uses (either set while joint).
   bool is_member() const { return quorum_.is_voter(cfg_.id); }
+  /// A voter of the configuration before the latest, which has not committed here.
+  bool needed_until_removal_commits() const {
+    return configs_.size() >= 2 && config_now().index > commit_ && configs_[configs_.size() - 2].votes(cfg_.id);
+  }
   peer* find_peer(node_id id) {
     for (auto& p : peers_)
       if (p.id == id) return &p;
