@@ -75,7 +75,7 @@ TEST_CASE("a spare starts with no configuration and takes part once a leader add
   CHECK(c.store(4).last_index() == c.store(l).last_index());
 }
 
-TEST_CASE("a removed node's storage can be wiped: it comes back as a spare with an empty log") {
+TEST_CASE("a removed node that stays up does no harm, and is caught up again when added back") {
   kv_cluster c(with_spares(3, 0));
   sim::invariant_checker<sim::kv_store> check(c);
   const node_id l = c.elect();
@@ -84,21 +84,14 @@ TEST_CASE("a removed node's storage can be wiped: it comes back as a spare with 
   const auto ec = change(c, check, l, {member_change::remove(gone)});
   REQUIRE(ec);
   CHECK_MESSAGE(!*ec, ec->message());
-  c.crash(gone);
-  c.wipe(gone);
-  c.restart(gone);
-  CHECK(c.is_joiner(gone));
-  CHECK(c.store(gone).last_index() == 0);
-  c.run_for(1s);
+  c.run_for(2s);  // it hears nothing more: its elections must not unseat the leader
   CHECK_FALSE(check.check());
-  // Added again, it is caught up from nothing.
-  const node_id leader = c.elect();
-  REQUIRE(leader != raftkit::no_node);
-  const auto again = change(c, check, leader, {member_change::add_voter(gone)});
+  CHECK(c.node(l).is_leader());
+  const auto again = change(c, check, l, {member_change::add_voter(gone)});
   REQUIRE(again);
   CHECK_MESSAGE(!*again, again->message());
   c.run_for(200ms);
-  CHECK(c.store(gone).last_index() == c.store(leader).last_index());
+  CHECK(c.store(gone).last_index() == c.store(l).last_index());
 }
 
 TEST_CASE("the invariant checker reports an index a leader committed that no majority holds durably") {
@@ -157,12 +150,11 @@ TEST_CASE("membership runs change the configuration under partitions and crashes
   }
   CHECK_MESSAGE(failures.empty(), failures);
   MESSAGE(total.changes_started << " changes started, " << total.changes_completed << " completed, "
-          << total.changes_failed << " failed, " << total.nodes_wiped << " nodes wiped, " << total.nodes_stopped
-          << " stopped");
+          << total.changes_failed << " failed, " << total.nodes_stopped << " removed nodes stopped");
   CHECK(total.changes_started > 0);
   CHECK(total.changes_completed > 0);
   CHECK(total.changes_failed > 0);  // refused (in progress, invalid) or not caught up
-  CHECK(total.nodes_wiped + total.nodes_stopped > 0);
+  CHECK(total.nodes_stopped > 0);
   CHECK(total.ops_ok > 100);
 }
 

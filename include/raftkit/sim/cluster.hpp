@@ -45,8 +45,6 @@ struct memory_storage {
   static void crash(store_type& s) { s.crash(); }
   static void reopen(store_type&, node_id) {}
   static bool is_open(const store_type&) { return true; }
-  /// Replaces the store with an empty one (a new machine in the old one's place).
-  void wipe(store_type& s, node_id id) const { s = make(id); }
 
   using snapshot_type = memory::snapshot_store;  ///< copies are handles to one store
   static snapshot_type make_snapshots(node_id) { return {}; }
@@ -132,10 +130,8 @@ class cluster {
   const std::vector<node_id>& ids() const noexcept { return ids_; }
   /// The initial configuration's voters (ids 1 to options().nodes).
   const std::vector<node_id>& initial_members() const noexcept { return initial_members_; }
-  /// Whether `id` starts with node_config::join (a spare, or a node wiped since).
+  /// Whether `id` starts with node_config::join (a spare).
   bool is_joiner(node_id id) const { return at(id).joiner; }
-  /// How many times `id`'s storage was wiped (see wipe()).
-  unsigned wipes(node_id id) const { return at(id).wipes; }
   /// How the cluster was set up (its seed included).
   const cluster_options& options() const noexcept { return opts_; }
   bool is_up(node_id id) const { return at(id).node.has_value(); }
@@ -244,19 +240,6 @@ class cluster {
   void restart(node_id id) {
     if (is_up(id)) return;
     start(id);
-  }
-  /// Gives the crashed node `id` empty storage (log, hard state and snapshots): the next
-  /// restart is a new server under the old id, which starts with node_config::join and
-  /// waits to be added. Only safe once no node's log can count `id` as a voter any more
-  /// (its removal committed, and every stale log moved past it): what it acknowledged is
-  /// gone, and a stale leader would take the newcomer's acknowledgements for the old one's.
-  void wipe(node_id id) {
-    slot& s = at(id);
-    RAFTKIT_ASSERT(!s.node, "wipe a node that is down");
-    storage_.wipe(*s.store, id);
-    if constexpr (has_snapshots) s.snaps.emplace(Storage::make_snapshots(id));
-    s.joiner = true;
-    ++s.wipes;
   }
   /// Pauses `id` (a stopped process or a long GC): it neither runs timers nor receives;
   /// messages to it wait in the network until it resumes.
@@ -389,7 +372,6 @@ class cluster {
     duration missed{0};  // virtual time that passed while paused
     unsigned incarnation = 0;
     bool joiner = false;  // starts with node_config::join
-    unsigned wipes = 0;
     std::vector<message> held;
     index_t installing = 0;  // the snapshot whose chunks it was last sent
     index_t applied_at_start = 0;
@@ -408,7 +390,7 @@ class cluster {
     slot& s = at(id);
     node_config c = opts_.node;
     c.id = id;
-    c.join = s.joiner;  // a spare, or a node wiped since
+    c.join = s.joiner;  // a spare
     c.members = c.join ? std::vector<node_id>{} : initial_members_;
     c.seed = opts_.seed * 1000003u + s.incarnation;
     ++s.incarnation;

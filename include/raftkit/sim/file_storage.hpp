@@ -8,7 +8,6 @@
 /// Snapshots are kept in a memory::snapshot_store per node (a crash loses one being
 /// written), so the file log is compacted and reset behind them.
 
-#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -35,11 +34,6 @@ struct file_storage {
   static bool is_open(const store_type& s) { return s != nullptr; }
   void reopen(store_type& s, node_id id) const {
     if (!s) s = make(id);
-  }
-  /// Deletes the node's directory: its next start opens an empty store.
-  void wipe(store_type& s, node_id id) const {
-    s.reset();
-    std::filesystem::remove_all(dir(id));
   }
 
   using snapshot_type = memory::snapshot_store;  ///< copies are handles to one store

@@ -161,25 +161,6 @@ class invariant_checker {
     return verify_acked(index);
   }
 
-  /// Whether some node other than `id` may count `id` as a voter, now or after its log is
-  /// repaired: one of the configurations in its log from the newest committed one it holds
-  /// on (those above may be truncated, uncovering the one below) has `id` in a voter set.
-  /// A removed node's storage may be wiped (cluster::wipe) only once none does: a stale
-  /// leader that still counts it would otherwise count the empty newcomer's acks as the
-  /// old member's, and commit without a majority.
-  bool may_count_as_voter(node_id id) const {
-    for (node_id y : c_.ids()) {
-      if (y == id) continue;
-      const node_view& v = nodes_[y];
-      for (auto it = v.configs.rbegin(); it != v.configs.rend(); ++it) {
-        if (it->second.votes(id)) return true;
-        const index_t k = it->first;
-        if (k == 0 || (k <= v.chain.size() && k <= committed_.size() && v.chain[k - 1] == committed_[k - 1].chain)) break;
-      }
-    }
-    return false;
-  }
-
   /// The terms in which a leader was seen.
   std::size_t terms_with_leader() const noexcept { return leaders_.size(); }
 
@@ -197,7 +178,6 @@ class invariant_checker {
     unsigned digest_incarnation = 0;    // the digest was last sampled in this incarnation
     index_t digest_applied = 0;         // at this applied index
     index_t snapshot_checked = 0;       // its durable snapshots up to here were checked
-    unsigned wipes = 0;                 // its storage was wiped this often (cluster::wipe)
     index_t durable = 0;                // its store's durable index, at the last look
     std::map<index_t, membership> configs;  // the config entries of its log (0: the initial voters)
     std::optional<membership> latest;   // the configuration in force at the last check
@@ -213,7 +193,6 @@ class invariant_checker {
 
   std::optional<std::string> check_node(node_id id) {
     node_view& v = nodes_[id];
-    if (c_.wipes(id) != v.wipes) forget(v, id);
     if (!c_.has_store(id)) return std::nullopt;  // a closed file store: checked when reopened
     const std::string who = "node " + std::to_string(id);
     if (auto gap = refresh_chain(v, c_.store(id)))
@@ -319,10 +298,9 @@ class invariant_checker {
     return std::nullopt;
   }
 
-  /// Starts node `id`'s view afresh (at the start, and after its storage was wiped).
+  /// Starts node `id`'s view: the initial voters, unless it is a spare.
   void forget(node_view& v, node_id id) {
     v = node_view{};
-    v.wipes = c_.wipes(id);
     if (!c_.is_joiner(id)) v.configs.emplace(0, initial_);
   }
 

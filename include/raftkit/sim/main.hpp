@@ -427,11 +427,10 @@ inline void print_summary(std::FILE* out, const run_stats& t, std::uint64_t seed
                static_cast<unsigned long long>(t.snapshot_writes_lost), static_cast<unsigned long long>(t.snapshot_installs_lost),
                static_cast<unsigned long long>(t.max_compacted));
   if (t.changes_started > 0)
-    std::fprintf(out, "  membership: %llu changes started, %llu completed, %llu failed (%s), %llu unanswered; removed nodes: %llu stopped for good, %llu wiped to rejoin as spares\n",
+    std::fprintf(out, "  membership: %llu changes started, %llu completed, %llu failed (%s), %llu unanswered; removed nodes stopped for good: %llu\n",
                  static_cast<unsigned long long>(t.changes_started), static_cast<unsigned long long>(t.changes_completed),
                  static_cast<unsigned long long>(t.changes_failed), t.changes_failed ? change_failures_text(t).c_str() : "none",
-                 static_cast<unsigned long long>(t.changes_unanswered), static_cast<unsigned long long>(t.nodes_stopped),
-                 static_cast<unsigned long long>(t.nodes_wiped));
+                 static_cast<unsigned long long>(t.changes_unanswered), static_cast<unsigned long long>(t.nodes_stopped));
 }
 
 /// Runs `make(seed)` for every seed on `jobs` threads; `on_done` is called on the calling

@@ -133,7 +133,6 @@ struct run_stats {
   /// Failed changes by raftkit::errc value (slot 0: an error of another category).
   std::array<std::uint64_t, change_error_slots> changes_failed_by{};
   std::uint64_t nodes_stopped = 0;        ///< removed nodes stopped for good
-  std::uint64_t nodes_wiped = 0;          ///< removed nodes whose storage was wiped (back as spares)
 
   /// Adds another run's counters (for a sweep's summary); max_term takes the larger.
   run_stats& operator+=(const run_stats& o) {
@@ -169,7 +168,6 @@ struct run_stats {
     changes_unanswered += o.changes_unanswered;
     for (std::size_t k = 0; k < change_error_slots; ++k) changes_failed_by[k] += o.changes_failed_by[k];
     nodes_stopped += o.nodes_stopped;
-    nodes_wiped += o.nodes_wiped;
     return *this;
   }
 };
@@ -334,7 +332,6 @@ class simulation {
       }
       if (o_.membership) {
         for (node_id id : std::exchange(removed_, {})) removed(id);
-        wipe_due();
       }
       if (o_.membership && c_.now() >= next_change) {
         operate();
@@ -534,7 +531,7 @@ class simulation {
         break;
       case 1:
         for (node_id id : c_.ids())
-          if (!c_.is_up(id) && !held_down(id)) {
+          if (!c_.is_up(id) && !stopped(id)) {
             c_.restart(id);
             fault(fault_kind::restart, "restart node " + std::to_string(id));
             break;
@@ -615,7 +612,7 @@ class simulation {
   void restart_due() {
     for (auto it = restarts_.begin(); it != restarts_.end();) {
       if (it->first <= c_.now()) {
-        if (!c_.is_up(it->second) && !held_down(it->second)) {
+        if (!c_.is_up(it->second) && !stopped(it->second)) {
           c_.restart(it->second);
           event("restart node " + std::to_string(it->second));
           if (o_.timeline) tl_.event(now_ns(), "restart node " + std::to_string(it->second));
@@ -643,7 +640,6 @@ class simulation {
   /// Ends every fault: heal, resume, restart, normal clocks and disks, no message loss.
   void calm() {
     restarts_.clear();
-    to_wipe_.clear();  // they restart on what they had
     rejoins_.clear();
     faults_on_ = false;
     c_.heal();
@@ -715,7 +711,7 @@ class simulation {
     std::vector<node_id> learners, outside, outside_up, fresh_up, voters_down;
     for (const auto& x : m.learners) learners.push_back(x.id);
     for (node_id id : c_.ids()) {
-      if (m.contains(id) || held_down(id)) continue;
+      if (m.contains(id) || stopped(id)) continue;
       outside.push_back(id);
       if (!c_.is_up(id)) continue;
       outside_up.push_back(id);
@@ -796,41 +792,19 @@ class simulation {
       if (c.type == member_change_type::remove) removed_.push_back(c.id);
   }
 
-  /// Node `id`'s removal committed: it lingers, stops for good, or stops to be wiped and
-  /// come back as a fresh spare under its old id (once no configuration can count it).
+  /// Node `id`'s removal committed: it lingers (what it does must do no harm, and it may
+  /// be added again with its own log), or, a third of the time, stops for good. (A fresh
+  /// empty store under the old id is never given: a stale message or leader would take
+  /// the newcomer for the old member, which Raft does not allow for.)
   void removed(node_id id) {
-    if (held_down(id) || !faults_on_) return;
-    const auto fate = rng_.below(3);
-    if (fate == 0) return;
+    if (stopped(id) || !faults_on_ || !rng_.chance(1.0 / 3)) return;
     if (c_.is_up(id)) {
       count_node(id);
       c_.crash(id);
     }
-    if (fate == 1) {
-      stopped_.push_back(id);
-      ++r_.stats.nodes_stopped;
-      event("node " + std::to_string(id) + " was removed: stopped for good");
-      return;
-    }
-    to_wipe_.push_back(id);
-    event("node " + std::to_string(id) + " was removed: stopped, to be wiped and restarted as a fresh spare");
-  }
-
-  /// Wipes the removed nodes no configuration can count any more (see
-  /// invariant_checker::may_count_as_voter) and restarts them soon as fresh spares.
-  void wipe_due() {
-    for (auto it = to_wipe_.begin(); it != to_wipe_.end();) {
-      const node_id id = *it;
-      if (checker_.may_count_as_voter(id)) {
-        ++it;
-        continue;
-      }
-      it = to_wipe_.erase(it);
-      c_.wipe(id);
-      ++r_.stats.nodes_wiped;
-      restarts_.push_back({c_.now() + pick(duration{0}, std::chrono::milliseconds(200)), id});
-      event("node " + std::to_string(id) + " wiped: it restarts as a fresh spare");
-    }
+    stopped_.push_back(id);
+    ++r_.stats.nodes_stopped;
+    event("node " + std::to_string(id) + " was removed: stopped for good");
   }
 
   /// Each running node's role, term and configuration, for the trace.
@@ -842,11 +816,6 @@ class simulation {
             std::to_string(n.term()) + ", commit " + std::to_string(n.commit_index()) + ", configuration " +
             (n.members().voters.empty() ? std::string("none") : raftkit::sim::detail::describe(n.members())));
     }
-  }
-
-  /// Whether `id` is kept down: stopped for good, or waiting to be wiped.
-  bool held_down(node_id id) const {
-    return stopped(id) || std::find(to_wipe_.begin(), to_wipe_.end(), id) != to_wipe_.end();
   }
 
   void expire_changes() {
@@ -1143,7 +1112,6 @@ class simulation {
   std::vector<change_op> changes_;     // membership changes asked for, unanswered
   std::uint64_t change_generation_ = 0;
   std::vector<node_id> stopped_;       // removed and stopped for good
-  std::vector<node_id> to_wipe_;       // removed and down, to be wiped once no configuration counts them
   std::vector<node_id> removed_;       // removals that committed in the last step
   bool appended_ = false;              // a request was made since the last step
   bool faults_on_ = false;

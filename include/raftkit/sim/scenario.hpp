@@ -128,8 +128,7 @@ struct run_options {
   /// with node_config::join, and an operator on the leader changes the configuration while
   /// the faults go on: it adds voters and learners, promotes learners, removes voters (the
   /// leader too) and learners, and replaces a crashed voter with a fresh spare. A node
-  /// whose removal committed may stay up, be stopped for good, or have its storage wiped
-  /// and come back as a fresh spare under its old id.
+  /// whose removal committed stays up (and may be added again) or is stopped for good.
   bool membership = false;
   std::size_t spares = 2;
   /// How long a membership change may take to catch a new voter up (node_config's).
