@@ -68,6 +68,22 @@ int main() {
 #elif defined(RAFTKIT_TEST_BREAK_COMPACT_BEFORE_SNAPSHOT)
   name = "a node compacts its log before the snapshot that covers it is durable (§7)";
   o.all_faults();  // snapshot writes take time: the checker sees the log compacted past every durable snapshot
+#elif defined(RAFTKIT_TEST_BREAK_JOINT_COMMIT)
+  name = "commitment during joint consensus by C_new's majority alone (Raft paper §6, thesis §4.3)";
+  // Changes of two voters at once (a swap, two added) make C_new majorities that are no
+  // majority of C_old; partitions and loss leave C_old's side behind.
+  o.membership = o.partitions = o.reorder = true;
+  o.loss = 0.05;
+#elif defined(RAFTKIT_TEST_BREAK_LEARNER_QUORUM)
+  name = "learners counted as voters when committing (thesis §4.2.1)";
+  o.membership = o.partitions = o.reorder = true;
+  o.loss = 0.05;
+#elif defined(RAFTKIT_TEST_BREAK_ONE_CHANGE_AT_A_TIME)
+  name = "a second membership change accepted while one is in flight (thesis §4.1)";
+  // The operator now and then asks for a second change while one is unanswered; loss
+  // and partitions keep the first one's entry uncommitted for a while.
+  o.membership = o.partitions = o.reorder = true;
+  o.loss = 0.1;
 #else
 #error "define one RAFTKIT_TEST_BREAK_* rule"
 #endif

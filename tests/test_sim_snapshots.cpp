@@ -68,7 +68,8 @@ std::optional<std::string> put_many(kv_cluster& c, checker& check, int n, std::s
 void forge_snapshot(kv_cluster& c, node_id id, index_t i, raftkit::term_t t, const sim::kv_store::map_type& map) {
   sim::kv_store fake;
   fake.data = map;
-  auto sink = c.snapshots(id).create(i, t, {});
+  // With the configuration the node uses, so only what a test forges differs.
+  auto sink = c.snapshots(id).create(i, t, raftkit::detail::encode_membership(c.node(id).members()));
   raftkit::snapshot_writer w(sink);
   REQUIRE_FALSE(fake.snapshot().write(w));
   REQUIRE_FALSE(sink.commit());

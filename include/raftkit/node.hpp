@@ -386,6 +386,7 @@ class basic_node {
     } else {
       if (stopped_) return c(errc::stopped, 0);
       if (snapshot_job_) return c(errc::busy, 0);
+      if (config_at_applied().voters.empty()) return c(errc::busy, 0);  // see maybe_snapshot
       if (snapshot_ && snapshot_->index >= applied_) return c(std::error_code{}, snapshot_->index);
       snapshot_waiters_.push_back(std::move(c));
       take_snapshot();
@@ -580,8 +581,10 @@ class basic_node {
 
   /// The election timer fired: pre-vote first when configured (thesis §9.6).
   void campaign() {
-    // A learner, a joining server, or one removed: it waits to hear from a leader.
-    if (!is_member()) return reset_election_deadline();
+    // A learner, a joining server, or one removed: it waits to hear from a leader. One
+    // that only a C_new not yet committed removes is still needed (thesis §4.2.2, Figure
+    // 4.6): its vote may be the one C_old,new lacks, and it holds the newest log.
+    if (!is_member() && !needed_until_removal_commits()) return reset_election_deadline();
     if (cfg_.pre_vote) return start_pre_vote();
     start_election(false);
   }
@@ -607,7 +610,7 @@ class basic_node {
   }
 
   void start_election(bool transfer) {
-    if (!is_member()) return;
+    if (!is_member() && !needed_until_removal_commits()) return;  // see campaign()
     ++counters_.elections;
     role_ = role::candidate;
     leader_ = no_node;
@@ -1694,6 +1697,9 @@ class basic_node {
   void maybe_snapshot() {
     if constexpr (snapshots_enabled) {
       if (cfg_.snapshot_interval == 0 || snapshot_job_ || stopped_) return;
+      // A joining node knows no configuration below the first config entry it applies
+      // (the initial one is in no log), and a snapshot must record one: none until then.
+      if (config_at_applied().voters.empty()) return;
       const index_t base = snapshot_ ? snapshot_->index : 0;
       if (applied_ >= base + cfg_.snapshot_interval) take_snapshot();
     }
@@ -2148,6 +2154,10 @@ class basic_node {
 
   /// Whether this node votes in the configuration it uses (either set while joint).
   bool is_member() const { return quorum_.is_voter(cfg_.id); }
+  /// A voter of the configuration before the latest, which has not committed here.
+  bool needed_until_removal_commits() const {
+    return configs_.size() >= 2 && config_now().index > commit_ && configs_[configs_.size() - 2].votes(cfg_.id);
+  }
   peer* find_peer(node_id id) {
     for (auto& p : peers_)
       if (p.id == id) return &p;

@@ -111,6 +111,7 @@ class cluster {
     for (std::size_t i = 1; i <= opts_.nodes + opts_.spares; ++i) ids_.push_back(i);
     for (std::size_t i = 1; i <= opts_.nodes; ++i) initial_members_.push_back(i);
     for (std::size_t i = 0; i < ids_.size(); ++i) slots_.push_back(std::make_unique<slot>());
+    for (node_id id : ids_) at(id).joiner = id > opts_.nodes;
     for (node_id id : ids_) {
       if constexpr (std::is_same_v<Storage, memory_storage>) storage_.options = opts_.store;
       slot& s = at(id);
@@ -125,7 +126,12 @@ class cluster {
 
   // ------------------------------------------------------------ access
 
+  /// Every node, spares included.
   const std::vector<node_id>& ids() const noexcept { return ids_; }
+  /// The initial configuration's voters (ids 1 to options().nodes).
+  const std::vector<node_id>& initial_members() const noexcept { return initial_members_; }
+  /// Whether `id` starts with node_config::join (a spare).
+  bool is_joiner(node_id id) const { return at(id).joiner; }
   /// How the cluster was set up (its seed included).
   const cluster_options& options() const noexcept { return opts_; }
   bool is_up(node_id id) const { return at(id).node.has_value(); }
@@ -365,6 +371,7 @@ class cluster {
     double rate = 1.0;
     duration missed{0};  // virtual time that passed while paused
     unsigned incarnation = 0;
+    bool joiner = false;  // starts with node_config::join
     std::vector<message> held;
     index_t installing = 0;  // the snapshot whose chunks it was last sent
     index_t applied_at_start = 0;
@@ -383,7 +390,7 @@ class cluster {
     slot& s = at(id);
     node_config c = opts_.node;
     c.id = id;
-    c.join = id > opts_.nodes;
+    c.join = s.joiner;  // a spare
     c.members = c.join ? std::vector<node_id>{} : initial_members_;
     c.seed = opts_.seed * 1000003u + s.incarnation;
     ++s.incarnation;

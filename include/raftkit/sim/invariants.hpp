@@ -23,6 +23,22 @@
 ///    incarnation. A difference is reported with the first applied index at which it was
 ///    seen, the last index at which the two were seen equal, and the cluster's seed.
 ///
+/// With membership changes (thesis chapter 4), the checker reads each node's configuration
+/// at every index from its log's config entries (a compacted prefix from the committed
+/// ones; the initial voters below the first), and:
+///  - Commitment by the configuration in force: every index a leader commits is durable on
+///    a majority of the voters of a configuration the leader was in since the last check
+///    (both majorities, C_old's and C_new's, when joint). A leader uses the latest
+///    configuration in its log, committed or not, and may append one and commit under it
+///    within a step: any configuration it held between two checks is accepted. Checked
+///    while a node leads the same term (incarnation) across two checks, or steps down
+///    within it (a removed leader).
+///  - One change at a time: a leader's log holds at most one config entry above the
+///    highest index seen committed, or a joint one followed by its C_new (the leave entry
+///    a leader appends once the joint one commits, which a new leader may hold before it
+///    learns that commit).
+///  - A snapshot stores the configuration in force at its index.
+///
 /// With snapshots (a cluster whose storage has a snapshot store), logs start after a
 /// compacted prefix, and:
 ///  - A compacted prefix is never read: what a log no longer holds (below its
@@ -39,6 +55,7 @@
 ///
 /// Work per step is proportional to what changed, so it can run after every event.
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <map>
@@ -48,6 +65,7 @@
 #include <utility>
 #include <vector>
 
+#include "raftkit/membership.hpp"
 #include "raftkit/sim/cluster.hpp"
 #include "raftkit/snapshot.hpp"
 
@@ -67,6 +85,31 @@ inline std::uint64_t hash_bytes(std::span<const std::byte> b) noexcept {
 inline std::uint64_t entry_hash(const entry& e) noexcept {
   return mix(mix(e.term, static_cast<std::uint64_t>(e.type)), hash_bytes(e.payload.bytes()));
 }
+inline std::string id_list(const std::vector<member_info>& v) {
+  std::string s = "{";
+  for (const auto& m : v) {
+    if (s.size() > 1) s += ',';
+    s += std::to_string(m.id);
+  }
+  return s + "}";
+}
+/// "{1,2,4}" or, while joint, "{1,2,4}/{1,2,3}" (C_new/C_old); learners after a '+'.
+inline std::string describe(const membership& m) {
+  std::string s = id_list(m.voters);
+  if (m.joint()) s += "/" + id_list(m.outgoing);
+  if (!m.learners.empty()) s += "+learners" + id_list(m.learners);
+  return s + "@" + std::to_string(m.index);
+}
+/// Whether `holds(id)` is true for a majority of each voter set of `m`.
+template <class Pred>
+bool majority_of(const membership& m, Pred&& holds) {
+  auto enough = [&](const std::vector<member_info>& set) {
+    std::size_t n = 0;
+    for (const auto& x : set) n += holds(x.id) ? 1 : 0;
+    return n >= set.size() / 2 + 1;
+  };
+  return enough(m.voters) && (!m.joint() || enough(m.outgoing));
+}
 }  // namespace detail
 
 /// Checks the invariants of one cluster; call `check()` after every step.
@@ -76,6 +119,8 @@ class invariant_checker {
   explicit invariant_checker(cluster<StateMachine, Storage>& c) : c_(c), nodes_(c.ids().size() + 1) {
     if constexpr (has_digest<StateMachine>)
       RAFTKIT_ASSERT(c.ids().size() <= 64, "digest comparison handles up to 64 nodes");
+    for (node_id m : c.initial_members()) initial_.voters.push_back(member_info{m, {}});
+    for (node_id id : c.ids()) forget(nodes_[id], id);
   }
 
   /// Checks every invariant; returns a description of the first violation, if any.
@@ -133,6 +178,11 @@ class invariant_checker {
     unsigned digest_incarnation = 0;    // the digest was last sampled in this incarnation
     index_t digest_applied = 0;         // at this applied index
     index_t snapshot_checked = 0;       // its durable snapshots up to here were checked
+    index_t durable = 0;                // its store's durable index, at the last look
+    std::map<index_t, membership> configs;  // the config entries of its log (0: the initial voters)
+    std::optional<membership> latest;   // the configuration in force at the last check
+    index_t changed_from = 1;           // the lowest index its last refresh re-read
+    term_t leading = 0;                 // the term it led at the last check (0: it did not)
   };
 
   struct digest_seen {
@@ -158,13 +208,22 @@ class invariant_checker {
                std::to_string(v.terms[i - 1]) + " on " + who);
     }
     v.first_unchecked = v.terms.size() + 1;
-    if (!c_.is_up(id)) return std::nullopt;
+    v.durable = c_.store(id).durable_index();
+    // The configurations this node was in since the last check (for the commit check).
+    const std::optional<membership> before = std::move(v.latest);
+    v.latest.reset();
+    if (!v.configs.empty()) v.latest = v.configs.rbegin()->second;
+    if (!c_.is_up(id)) {
+      v.leading = 0;
+      return std::nullopt;
+    }
     auto& n = c_.node(id);
 
     if (c_.incarnation(id) != v.incarnation) {  // a restart: a new incarnation starts at 0
       v.incarnation = c_.incarnation(id);
       v.commit = v.applied = 0;
       v.leader_checked_term = 0;
+      v.leading = 0;
     }
 
     // Election safety.
@@ -200,13 +259,23 @@ class invariant_checker {
     for (index_t i = v.commit + 1; i <= commit; ++i) {
       if (i > committed_.size()) {
         committed_.push_back({v.chain[i - 1], n.term(), v.terms[i - 1]});
+        if (auto c = v.configs.find(i); c != v.configs.end()) committed_configs_.emplace(i, c->second);
       } else if (committed_[i - 1].chain != v.chain[i - 1]) {
         return bad({id}, who + " committed a different entry at index " + std::to_string(i) +
                " than another node did");
       }
       if (auto lost = verify_acked(i)) return lost;
     }
+    // Commitment by the configuration in force: only for what this node committed as
+    // the leader of one term, from the last check to this one.
+    if (v.leading != 0 && v.leading == n.term() && commit > v.commit) {
+      if (auto e = check_commit_quorum(id, v, before, commit)) return e;
+    }
+    v.leading = n.is_leader() ? n.term() : 0;
     v.commit = commit;
+    if (n.is_leader()) {
+      if (auto e = check_one_change(id, v)) return e;
+    }
     // State machine safety: what is applied at i is the committed entry at i.
     for (index_t i = v.applied + 1; i <= applied; ++i) {
       if (i > committed_.size() || committed_[i - 1].chain != v.chain[i - 1])
@@ -227,6 +296,67 @@ class invariant_checker {
       }
     }
     return std::nullopt;
+  }
+
+  /// Starts node `id`'s view: the initial voters, unless it is a spare.
+  void forget(node_view& v, node_id id) {
+    v = node_view{};
+    if (!c_.is_joiner(id)) v.configs.emplace(0, initial_);
+  }
+
+  /// Whether node `x` holds the committed entry at `i` durably (or in a snapshot).
+  bool holds_durably(node_id x, index_t i) const {
+    const node_view& w = nodes_[x];
+    if (c_.has_store(x) && c_.store(x).first_index() > i) return true;  // compacted into a snapshot
+    return w.durable >= i && i <= w.chain.size() && i <= committed_.size() && w.chain[i - 1] == committed_[i - 1].chain;
+  }
+
+  /// Leader `id` moved its commit index from v.commit to `commit`: each of those indexes
+  /// must be durable on a majority of a configuration it was in since the last check (the
+  /// one then, `before`, or one its log held since: from the latest below what changed).
+  std::optional<std::string> check_commit_quorum(node_id id, const node_view& v, const std::optional<membership>& before,
+                                                 index_t commit) {
+    std::vector<const membership*> in_force;
+    if (before) in_force.push_back(&*before);
+    auto it = v.configs.lower_bound(v.changed_from);
+    if (it != v.configs.begin()) --it;
+    for (; it != v.configs.end(); ++it)
+      if (!before || it->first != before->index || !it->second.same_members(*before)) in_force.push_back(&it->second);
+    if (in_force.empty()) return std::nullopt;  // no configuration: it cannot have led
+    for (index_t i = v.commit + 1; i <= commit; ++i) {
+      auto held = [&](node_id x) { return x < nodes_.size() && holds_durably(x, i); };
+      if (std::any_of(in_force.begin(), in_force.end(), [&](const membership* m) { return detail::majority_of(*m, held); }))
+        continue;
+      std::string holders, configs;
+      for (node_id x : c_.ids())
+        if (held(x)) holders += (holders.empty() ? "" : ",") + std::to_string(x);
+      for (const membership* m : in_force) configs += (configs.empty() ? "" : ", ") + detail::describe(*m);
+      return bad({id}, "node " + std::to_string(id) + ", leader of term " + std::to_string(v.leading) +
+                 ", committed index " + std::to_string(i) + " held durably only by {" + holders +
+                 "}: not a majority of any configuration it was in since the last check (" + configs + ")");
+    }
+    return std::nullopt;
+  }
+
+  /// One change at a time (thesis §4.1): leader `id`'s log holds at most one config entry
+  /// above the highest index seen committed, or a joint one followed by its leave entry.
+  std::optional<std::string> check_one_change(node_id id, const node_view& v) {
+    std::vector<const membership*> above;
+    for (auto it = v.configs.upper_bound(committed_.size()); it != v.configs.end(); ++it) above.push_back(&it->second);
+    if (above.size() <= 1) return std::nullopt;
+    if (above.size() == 2 && above[0]->joint() && !above[1]->joint() && above[0]->voter_ids() == above[1]->voter_ids())
+      return std::nullopt;
+    std::string configs;
+    for (const membership* m : above) configs += (configs.empty() ? "" : ", ") + detail::describe(*m);
+    return bad({id}, "node " + std::to_string(id) + ", leader of term " + std::to_string(c_.node(id).term()) +
+               ", holds " + std::to_string(above.size()) + " config entries above the committed index " +
+               std::to_string(committed_.size()) + ": " + configs + " (one membership change at a time)");
+  }
+
+  /// The configuration in force at index `i` by what was committed (none before any).
+  const membership* committed_config_at(index_t i) const {
+    auto it = committed_configs_.upper_bound(i);
+    return it == committed_configs_.begin() ? nullptr : &std::prev(it)->second;
   }
 
   /// Each follower's match index on leader `id` is a prefix both logs share. Only for a
@@ -341,16 +471,25 @@ class invariant_checker {
     v.terms.resize(start - 1);
     v.chain.resize(start - 1);
     v.first_unchecked = std::min<index_t>(v.first_unchecked, start);
+    v.changed_from = start;
+    v.configs.erase(v.configs.lower_bound(start), v.configs.end());
     for (index_t i = start; i < first; ++i) {
       if (i > committed_.size()) return i;
       v.terms.push_back(committed_[i - 1].entry_term);
       v.chain.push_back(committed_[i - 1].chain);
+      if (auto c = committed_configs_.find(i); c != committed_configs_.end()) v.configs.emplace(i, c->second);
     }
     for (index_t i = std::max(start, first); i <= last; ++i) {
       const entry& e = store.at(i);
       const std::uint64_t prev = i == 1 ? 0 : v.chain[i - 2];
       v.terms.push_back(e.term);
       v.chain.push_back(detail::mix(prev, detail::entry_hash(e)));
+      if (e.type == entry_type::config) {
+        if (auto m = raftkit::detail::decode_membership(e.payload.bytes())) {
+          m->index = i;
+          v.configs.emplace(i, std::move(*m));
+        }
+      }
     }
     return std::nullopt;
   }
@@ -380,6 +519,15 @@ class invariant_checker {
                      (m.index <= committed_.size() ? " (the committed entry there has term " +
                                                          std::to_string(committed_[m.index - 1].entry_term) + ")"
                                                    : std::string(" (no node was seen to commit that index)")));
+        {
+          const membership* want = committed_config_at(m.index);
+          if (!want) want = &initial_;
+          const auto got = raftkit::detail::decode_membership(m.config);
+          if (!got || got->voter_ids() != want->voter_ids() || got->outgoing_ids() != want->outgoing_ids() ||
+              detail::id_list(got->learners) != detail::id_list(want->learners))
+            return bad({id}, what + " stores the configuration " + (got ? detail::describe(*got) : std::string("(malformed)")) +
+                       ", but the one in force at its index is " + detail::describe(*want));
+        }
         if constexpr (has_digest<StateMachine> && snapshottable<StateMachine>) {
           if (!compare_digests_) continue;
           StateMachine sm = c_.make_state_machine(id);
@@ -413,6 +561,8 @@ class invariant_checker {
   std::map<term_t, node_id> leaders_;
   std::map<std::pair<index_t, term_t>, std::uint64_t> prefixes_;
   std::vector<committed_entry> committed_;
+  std::map<index_t, membership> committed_configs_;  // config entries at committed indexes
+  membership initial_;                               // the cluster's initial voters
   std::map<index_t, std::uint64_t> acked_;
   std::map<index_t, digest_seen> digests_;
   std::vector<node_id> culprits_;

@@ -268,6 +268,9 @@ inline command_line make_command_line(main_settings& s, bool& fault_named) {
   cl.flag("--pauses", "pause and resume nodes", fault(o.pauses));
   cl.flag("--drift", "clocks running 0.5x to 2x", fault(o.clock_drift));
   cl.flag("--slow-disk", "slow write completions", fault(o.slow_disk));
+  cl.flag("--membership", "membership changes: spares join, voters and learners come and go, the leader too",
+          fault(o.membership));
+  cl.value("--spares", "N", "with --membership: nodes started to join (default 2)", count(o.spares, 0, 8));
   auto time_of = [](duration& target, std::string& given) {
     return [&target, &given](const std::string& v) -> std::optional<std::string> {
       auto d = parse_duration(v);
@@ -334,6 +337,8 @@ inline std::string replay_command(std::string_view program, const main_settings&
   if (o.pauses) cmd << " --pauses";
   if (o.clock_drift) cmd << " --drift";
   if (o.slow_disk) cmd << " --slow-disk";
+  if (o.membership) cmd << " --membership";
+  if (o.membership && o.spares != run_options{}.spares) cmd << " --spares " << o.spares;
   if (!o.snapshots) cmd << " --no-snapshots";
   if (o.snapshot_interval) cmd << " --snapshot-interval " << o.snapshot_interval;
   if (o.snapshot_trailing) cmd << " --snapshot-trailing " << *o.snapshot_trailing;
@@ -383,6 +388,18 @@ inline std::string seconds_text(double s) {
   return b;
 }
 
+/// "in progress 3, catch-up failed 1": the failed membership changes by error.
+inline std::string change_failures_text(const run_stats& t) {
+  std::string s;
+  for (std::size_t k = 0; k < change_error_slots; ++k) {
+    if (t.changes_failed_by[k] == 0) continue;
+    if (!s.empty()) s += ", ";
+    s += (k == 0 ? std::string("other") : raftkit_category().message(static_cast<int>(k))) + " " +
+         std::to_string(t.changes_failed_by[k]);
+  }
+  return s;
+}
+
 /// The lines that end a run or sweep.
 inline void print_summary(std::FILE* out, const run_stats& t, std::uint64_t seeds, unsigned jobs, double wall) {
   const double virt = static_cast<double>(t.virtual_ns) / 1e9;
@@ -409,6 +426,11 @@ inline void print_summary(std::FILE* out, const run_stats& t, std::uint64_t seed
                static_cast<unsigned long long>(t.snapshot_bytes_sent), static_cast<unsigned long long>(t.snapshot_failures),
                static_cast<unsigned long long>(t.snapshot_writes_lost), static_cast<unsigned long long>(t.snapshot_installs_lost),
                static_cast<unsigned long long>(t.max_compacted));
+  if (t.changes_started > 0)
+    std::fprintf(out, "  membership: %llu changes started, %llu completed, %llu failed (%s), %llu unanswered; removed nodes stopped for good: %llu\n",
+                 static_cast<unsigned long long>(t.changes_started), static_cast<unsigned long long>(t.changes_completed),
+                 static_cast<unsigned long long>(t.changes_failed), t.changes_failed ? change_failures_text(t).c_str() : "none",
+                 static_cast<unsigned long long>(t.changes_unanswered), static_cast<unsigned long long>(t.nodes_stopped));
 }
 
 /// Runs `make(seed)` for every seed on `jobs` threads; `on_done` is called on the calling
@@ -518,6 +540,7 @@ int main(int argc, char** argv, Factory scenario,
   if (!fault_named) {
     const double loss = s.run.loss, dup = s.run.dup;  // --loss and --dup given with no switch still count
     s.run.all_faults();
+    s.run.membership = true;
     s.run.loss = loss;
     s.run.dup = dup;
   }

@@ -22,11 +22,14 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "raftkit/detail/random.hpp"
+#include "raftkit/errc.hpp"
+#include "raftkit/membership.hpp"
 #include "raftkit/sim/cluster.hpp"
 #include "raftkit/sim/file_storage.hpp"
 #include "raftkit/sim/history.hpp"
@@ -85,6 +88,16 @@ constexpr std::string_view to_string(fault_kind k) noexcept {
   return "?";
 }
 
+/// Slots of run_stats::changes_failed_by: one per raftkit::errc value, and 0 for the rest.
+inline constexpr std::size_t change_error_slots = 32;
+
+/// The slot of run_stats::changes_failed_by that counts `ec`.
+inline std::size_t change_error_slot(std::error_code ec) noexcept {
+  if (ec.category() != raftkit_category() || ec.value() <= 0 || static_cast<std::size_t>(ec.value()) >= change_error_slots)
+    return 0;
+  return static_cast<std::size_t>(ec.value());
+}
+
 /// Counters of one run.
 struct run_stats {
   std::uint64_t steps = 0;
@@ -113,6 +126,13 @@ struct run_stats {
   std::uint64_t snapshot_writes_lost = 0;    ///< crashes that lost a snapshot being written
   std::uint64_t snapshot_installs_lost = 0;  ///< crashes of a node in the middle of receiving one
   index_t max_compacted = 0;              ///< the highest index any log was compacted up to
+  std::uint64_t changes_started = 0;      ///< membership changes the operator asked a leader for
+  std::uint64_t changes_completed = 0;    ///< ... whose final configuration committed
+  std::uint64_t changes_failed = 0;       ///< ... that ended with an error (by code in changes_failed_by)
+  std::uint64_t changes_unanswered = 0;   ///< ... with no answer within the operator's patience (or the run)
+  /// Failed changes by raftkit::errc value (slot 0: an error of another category).
+  std::array<std::uint64_t, change_error_slots> changes_failed_by{};
+  std::uint64_t nodes_stopped = 0;        ///< removed nodes stopped for good
 
   /// Adds another run's counters (for a sweep's summary); max_term takes the larger.
   run_stats& operator+=(const run_stats& o) {
@@ -142,6 +162,12 @@ struct run_stats {
     snapshot_writes_lost += o.snapshot_writes_lost;
     snapshot_installs_lost += o.snapshot_installs_lost;
     max_compacted = std::max(max_compacted, o.max_compacted);
+    changes_started += o.changes_started;
+    changes_completed += o.changes_completed;
+    changes_failed += o.changes_failed;
+    changes_unanswered += o.changes_unanswered;
+    for (std::size_t k = 0; k < change_error_slots; ++k) changes_failed_by[k] += o.changes_failed_by[k];
+    nodes_stopped += o.nodes_stopped;
     return *this;
   }
 };
@@ -253,6 +279,7 @@ class simulation {
     raftkit::detail::splitmix64 r(o.seed ^ 0x5bd1e995u);
     cluster_options co;
     co.nodes = o.nodes;
+    co.spares = o.membership ? o.spares : 0;
     co.seed = o.seed;
     co.latency = std::chrono::microseconds(500);
     co.store.write_delay = std::chrono::microseconds(200);
@@ -268,6 +295,7 @@ class simulation {
     co.node.leader_stickiness = o.leader_stickiness;
     co.node.clock_drift_bound = o.clock_drift_bound;
     co.node.lease_reads = leases_on(o);
+    co.node.catch_up_timeout = o.catch_up_timeout;
     // Snapshots: drawn after the rest, so the shape above stays what it was for a seed.
     co.node.snapshot_interval = 0;
     if (snapshots_on(o)) {
@@ -292,6 +320,7 @@ class simulation {
   void execute() {
     const time_point fault_end = c_.now() + o_.time;
     time_point next_fault = c_.now() + pick(std::chrono::milliseconds(50), std::chrono::milliseconds(400));
+    time_point next_change = c_.now() + std::chrono::milliseconds(o_.membership ? 300 : 0);
     faults_on_ = true;
     sample_timeline();
     while (!done() && c_.now() < fault_end) {
@@ -300,6 +329,13 @@ class simulation {
       if (any_faults() && c_.now() >= next_fault) {
         inject_fault();
         next_fault = c_.now() + pick(std::chrono::milliseconds(20), std::chrono::milliseconds(400));
+      }
+      if (o_.membership) {
+        for (node_id id : std::exchange(removed_, {})) removed(id);
+      }
+      if (o_.membership && c_.now() >= next_change) {
+        operate();
+        next_change = c_.now() + pick(std::chrono::milliseconds(30), std::chrono::milliseconds(500));
       }
       drive_clients();
       step();
@@ -316,6 +352,8 @@ class simulation {
     }
     for (auto& cl : clients_)
       if (cl.busy) give_up(cl);
+    r_.stats.changes_unanswered += changes_.size();
+    changes_.clear();
     if (done()) return;
     if constexpr (scenario_has_model<S>) check_history();
   }
@@ -336,6 +374,7 @@ class simulation {
           proposed_term = c_.node(l).term();
           proposed_on = l;
           const shared_bytes cmd = s_.liveness_command();
+          appended_ = true;
           c_.node(l).propose(cmd.bytes(), [this](std::error_code ec, index_t, const auto&) {
             if (!ec && !closing_) live_ = true;
           });
@@ -346,6 +385,7 @@ class simulation {
     }
     if (done()) return false;
     if (!live_) {
+      if (o_.trace && o_.membership) trace_configurations();
       if constexpr (requires { s_.liveness_command(); })
         fail("liveness: no leader committed a new entry within " + ms(o_.recovery) + " after the faults stopped");
       else
@@ -411,13 +451,14 @@ class simulation {
   }
 
   void step() {
+    // What a client or the operator appended since the last step is seen before the step
+    // runs: a single voter could otherwise make it durable, commit it and compact it away
+    // within the step, before the checker read it.
+    if (std::exchange(appended_, false) && !check_invariants()) return;
     c_.step(std::chrono::milliseconds(5));
     ++r_.stats.steps;
     sample_timeline();
-    if (auto bad = checker_.check()) {
-      invariant_nodes_ = checker_.culprits();
-      return fail("invariant: " + *bad);
-    }
+    if (!check_invariants()) return;
     const node_id l = c_.leader();
     if (l != no_node && (l != last_leader_ || c_.node(l).term() != last_term_)) {
       last_leader_ = l;
@@ -425,6 +466,17 @@ class simulation {
       event("node " + std::to_string(l) + " is leader of term " + std::to_string(last_term_));
     }
     expire_clients();
+    expire_changes();
+  }
+
+  /// Runs the invariant checker; false (and the run failed) on a violation.
+  bool check_invariants() {
+    if (auto bad = checker_.check()) {
+      invariant_nodes_ = checker_.culprits();
+      fail("invariant: " + *bad);
+      return false;
+    }
+    return true;
   }
 
   // ------------------------------------------------------------ faults
@@ -479,7 +531,7 @@ class simulation {
         break;
       case 1:
         for (node_id id : c_.ids())
-          if (!c_.is_up(id)) {
+          if (!c_.is_up(id) && !stopped(id)) {
             c_.restart(id);
             fault(fault_kind::restart, "restart node " + std::to_string(id));
             break;
@@ -560,7 +612,7 @@ class simulation {
   void restart_due() {
     for (auto it = restarts_.begin(); it != restarts_.end();) {
       if (it->first <= c_.now()) {
-        if (!c_.is_up(it->second)) {
+        if (!c_.is_up(it->second) && !stopped(it->second)) {
           c_.restart(it->second);
           event("restart node " + std::to_string(it->second));
           if (o_.timeline) tl_.event(now_ns(), "restart node " + std::to_string(it->second));
@@ -593,13 +645,183 @@ class simulation {
     c_.heal();
     for (node_id id : c_.ids()) {
       c_.resume(id);
-      c_.restart(id);
+      if (!stopped(id)) c_.restart(id);
       c_.set_clock_rate(id, 1.0);
       if constexpr (requires { c_.store(id).set_write_delay(duration{}); })
         c_.store(id).set_write_delay(std::chrono::microseconds(200));
     }
     event("faults stop: network healed, every node running");
+    if (o_.trace && o_.membership) trace_configurations();
     if (o_.timeline) tl_.event(now_ns(), "faults stop: network healed, every node running");
+  }
+
+  // ------------------------------------------------------------ membership
+
+  /// A membership change the operator asked for and has no answer to yet.
+  struct change_op {
+    std::uint64_t generation = 0;
+    time_point deadline{};
+    std::vector<member_change> changes;
+  };
+
+  /// Whether `id` was removed and stopped for good (never restarted).
+  bool stopped(node_id id) const { return std::find(stopped_.begin(), stopped_.end(), id) != stopped_.end(); }
+
+  static std::string describe(const std::vector<member_change>& cs) {
+    std::string s;
+    for (const auto& c : cs) {
+      if (!s.empty()) s += ", ";
+      switch (c.type) {
+        case member_change_type::add_voter: s += "add voter "; break;
+        case member_change_type::add_learner: s += "add learner "; break;
+        case member_change_type::promote: s += "promote "; break;
+        case member_change_type::remove: s += "remove "; break;
+      }
+      s += std::to_string(c.id);
+    }
+    return s;
+  }
+
+  /// The operator: asks the leader for a change drawn from what its configuration allows.
+  /// Mostly one at a time; now and then a second while one is unanswered, which a leader
+  /// must refuse (membership_change_in_progress) or, if the first is done, accept.
+  void operate() {
+    const node_id l = c_.leader();
+    if (l == no_node || changes_.size() >= 2 || (!changes_.empty() && !rng_.chance(0.3))) return;
+    std::vector<member_change> cs = pick_change(l);
+    if (cs.empty()) return;
+    ++r_.stats.changes_started;
+    const std::uint64_t gen = ++change_generation_;
+    changes_.push_back({gen, c_.now() + o_.catch_up_timeout + 2 * o_.op_timeout, cs});
+    const std::string what = describe(cs);
+    event("operator asks leader " + std::to_string(l) + ": " + what);
+    if (o_.timeline) tl_.event(now_ns(), "membership: " + what + " (leader " + std::to_string(l) + ")");
+    appended_ = true;
+    c_.node(l).change_membership(std::move(cs), [this, gen](std::error_code ec, index_t at) { finish_change(gen, ec, at); });
+  }
+
+  /// A change that fits leader `l`'s configuration (or, rarely, one that does not, which
+  /// it must refuse as invalid_membership_change); empty if none is worth asking for.
+  /// Voters stay between 1 and nodes + 2 (at most 7), a voter is added only while it runs,
+  /// and a voter is removed only if a majority of the rest runs: the faults still stop
+  /// the cluster for a while, the operator does not stop it for good.
+  std::vector<member_change> pick_change(node_id l) {
+    const membership& m = c_.node(l).members();
+    const std::vector<node_id> voters = m.voter_ids();
+    std::vector<node_id> learners, outside, outside_up, fresh_up, voters_down;
+    for (const auto& x : m.learners) learners.push_back(x.id);
+    for (node_id id : c_.ids()) {
+      if (m.contains(id) || stopped(id)) continue;
+      outside.push_back(id);
+      if (!c_.is_up(id)) continue;
+      outside_up.push_back(id);
+      if (c_.is_joiner(id)) fresh_up.push_back(id);
+    }
+    for (node_id v : voters)
+      if (!c_.is_up(v)) voters_down.push_back(v);
+    auto any = [this](const std::vector<node_id>& v) { return v[rng_.below(v.size())]; };
+    auto removable = [&](node_id v) {
+      std::size_t rest = 0, running = 0;
+      for (node_id x : voters) {
+        if (x == v) continue;
+        ++rest;
+        running += c_.is_up(x) && !c_.is_paused(x) ? 1 : 0;
+      }
+      return rest >= 1 && running >= rest / 2 + 1;
+    };
+    auto context = [](node_id id) { return "node-" + std::to_string(id); };
+    const bool room = voters.size() < std::min<std::size_t>(o_.nodes + 2, 7);
+    using mc = member_change;
+    std::vector<std::vector<member_change>> options;
+    auto offer = [&](int weight, std::vector<member_change> cs) {
+      for (int i = 0; i < weight; ++i) options.push_back(cs);
+    };
+    if (!voters_down.empty() && !fresh_up.empty()) {  // a crashed voter's place goes to a fresh spare
+      const node_id d = any(voters_down);
+      const node_id f = any(fresh_up);
+      offer(3, {mc::add_voter(f, context(f)), mc::remove(d)});
+    }
+    if (room && !outside_up.empty()) {
+      const node_id x = any(outside_up);
+      offer(2, {mc::add_voter(x, context(x))});
+      // Two voter changes at once: C_new has majorities that are none of C_old's.
+      const node_id v = any(voters);
+      if (v != l && removable(v)) offer(1, {mc::add_voter(x, context(x)), mc::remove(v)});
+      const node_id y = any(outside_up);
+      if (y != x && voters.size() + 1 < std::min<std::size_t>(o_.nodes + 2, 7))
+        offer(1, {mc::add_voter(x, context(x)), mc::add_voter(y, context(y))});
+    }
+    if (!outside.empty()) {
+      const node_id x = any(outside);
+      offer(2, {mc::add_learner(x, context(x))});
+    }
+    if (room && !learners.empty()) offer(2, {mc::promote(any(learners))});
+    if (voters.size() > 1) {
+      const node_id v = any(voters);
+      if (v != l && removable(v)) offer(2, {mc::remove(v)});
+      if (removable(l)) offer(1, {mc::remove(l)});  // the leader removes itself
+    }
+    if (!learners.empty()) offer(1, {mc::remove(any(learners))});
+    if (!outside.empty() && !learners.empty() && room) {
+      const node_id x = any(outside);
+      offer(1, {mc::add_learner(x, context(x)), mc::promote(any(learners))});
+    }
+    if (rng_.chance(0.05)) offer(1, {mc::promote(any(voters))});  // invalid: already a voter
+    if (options.empty()) return {};
+    return options[rng_.below(options.size())];
+  }
+
+  void finish_change(std::uint64_t gen, std::error_code ec, index_t at) {
+    if (closing_) return;
+    auto it = std::find_if(changes_.begin(), changes_.end(), [gen](const change_op& c) { return c.generation == gen; });
+    if (it == changes_.end()) return;  // given up on
+    const change_op op = std::move(*it);
+    changes_.erase(it);
+    const std::string what = describe(op.changes);
+    if (ec) {
+      ++r_.stats.changes_failed;
+      ++r_.stats.changes_failed_by[change_error_slot(ec)];
+      event("membership change " + what + " failed: " + ec.message());
+      return;
+    }
+    ++r_.stats.changes_completed;
+    event("membership change " + what + " done at index " + std::to_string(at));
+    if (!faults_on_) return;
+    // Dealt with after the step: this runs inside a node, which a crash would destroy.
+    for (const auto& c : op.changes)
+      if (c.type == member_change_type::remove) removed_.push_back(c.id);
+  }
+
+  /// Node `id`'s removal committed: it lingers (what it does must do no harm, and it may
+  /// be added again with its own log), or, a third of the time, stops for good. (A fresh
+  /// empty store under the old id is never given: a stale message or leader would take
+  /// the newcomer for the old member, which Raft does not allow for.)
+  void removed(node_id id) {
+    if (stopped(id) || !faults_on_ || !rng_.chance(1.0 / 3)) return;
+    if (c_.is_up(id)) {
+      count_node(id);
+      c_.crash(id);
+    }
+    stopped_.push_back(id);
+    ++r_.stats.nodes_stopped;
+    event("node " + std::to_string(id) + " was removed: stopped for good");
+  }
+
+  /// Each running node's role, term and configuration, for the trace.
+  void trace_configurations() {
+    for (node_id id : c_.ids()) {
+      if (!c_.is_up(id)) continue;
+      const auto& n = c_.node(id);
+      event("node " + std::to_string(id) + ": " + std::string(to_string(n.role_now())) + " of term " +
+            std::to_string(n.term()) + ", commit " + std::to_string(n.commit_index()) + ", configuration " +
+            (n.members().voters.empty() ? std::string("none") : raftkit::sim::detail::describe(n.members())));
+    }
+  }
+
+  void expire_changes() {
+    const auto before = changes_.size();
+    std::erase_if(changes_, [this](const change_op& c) { return c_.now() >= c.deadline; });
+    r_.stats.changes_unanswered += before - changes_.size();
   }
 
   // ------------------------------------------------------------ clients
@@ -627,6 +849,7 @@ class simulation {
     ++cl.count;
     cl.input = std::move(req.input);
     cl.busy = true;
+    appended_ = true;
     cl.call = c_.now();
     cl.deadline = c_.now() + o_.op_timeout;
     const std::uint64_t gen = ++cl.generation;
@@ -886,6 +1109,11 @@ class simulation {
   std::vector<client> clients_;
   std::vector<std::pair<time_point, node_id>> restarts_;
   std::vector<std::pair<time_point, node_id>> rejoins_;  // long isolations, when they end
+  std::vector<change_op> changes_;     // membership changes asked for, unanswered
+  std::uint64_t change_generation_ = 0;
+  std::vector<node_id> stopped_;       // removed and stopped for good
+  std::vector<node_id> removed_;       // removals that committed in the last step
+  bool appended_ = false;              // a request was made since the last step
   bool faults_on_ = false;
   bool stop_clients_ = false;
   bool live_ = false;

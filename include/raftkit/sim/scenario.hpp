@@ -124,8 +124,19 @@ struct run_options {
   /// snapshot stays cut off (each time from half of this to all of it).
   duration isolation = std::chrono::seconds(2);
 
-  /// Turns every kind of fault on, with light message loss and duplication: the mix a
-  /// bare `raftkit-sim --seed N` runs (with snapshots, unless `snapshots` was turned off).
+  /// Membership changes (thesis chapter 4): the cluster has `spares` more nodes, started
+  /// with node_config::join, and an operator on the leader changes the configuration while
+  /// the faults go on: it adds voters and learners, promotes learners, removes voters (the
+  /// leader too) and learners, and replaces a crashed voter with a fresh spare. A node
+  /// whose removal committed stays up (and may be added again) or is stopped for good.
+  bool membership = false;
+  std::size_t spares = 2;
+  /// How long a membership change may take to catch a new voter up (node_config's).
+  duration catch_up_timeout = std::chrono::seconds(2);
+
+  /// Turns every kind of fault on, with light message loss and duplication (with
+  /// snapshots, unless `snapshots` was turned off). A bare `raftkit-sim --seed N` runs this
+  /// mix with `membership` on as well.
   run_options& all_faults() {
     reorder = partitions = crashes = pauses = clock_drift = slow_disk = true;
     loss = 0.02;
