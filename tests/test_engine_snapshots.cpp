@@ -453,4 +453,28 @@ TEST_CASE("membership with snapshots: a new server catches up through InstallSna
   CHECK(c.elect() != raftkit::no_node);
 }
 
+TEST_CASE("InstallSnapshot: a late reply acknowledging more than was resent after a stall resumes the transfer after it") {
+  // Found by raftkit-sim --seed 12845 --membership --partitions --crashes: two idle
+  // heartbeats reset `sent` to what was acknowledged, then a delayed reply acknowledged
+  // more; with acked above sent the window arithmetic underflowed and no chunk left again.
+  struct source {
+    raftkit::snapshot_meta m;
+    raftkit::snapshot_meta meta() const { return m; }
+  };
+  source src;
+  src.m.index = 10;
+  src.m.size = 100;
+  raftkit::detail::snapshot_send<source> send(src);
+  send.sent = 60;  // three chunks of 20 out
+  send.acknowledge(20);
+  send.heartbeat();
+  send.heartbeat();
+  send.heartbeat();  // nothing acknowledged at two heartbeats: resend from 20
+  REQUIRE(send.sent == 20);
+  send.acknowledge(60);  // the replies were only late
+  CHECK(send.sent >= send.acked);
+  CHECK(send.can_send(40));
+  CHECK(send.sent == 60);
+}
+
 }  // TEST_SUITE

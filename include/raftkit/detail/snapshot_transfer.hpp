@@ -66,6 +66,9 @@ struct snapshot_send {
     offset = std::min(offset, meta.size);
     if (offset > acked) {
       acked = offset;
+      // A late reply may acknowledge more than was sent since a stall reset `sent` (the
+      // chunks were not lost after all): resume after what the follower holds.
+      sent = std::max(sent, acked);
       idle_heartbeats = 0;
     } else if (offset < acked) {
       acked = sent = offset;
