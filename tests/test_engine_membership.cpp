@@ -17,17 +17,22 @@ using raftkit::membership;
 
 namespace {
 
-struct change_outcome {
-  bool done = false;
-  std::error_code ec;
-  index_t index = 0;
-};
+/// A change's completion: done, its error and the index of C_new.
+using change_outcome = outcome;
 
 void change(cluster& c, node_id on, std::vector<member_change> ch, change_outcome* out) {
   c.node(on).change_membership(std::move(ch), [out](std::error_code ec, index_t at) {
     REQUIRE_FALSE(out->done);  // every change completes exactly once
     *out = change_outcome{true, ec, at};
   });
+}
+
+/// The initial voters 1, 2, 3 other than `l`.
+std::vector<node_id> old_voters_but(node_id l) {
+  std::vector<node_id> out;
+  for (node_id id : {1, 2, 3})
+    if (id != l) out.push_back(id);
+  return out;
 }
 
 raftkit::sim::cluster_options with_spares(std::size_t n, std::size_t spares, std::uint64_t seed = 1) {
@@ -429,9 +434,7 @@ TEST_CASE("membership: learners receive the log but never count toward a quorum 
 TEST_CASE("membership: during C_old,new an entry commits only with a majority of both sets (RAFTKIT_TEST_BREAK_JOINT_COMMIT)") {
   cluster c(with_spares(3, 2));
   const node_id l = c.elect();
-  std::vector<node_id> old_others;
-  for (node_id id : {1, 2, 3})
-    if (id != l) old_others.push_back(id);
+  const std::vector<node_id> old_others = old_voters_but(l);
   // Cut the old voters off once the learners have caught up and C_old,new is appended.
   bool cut = false;
   c.set_observer([&](const message& m) {
@@ -459,9 +462,7 @@ TEST_CASE("membership: during C_old,new an entry commits only with a majority of
 TEST_CASE("membership: an election during C_old,new needs a majority of both sets") {
   cluster c(with_spares(3, 2));
   const node_id l = c.elect();
-  std::vector<node_id> old_others;
-  for (node_id id : {1, 2, 3})
-    if (id != l) old_others.push_back(id);
+  const std::vector<node_id> old_others = old_voters_but(l);
   change_outcome ch;
   change(c, l, {member_change::add_voter(4), member_change::add_voter(5)}, &ch);
   REQUIRE(c.run_until([&] {
