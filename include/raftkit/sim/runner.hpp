@@ -727,7 +727,10 @@ class simulation {
         ++rest;
         running += c_.is_up(x) && !c_.is_paused(x) ? 1 : 0;
       }
-      return rest >= 1 && running >= rest / 2 + 1;
+      // At least two voters stay: a single voter appends, commits, snapshots and compacts
+      // an entry within one step (held messages delivered when it resumes, say), and the
+      // checker, which sees commits between steps, would take that prefix for never committed.
+      return rest >= 2 && running >= rest / 2 + 1;
     };
     auto context = [](node_id id) { return "node-" + std::to_string(id); };
     const bool room = voters.size() < std::min<std::size_t>(o_.nodes + 2, 7);
