@@ -1,7 +1,7 @@
 // Membership change (issue 13, thesis chapter 4): configurations in the log, joint
 // consensus (Raft paper §6), learners and their catch-up (thesis §4.2.1), removing servers
 // and the leader (§4.2.2, §4.2.3). Each safety rule has a test that fails without it; the
-// RAFTKIT_TEST_BREAK_* switch named beside it turns the rule off in the simulator variants.
+// broken_rule named beside it (raftkit/detail/test_breaks.hpp) turns the rule off in the simulator variants.
 
 #include <doctest/doctest.h>
 
@@ -324,7 +324,7 @@ TEST_CASE("membership: promoting a learner that cannot catch up fails with catch
   CHECK(c.node(l).members().is_voter(4));
 }
 
-TEST_CASE("membership: one change at a time; a second fails with membership_change_in_progress (RAFTKIT_TEST_BREAK_ONE_CHANGE_AT_A_TIME)") {
+TEST_CASE("membership: one change at a time; a second fails with membership_change_in_progress (broken_rule::one_change_at_a_time)") {
   cluster c(with_spares(3, 2));
   const node_id l = c.elect();
   change_outcome first, second;
@@ -405,7 +405,7 @@ TEST_CASE("membership: invalid changes are refused at once and change nothing") 
   CHECK_FALSE(c.node(l).membership_change_pending());
 }
 
-TEST_CASE("membership: learners receive the log but never count toward a quorum (RAFTKIT_TEST_BREAK_LEARNER_QUORUM)") {
+TEST_CASE("membership: learners receive the log but never count toward a quorum (broken_rule::learner_quorum)") {
   cluster c(with_spares(3, 2));
   const node_id l = c.elect();
   change_outcome ch;
@@ -431,7 +431,7 @@ TEST_CASE("membership: learners receive the log but never count toward a quorum 
   CHECK(c.node(5).counters().elections == 0);
 }
 
-TEST_CASE("membership: during C_old,new an entry commits only with a majority of both sets (RAFTKIT_TEST_BREAK_JOINT_COMMIT)") {
+TEST_CASE("membership: during C_old,new an entry commits only with a majority of both sets (broken_rule::joint_commit)") {
   cluster c(with_spares(3, 2));
   const node_id l = c.elect();
   const std::vector<node_id> old_others = old_voters_but(l);

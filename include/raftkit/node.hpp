@@ -36,6 +36,7 @@
 #include "raftkit/detail/snapshot_transfer.hpp"
 #include "raftkit/detail/random.hpp"
 #include "raftkit/detail/ring.hpp"
+#include "raftkit/detail/test_breaks.hpp"
 #include "raftkit/detail/unique_function.hpp"
 #include "raftkit/errc.hpp"
 #include "raftkit/events.hpp"
@@ -341,12 +342,12 @@ class basic_node {
     if (stopped_) return c(errc::stopped, 0);
     if (role_ != role::leader) return c(errc::not_leader, 0);
     if (transfer_) return c(errc::transferring, 0);
-#ifdef RAFTKIT_TEST_BREAK_ONE_CHANGE_AT_A_TIME
-    // Test-only broken variant: a change starts while another is in flight.
-    if (change_) finish_change(errc::leadership_lost, 0);
-#else
-    if (change_ || change_in_log()) return c(errc::membership_change_in_progress, 0);
-#endif
+    if (RAFTKIT_BROKEN(one_change_at_a_time)) {
+      // Test-only broken variant: a change starts while another is in flight.
+      if (change_) finish_change(errc::leadership_lost, 0);
+    } else if (change_ || change_in_log()) {
+      return c(errc::membership_change_in_progress, 0);
+    }
     if (commit_ < term_start_) return c(errc::busy, 0);
     auto plan = plan_change(changes);
     if (!plan) return c(errc::invalid_membership_change, 0);
@@ -638,13 +639,8 @@ class basic_node {
   bool candidate_up_to_date(const message& m) const {
     const index_t my_last = log_.last_index();
     const term_t my_last_term = log_.term_at(my_last);
-#ifdef RAFTKIT_TEST_BREAK_ELECTION_RESTRICTION
-    // Test-only broken variant: compares only the indexes.
-    (void)my_last_term;
-    return m.log_index >= my_last;
-#else
+    if (RAFTKIT_BROKEN(election_restriction)) return m.log_index >= my_last;  // test-only: indexes alone
     return m.log_term > my_last_term || (m.log_term == my_last_term && m.log_index >= my_last);
-#endif
   }
 
   void on_request_vote(const message& m) {
@@ -664,11 +660,7 @@ class basic_node {
   /// is above ours, unless we still hear from a leader (stickiness). Nothing is persisted:
   /// a pre-vote binds no one.
   void on_pre_vote_request(const message& m) {
-#ifdef RAFTKIT_TEST_BREAK_PRE_VOTE_STICKINESS
-    const bool heard_leader = false;  // test-only broken variant: ignores a current leader
-#else
     const bool heard_leader = sticky();
-#endif
     const bool grant = m.term > term_ && candidate_up_to_date(m) && !heard_leader;
     if (heard_leader) ++counters_.votes_ignored;
     reply_vote(m.from, grant, grant ? m.term : term_, true);
@@ -854,14 +846,12 @@ class basic_node {
     // Append what is new; truncate only a suffix that really conflicts (§5.3). A stale
     // or duplicated message finds every entry matching and changes nothing.
     auto& es = m.entries.items();
-#ifdef RAFTKIT_TEST_BREAK_STALE_TRUNCATE
-    // Test-only broken variant: replaces everything after prev with the message's
-    // entries, so a stale or reordered message cuts matching entries off.
-    if (!es.empty() && prev + es.size() < log_.last_index() && prev >= commit_) {
+    if (RAFTKIT_BROKEN(stale_truncate) && !es.empty() && prev + es.size() < log_.last_index() && prev >= commit_) {
+      // Test-only broken variant: replaces everything after prev with the message's
+      // entries, so a stale or reordered message cuts matching entries off.
       log_.truncate_after(std::max(prev, commit_));
       drop_configs_after(std::max(prev, commit_));
     }
-#endif
     std::size_t k = 0;
     for (; k < es.size(); ++k) {
       const entry& e = es[k];
@@ -905,10 +895,10 @@ class basic_node {
   /// durable here; a follower never acknowledges an entry it could lose in a crash.
   void ack_durable(bool always) {
     if (role_ != role::follower || leader_ == no_node) return;
-#ifdef RAFTKIT_TEST_BREAK_ACK_ACROSS_TERMS
+#ifdef RAFTKIT_TEST_BREAKS
     // Test-only broken variant: verification from an earlier term is trusted (the
     // behaviour before hardening finding 1).
-    const index_t verified = std::max(verified_, stale_verified_);
+    const index_t verified = RAFTKIT_BROKEN(ack_across_terms) ? std::max(verified_, stale_verified_) : verified_;
 #else
     const index_t verified = verified_;
 #endif
@@ -1089,12 +1079,8 @@ class basic_node {
   }
 
   bool commit_rule_allows(index_t n) const {
-#ifdef RAFTKIT_TEST_BREAK_COMMIT_RULE
-    (void)n;
-    return true;
-#else
+    if (RAFTKIT_BROKEN(commit_rule)) return true;  // test-only: any term's entry counts
     return log_.term_at(n) == term_;
-#endif
   }
 
   // ---------------------------------------------------------------- proposals
@@ -1258,10 +1244,7 @@ class basic_node {
     // §6.4: a new leader does not know its commit index is current until an entry of
     // its own term commits.
     if (commit_ < term_start_) return reads_.wait_for_commit(std::move(r));
-#ifdef RAFTKIT_TEST_BREAK_READ_INDEX_ROUND
-    (void)lease;  // test-only broken variant: answers without confirming leadership
-    return answer_read(r, commit_);
-#else
+    if (RAFTKIT_BROKEN(read_index_round)) return answer_read(r, commit_);  // test-only: no round
     if (lease && cfg_.lease_reads && reads_.lease_valid(clock_.now())) {
       ++counters_.lease_reads;
       return answer_read(r, commit_);
@@ -1272,7 +1255,6 @@ class basic_node {
       return reads_.wait_for_round(reads_.latest_round() + 1, commit_, std::move(r));
     reads_.wait_for_round(begin_read_round(true), commit_, std::move(r));
     confirm_read_rounds();  // a single voter confirms at once
-#endif
   }
 
   /// At the end of batch(): starts the round its reads wait for, unless one is in flight
@@ -1305,14 +1287,11 @@ class basic_node {
     if (!sent) return;
     ++counters_.read_rounds;
     if (cfg_.lease_reads && !timeout_now_sent_) {
-#ifdef RAFTKIT_TEST_BREAK_LEASE_DRIFT
-      reads_.extend_lease(*sent + cfg_.election_timeout);  // test-only broken variant: no drift bound
-#else
       // Followers refuse other candidates for an election timeout on *their* clocks
       // after hearing this round; on ours that is at least this long.
+      const double bound = RAFTKIT_BROKEN(lease_drift) ? 1.0 : cfg_.clock_drift_bound;  // test-only: no bound
       reads_.extend_lease(*sent + duration(static_cast<std::int64_t>(
-                                      static_cast<double>(cfg_.election_timeout.count()) / cfg_.clock_drift_bound)));
-#endif
+                                      static_cast<double>(cfg_.election_timeout.count()) / bound)));
     }
     reads_.take_confirmed([&](pending_read& pr, index_t at) { answer_read(pr, at); });
     if (reads_.waiting_after(reads_.latest_round())) {
@@ -1461,10 +1440,8 @@ class basic_node {
   void refresh_config(bool report) {
     const membership& c = config_now();
     quorum_.incoming = c.voter_ids();
-#ifdef RAFTKIT_TEST_BREAK_LEARNER_QUORUM
-    // Test-only broken variant: learners count toward every quorum.
-    for (const auto& l : c.learners) quorum_.incoming.push_back(l.id);
-#endif
+    if (RAFTKIT_BROKEN(learner_quorum))  // test-only broken variant: learners count toward every quorum
+      for (const auto& l : c.learners) quorum_.incoming.push_back(l.id);
     quorum_.outgoing = c.outgoing_ids();
     std::vector<peer> next;
     std::vector<std::optional<detail::snapshot_send<snapshot_source_t>>> next_sends;
@@ -1713,10 +1690,8 @@ class basic_node {
       auto view = sm_.snapshot();
       auto sink = snaps_.create(at, log_.term_at(at), detail::encode_membership(config_at_applied()));
       snapshot_job_ = snapshot_in_progress{++snapshot_job_ids_, at, clock_.now()};
-#ifdef RAFTKIT_TEST_BREAK_COMPACT_BEFORE_SNAPSHOT
-      // Test-only broken variant: compacts before the snapshot is durable.
-      log_.compact_before(compaction_point(at));
-#endif
+      if (RAFTKIT_BROKEN(compact_before_snapshot))  // test-only: compacts before the snapshot is durable
+        log_.compact_before(compaction_point(at));
       snapshot_job job = [view = std::move(view), sink = std::move(sink)]() mutable -> std::error_code {
         snapshot_writer w(sink);
         const std::error_code ec = detail::call_for_error([&] { return view.write(w); }, errc::snapshot_failed);
@@ -1866,8 +1841,7 @@ class basic_node {
       message r = make(message_type::install_snapshot_reply, m.from);
       r.log_index = m.log_index;
       r.context = leader_context_;
-#ifndef RAFTKIT_TEST_BREAK_OLD_SNAPSHOT
-      if (m.log_index <= commit_) {
+      if (m.log_index <= commit_ && !RAFTKIT_BROKEN(old_snapshot)) {
         // Covered already: installing it would move the state machine backwards. It is
         // acknowledged (the leader's match moves to it) only once durable here, as entries
         // are; until then the leader resends.
@@ -1876,7 +1850,6 @@ class basic_node {
           r.flags = message_flags::last_chunk;
         return transport_send(std::move(r));
       }
-#endif
       const bool same = install_ && install_->meta.index == m.log_index && install_->meta.term == m.log_term &&
                         install_->meta.size == m.snapshot_size && install_->meta.crc == m.snapshot_crc;
       if (!same) {
@@ -2113,30 +2086,26 @@ class basic_node {
   /// A store that fails to persist halts the node here, before a vote reply or a
   /// message of the new term could be sent: returns false then.
   [[nodiscard]] bool persist_hard_state(term_t term, node_id vote) {
-#ifdef RAFTKIT_TEST_BREAK_DURABLE_VOTE
-    // Test-only broken variant: the vote is not persisted, so a restart forgets it.
-    if (term == term_ && vote != no_node) {
+    if (RAFTKIT_BROKEN(durable_vote) && term == term_ && vote != no_node) {
+      // Test-only broken variant: the vote is not persisted, so a restart forgets it.
       vote_ = vote;
       return true;
     }
-#endif
     if (term != term_) set_term(term);
     vote_ = vote;
     log_.save_hard_state(hard_state{term_, vote_});
     if constexpr (detail::failable_store<LogStore>) {
-#ifndef RAFTKIT_TEST_BREAK_HARD_STATE_CHECK
       if (const std::error_code ec = log_.error()) {
         halt(ec);
         return false;
       }
-#endif
     }
     return true;
   }
 
   /// A new term: what this node verified against a leader's log belonged to the old one.
   void set_term(term_t term) {
-#ifdef RAFTKIT_TEST_BREAK_ACK_ACROSS_TERMS
+#ifdef RAFTKIT_TEST_BREAKS
     stale_verified_ = std::max(stale_verified_, verified_);
 #endif
     term_ = term;
@@ -2181,8 +2150,8 @@ class basic_node {
   index_t verified_ = 0;  // highest index known to match the leader's log in this term
   index_t acked_ = 0;     // highest match index acknowledged to the leader in this term
   index_t leader_commit_ = 0;  // follower: highest commit index heard from the leader of this term
-#ifdef RAFTKIT_TEST_BREAK_ACK_ACROSS_TERMS
-  index_t stale_verified_ = 0;
+#ifdef RAFTKIT_TEST_BREAKS
+  index_t stale_verified_ = 0;  // what was verified in earlier terms (the ack_across_terms variant)
 #endif
   time_point election_deadline_{};
   time_point heartbeat_deadline_{};

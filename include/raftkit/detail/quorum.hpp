@@ -15,6 +15,7 @@
 #include <optional>
 #include <vector>
 
+#include "raftkit/detail/test_breaks.hpp"
 #include "raftkit/types.hpp"
 
 namespace raftkit::detail {
@@ -60,11 +61,8 @@ index_t majority_index(const std::vector<node_id>& voters, F&& value_of, std::ve
 template <class F>
 index_t committed_index(const quorum_config& q, F&& value_of, std::vector<index_t>& scratch) {
   const index_t in = majority_index(q.incoming, value_of, scratch);
-#ifdef RAFTKIT_TEST_BREAK_JOINT_COMMIT
-  return in;  // test-only broken variant: C_new alone decides during joint consensus
-#else
+  if (RAFTKIT_BROKEN(joint_commit)) return in;  // test-only: C_new alone decides while joint
   return std::min(in, majority_index(q.outgoing, value_of, scratch));
-#endif
 }
 
 enum class vote_result { pending, won, lost };
