@@ -231,8 +231,10 @@ def rotation_test(binary):
         with open(os.path.join(n1.tls_dir, "cert.pem"), "w") as f:
             f.write("not a certificate\n")
         n1.hangup()
-        while n1.count_in_log("kept the peer TLS material") < 1:
-            d.check("node 1 reporting the bad file")
+        # The peer and the HTTPS material reload one after the other, and each logs its own
+        # line: wait for both (the deadline fails the test if one never comes).
+        while n1.count_in_log("kept the peer TLS material") < 1 or n1.count_in_log("kept the HTTPS TLS material") < 1:
+            d.check("node 1 reporting the bad file for both the peer and the HTTPS material")
             time.sleep(0.02)
         kc.check("kept the HTTPS TLS material" in n1.log_text(), "a bad file on SIGHUP keeps the HTTPS material too")
         write_through(c, (1, 2, 3), "after-bad-file", b"v", d)
