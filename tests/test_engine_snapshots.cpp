@@ -151,6 +151,25 @@ TEST_CASE("§7 a leader snapshots every snapshot_interval entries and compacts i
   CHECK(c.snapshots(l).latest()->index == st.snapshot_index);
 }
 
+TEST_CASE("§7 a leader whose own disk lags compacts once its log is durable, not only at the next snapshot") {
+  // The leader commits on two followers' durable copies while its own writes are still
+  // pending; a store compacts only what it holds durably. Found by asio_snapshots: a file
+  // log leader kept its whole log until a next snapshot that never came.
+  snap_cluster c(snap_options(3));
+  const node_id l = c.elect();
+  REQUIRE(l != raftkit::no_node);
+  c.store(l).set_write_delay(std::chrono::milliseconds(500));
+  write_many(c, l, 25, "w");
+  const auto st = c.node(l).status();
+  REQUIRE(st.snapshot_index >= 20);
+  REQUIRE(c.store(l).durable_index() < st.snapshot_index);  // the case: applied ahead of its own disk
+  CHECK(st.first_log_index < st.snapshot_index + 1 - 5);    // not yet: what is not durable stays
+  c.run_for(std::chrono::seconds(1));                       // its writes complete; nothing else is written
+  CHECK(c.node(l).counters().snapshots_taken == 1);
+  CHECK(c.node(l).status().first_log_index == st.snapshot_index + 1 - 5);
+  CHECK(c.store(l).first_index() == st.snapshot_index + 1 - 5);
+}
+
 TEST_CASE("§7 an isolated follower catches up through InstallSnapshot after the leader compacted 100 entries") {
   snap_cluster c(snap_options(3));
   const leader_and_lagging setup = elect_and_leave_one_behind(c);

@@ -1727,11 +1727,20 @@ class basic_node {
       // §7: the log up to the snapshot is no longer needed; a trailing part stays so a
       // follower slightly behind is served entries rather than the whole snapshot.
       if (snapshot_) {
-        const index_t s = snapshot_->index;
-        log_.compact_before(compaction_point(s));
+        compact_to_ = compaction_point(snapshot_->index);
+        compact_deferred();
       }
       for (auto& w : waiters) w(std::error_code{}, snapshot_ ? snapshot_->index : job.index);
     }
+  }
+
+  /// Compacts the log up to compact_to_. A store may compact only what is durable in it
+  /// (file::log_store), and a leader commits what a majority of *others* holds durably: so
+  /// the rest is compacted as its own log's durability catches up, not at the next snapshot.
+  void compact_deferred() {
+    if (compact_to_ <= log_.first_index()) return;
+    log_.compact_before(compact_to_);
+    if (log_.first_index() >= compact_to_) compact_to_ = 0;
   }
 
   /// The first index the log keeps after a snapshot at `s`: a trailing part stays.
@@ -2002,6 +2011,7 @@ class basic_node {
     }
     if (stopped_) return;
     events_.durability(clock_, log_, cfg_.election_timeout);
+    if constexpr (snapshots_enabled) compact_deferred();
     if (role_ == role::leader) {
       maybe_commit();
       advance_membership();
@@ -2161,6 +2171,7 @@ class basic_node {
   // in the log (§4.1); the last is the one this node uses.
   std::vector<membership> configs_;
   std::optional<change_state> change_;  // leader: the membership change it is making
+  index_t compact_to_ = 0;  // the log is to be compacted up to here once durable (0: done)
   bool peers_include_previous_ = false; // peers_ also holds those the uncommitted config left out
   time_point last_leader_contact_{};   // follower: last AppendEntries from leader_
   time_point boot_time_{};

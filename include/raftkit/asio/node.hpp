@@ -185,11 +185,9 @@ inline void fit_to_transport(node_config& cfg, const transport_limits& l) {
     throw std::invalid_argument("raftkit: the transport's per-peer queue cannot hold one window of AppendEntries");
   cfg.max_bytes_per_message = std::min(cfg.max_bytes_per_message, room / 2);
   cfg.max_inflight_bytes = std::min(cfg.max_inflight_bytes, room - cfg.max_bytes_per_message + 1);
-  // An InstallSnapshot chunk is a frame of its bytes and the snapshot's configuration (the
-  // engine records each voter as 8 bytes) beyond the message overhead: it must fit where an
-  // AppendEntries does, so the frame is carried and the chunk window fits the queue too.
-  const std::size_t config_bytes = std::min(cfg.max_bytes_per_message - 1, cfg.members.size() * 8);
-  cfg.max_snapshot_chunk_bytes = std::min(cfg.max_snapshot_chunk_bytes, cfg.max_bytes_per_message - config_bytes);
+  // An InstallSnapshot chunk (the engine counts the first one's configuration in it) must
+  // fit where an AppendEntries does, so its frame is carried and its window fits the queue.
+  cfg.max_snapshot_chunk_bytes = std::min(cfg.max_snapshot_chunk_bytes, cfg.max_bytes_per_message);
 }
 
 /// What a read answers with: query()'s result when the state machine has one, else (the
