@@ -31,12 +31,12 @@ struct variant {
   void (*mix)(raftkit::sim::run_options&);  // a fault mix under which a sweep finds it
 };
 
+void all_faults(raftkit::sim::run_options& o) { o.all_faults(); }
+
 const variant variants[] = {
     {"election_restriction", broken_rule::election_restriction,
      "election restriction compares only the last index (§5.4.1)",
-     [](raftkit::sim::run_options& o) {
-      o.all_faults();
-     }},
+     all_faults},
     {"commit_rule", broken_rule::commit_rule,
      "commit by counting replicas of an earlier term's entry (§5.4.2)",
      [](raftkit::sim::run_options& o) {
@@ -47,9 +47,7 @@ const variant variants[] = {
      }},
     {"stale_truncate", broken_rule::stale_truncate,
      "truncate the log after a stale AppendEntries (§5.3)",
-     [](raftkit::sim::run_options& o) {
-      o.all_faults();
-     }},
+     all_faults},
     {"durable_vote", broken_rule::durable_vote,
      "the vote is not persisted, so a restarted node votes twice in a term (§5.2)",
      [](raftkit::sim::run_options& o) {
@@ -97,9 +95,7 @@ const variant variants[] = {
      }},
     {"compact_before_snapshot", broken_rule::compact_before_snapshot,
      "a node compacts its log before the snapshot that covers it is durable (§7)",
-     [](raftkit::sim::run_options& o) {
-      o.all_faults();  // snapshot writes take time: the checker sees the log compacted past every durable snapshot
-     }},
+     all_faults},  // snapshot writes take time: the checker sees the log compacted past every durable snapshot
     {"joint_commit", broken_rule::joint_commit,
      "commitment during joint consensus by C_new's majority alone (Raft paper §6, thesis §4.3)",
      [](raftkit::sim::run_options& o) {
